@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Build the Kubernetes binaries (static, CGO_ENABLED=0) from the k8s.io/kubernetes Go module,
+# using the build module in scripts/airgap/k8s (staging modules replaced by their v0.x tags).
+#
+# Output: $KIT_CACHE/k8s/$KUBE_VERSION/bin/{kubeadm,kubelet,kubectl,kube-*}
+# Cold: ~25 min on 2 cores (kubelet and kubeadm are the long ones); warm: seconds.
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+
+K8S_BINARIES=(kubeadm kubectl kubelet kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
+OUT="${KIT_CACHE}/k8s/${KUBE_VERSION}/bin"
+MODULE_DIR="${REPO_ROOT}/scripts/airgap/k8s"
+
+# -X flags for the version packages; without them kubeadm does not know its own version
+# and asks for "latest" images.
+version_ldflags() {
+  local v=${KUBE_VERSION#v} pkg flags=""
+  local major=${v%%.*} minor
+  minor=${v#*.}; minor=${minor%%.*}
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor}"
+    flags+=" -X ${pkg}.gitCommit=0000000000000000000000000000000000000000 -X ${pkg}.gitTreeState=clean"
+    flags+=" -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "-s -w${flags}"
+}
+
+check_module_pin() {
+  grep -q "k8s.io/kubernetes ${KUBE_VERSION}" "${MODULE_DIR}/go.mod" \
+    || die "${MODULE_DIR}/go.mod does not require k8s.io/kubernetes ${KUBE_VERSION} (versions.sh says so)"
+}
+
+main() {
+  need go "install Go (see go.mod for the version)"
+  check_module_pin
+  mkdir -p "${OUT}"
+  local ldflags i=0 n=${#K8S_BINARIES[@]} b t0
+  ldflags=$(version_ldflags)
+  for b in "${K8S_BINARIES[@]}"; do
+    i=$((i + 1))
+    if [[ -x ${OUT}/${b} ]]; then
+      info "k8s ${i}/${n} ${b}: cached"
+      continue
+    fi
+    info "k8s ${i}/${n} ${b}: building (log ${KIT_LOGS}/build-${b}.log) ..."
+    t0=$(date +%s)
+    (cd "${MODULE_DIR}" && CGO_ENABLED=0 GOOS=linux logged "${KIT_LOGS}/build-${b}.log" \
+      heavy go build -trimpath -ldflags "${ldflags}" -o "${OUT}/${b}.tmp" "k8s.io/kubernetes/cmd/${b}")
+    mv "${OUT}/${b}.tmp" "${OUT}/${b}"
+    info "k8s ${i}/${n} ${b}: built in $(elapsed_since "${t0}")s"
+  done
+  "${OUT}/kubeadm" version -o short | grep -qx "${KUBE_VERSION}" \
+    || die "built kubeadm reports $("${OUT}/kubeadm" version -o short), want ${KUBE_VERSION}"
+}
+
+main "$@"

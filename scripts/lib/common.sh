@@ -1,0 +1,115 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/*.sh. Source it; it does not run anything by itself
+# except computing the paths below.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=versions.sh
+source "${REPO_ROOT}/scripts/lib/versions.sh"
+
+# Everything built or downloaded lives outside the repo, keyed by version.
+KIT_CACHE="${KIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/grpc-k8s-kit}"
+CLUSTER_NAME="${CLUSTER_NAME:-grpc-k8s-kit}"
+AIRGAPPED="${AIRGAPPED:-auto}"
+KIT_BIN="${KIT_CACHE}/bin"
+KIT_LOGS="${KIT_CACHE}/logs"
+export KIT_CACHE CLUSTER_NAME
+export KUBECONFIG="${KIT_CACHE}/kubeconfig"
+mkdir -p "${KIT_BIN}" "${KIT_LOGS}"
+
+# Our kind/kubectl first, then Debian's docker CLI (a newer client may sit earlier in PATH
+# and speak an API version Debian's engine does not).
+export PATH="${KIT_BIN}:/usr/bin:/usr/sbin:${PATH}"
+
+log()  { printf '==> %s\n' "$*" >&2; }
+info() { printf '    %s\n' "$*" >&2; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# need CMD HOW: fail with a hint when a command is missing.
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 not found: $2"
+}
+
+# apt_install PKG...: install Debian packages non-interactively (we run as root).
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  [[ $(id -u) == 0 ]] || die "need root to install ${missing[*]}: sudo apt-get install ${missing[*]}"
+  log "installing Debian packages: ${missing[*]}"
+  # Refresh the lists only when they are missing or older than a day.
+  if [[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 -print -quit 2>/dev/null) ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# ---- progress: "step N/M name" with the elapsed time of each step ----------------------
+STEP_N=0
+STEP_TOTAL=${STEP_TOTAL:-0}
+STEP_NAME=""
+STEP_START=0
+RUN_START=$(date +%s)
+TIMINGS_FILE="${KIT_LOGS}/timings-$(date +%Y%m%dT%H%M%S)-$$.tsv"
+
+step() {
+  step_done
+  STEP_N=$((STEP_N + 1))
+  STEP_NAME="$*"
+  STEP_START=$(date +%s)
+  printf '\n==> [step %d/%d] %s\n' "${STEP_N}" "${STEP_TOTAL}" "${STEP_NAME}" >&2
+}
+
+step_done() {
+  [[ -n ${STEP_NAME} ]] || return 0
+  local secs=$(( $(date +%s) - STEP_START ))
+  printf '    [step %d/%d] %s: %ss\n' "${STEP_N}" "${STEP_TOTAL}" "${STEP_NAME}" "${secs}" >&2
+  printf '%s\t%s\t%s\n' "${STEP_N}" "${STEP_NAME}" "${secs}" >> "${TIMINGS_FILE}"
+  STEP_NAME=""
+}
+
+run_done() {
+  step_done
+  local secs=$(( $(date +%s) - RUN_START ))
+  printf 'total\t%s\n' "${secs}" >> "${TIMINGS_FILE}"
+  log "done in ${secs}s (per-step timings: ${TIMINGS_FILE})"
+}
+
+# heavy CMD...: run a CPU-heavy build at the lowest priority, one at a time across all
+# scripts (a lock in the cache), so interactive work on a small machine stays responsive.
+heavy() {
+  exec {heavy_fd}>"${KIT_CACHE}/.heavy-build.lock"
+  if ! flock -n "${heavy_fd}"; then
+    info "waiting for another heavy build to finish (lock ${KIT_CACHE}/.heavy-build.lock)"
+    flock "${heavy_fd}"
+  fi
+  local rc=0
+  nice -n 19 "$@" || rc=$?
+  exec {heavy_fd}>&-
+  return "${rc}"
+}
+
+# logged LOGFILE CMD...: run CMD with output to LOGFILE; on failure show its tail.
+logged() {
+  local logfile=$1; shift
+  if ! "$@" >"${logfile}" 2>&1; then
+    warn "command failed: $*"
+    tail -n 40 "${logfile}" >&2
+    die "full log: ${logfile}"
+  fi
+}
+
+# elapsed_since EPOCH: seconds since then.
+elapsed_since() { echo $(( $(date +%s) - $1 )); }
+
+# module_dir MODULE@VERSION: the module's directory in the Go module cache (downloads it).
+module_dir() {
+  go mod download -json "$1" | jq -r '.Dir // empty'
+}
+
+# Go builds here never need cgo; static binaries go into FROM scratch images.
+go_static_env() {
+  export CGO_ENABLED=0 GOOS=linux GOFLAGS="${GOFLAGS:-} -trimpath"
+}

@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# Every pinned version used by kind-up and the air-gapped image builders.
+# Cache directories are keyed by these, so bumping one rebuilds only what depends on it.
+
+KIND_VERSION=v0.33.0                 # must match sigs.k8s.io/kind in the repo's go.mod
+KUBE_VERSION=v1.37.0                 # what kind ${KIND_VERSION} defaults to
+# kind's default node image for ${KIND_VERSION} (pkg/apis/config/defaults/image.go).
+KIND_NODE_UPSTREAM="kindest/node:${KUBE_VERSION}@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"
+
+# Versions kubeadm ${KUBE_VERSION} expects (`kubeadm config images list`); the builders check
+# the built kubeadm agrees before tagging anything.
+ETCD_IMAGE_TAG=3.7.0-0
+ETCD_MODULE_VERSION=v3.7.0           # go.etcd.io/etcd/server/v3
+COREDNS_VERSION=v1.14.6              # github.com/coredns/coredns
+PAUSE_VERSION=3.10.2                 # built from scripts/airgap/pause (tiny Go reimplementation)
+CRICTL_VERSION=v1.36.0               # sigs.k8s.io/cri-tools
+
+# Node base: Debian release debootstrapped for the node rootfs.
+DEBIAN_SUITE=bookworm
+
+# Ingress / Gateway API controller.
+TRAEFIK_VERSION=v3.6.12              # github.com/traefik/traefik/v3
+TRAEFIK_UPSTREAM_IMAGE="traefik:${TRAEFIK_VERSION}"
+GATEWAY_API_VERSION=v1.4.1           # sigs.k8s.io/gateway-api, standard channel CRDs in deploy/gateway-api
+
+# Local image names used in air-gapped mode (never pushed anywhere).
+KIT_NODE_IMAGE="grpc-k8s-kit/kind-node:${KUBE_VERSION}"
+KIT_TRAEFIK_IMAGE="grpc-k8s-kit/traefik:${TRAEFIK_VERSION}"
