@@ -1,0 +1,61 @@
+// Package goodbye implements helloworld.Goodbye: a farewell with a famous saying.
+package goodbye
+
+import (
+	"context"
+	"math/rand/v2"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/validate"
+	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
+)
+
+// ServiceName is the full gRPC name, also the health-check service name.
+const ServiceName = "helloworld.Goodbye"
+
+// Saying is a famous quotation.
+type Saying struct{ Text, Author string }
+
+// Sayings the service picks from.
+var Sayings = []Saying{
+	{"Parting is such sweet sorrow.", "William Shakespeare"},
+	{"All that is gold does not glitter; not all those who wander are lost.", "J. R. R. Tolkien"},
+	{"The only thing we have to fear is fear itself.", "Franklin D. Roosevelt"},
+	{"I think, therefore I am.", "René Descartes"},
+	{"The unexamined life is not worth living.", "Socrates"},
+	{"Simplicity is the ultimate sophistication.", "Leonardo da Vinci"},
+	{"Stay hungry, stay foolish.", "Stewart Brand"},
+	{"Don't communicate by sharing memory; share memory by communicating.", "Rob Pike"},
+	{"It does not matter how slowly you go as long as you do not stop.", "Confucius"},
+	{"The journey of a thousand miles begins with one step.", "Lao Tzu"},
+	{"So long, and thanks for all the fish.", "Douglas Adams"},
+	{"We shall not cease from exploration.", "T. S. Eliot"},
+}
+
+// Server answers SayGoodbye and names the backend that served it.
+type Server struct {
+	pb.UnimplementedGoodbyeServer
+	id   identity.Identity
+	pick func(n int) int
+}
+
+// New returns a Goodbye server that reports id and picks sayings at random.
+func New(id identity.Identity) *Server { return &Server{id: id, pick: rand.IntN} }
+
+// SayGoodbye bids req.Name farewell.
+func (s *Server) SayGoodbye(ctx context.Context, req *pb.SayGoodbyeRequest) (*pb.SayGoodbyeResponse, error) {
+	if err := validate.Name(req.GetName()); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
+	say := Sayings[s.pick(len(Sayings))]
+	return &pb.SayGoodbyeResponse{
+		Message: "Goodbye, " + req.GetName() + ".",
+		Saying:  &pb.Saying{Text: say.Text, Author: say.Author},
+		Backend: s.id.Backend(ServiceName),
+	}, nil
+}

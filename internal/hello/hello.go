@@ -1,0 +1,39 @@
+// Package hello implements helloworld.Hello.
+package hello
+
+import (
+	"context"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/validate"
+	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
+)
+
+// ServiceName is the full gRPC name, also the health-check service name.
+const ServiceName = "helloworld.Hello"
+
+// Server answers SayHello and names the backend that served it.
+type Server struct {
+	pb.UnimplementedHelloServer
+	id identity.Identity
+}
+
+// New returns a Hello server that reports id in every reply.
+func New(id identity.Identity) *Server { return &Server{id: id} }
+
+// SayHello greets req.Name.
+func (s *Server) SayHello(ctx context.Context, req *pb.SayHelloRequest) (*pb.SayHelloResponse, error) {
+	if err := validate.Name(req.GetName()); err != nil {
+		return nil, err
+	}
+	// A caller that has already given up gets its deadline status, not wasted work.
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
+	return &pb.SayHelloResponse{
+		Message: "Hello, " + req.GetName() + "!",
+		Backend: s.id.Backend(ServiceName),
+	}, nil
+}

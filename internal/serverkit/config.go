@@ -1,0 +1,141 @@
+// Package serverkit is the bootstrap shared by the Hello and Goodbye servers: flags with
+// environment equivalents, the gRPC server with its interceptors, health, reflection and
+// keepalive, the HTTP port for metrics and admin, and the graceful drain on SIGTERM.
+package serverkit
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
+)
+
+// Config of one server process. Every field is a flag with an environment equivalent.
+type Config struct {
+	ListenHost string // address to bind; empty means all interfaces
+	Port       int    // gRPC port
+	HTTPPort   int    // HTTP port: /metrics, /healthz, /readyz, /admin/health; -1 disables it
+
+	// Drain on SIGTERM: NOT_SERVING, wait DrainDelay, GracefulStop for at most
+	// ShutdownTimeout, then Stop.
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
+
+	// MaxConnectionAge makes the server close every connection (with GOAWAY) after this
+	// long. gRPC clients keep a connection for its whole life and only re-resolve DNS when
+	// one closes, so without a bound a client never discovers pods added after it
+	// connected (scale-out gets no traffic). The grace lets in-flight calls finish.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+	// KeepaliveTime/Timeout: server pings idle connections to detect dead peers.
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+	// KeepaliveMinTime is the enforcement policy: a client pinging more often than this
+	// is sent GOAWAY ("too_many_pings"), protecting the server from ping floods.
+	KeepaliveMinTime time.Duration
+
+	// MaxRecvMsgSize bounds request size; larger messages get ResourceExhausted before
+	// any handler runs. Requests here are a name (≤ 256 bytes), so 4 KiB is generous.
+	MaxRecvMsgSize       int
+	MaxConcurrentStreams uint
+
+	TLSCertFile string // serve TLS instead of plaintext h2c when both are set
+	TLSKeyFile  string
+
+	AdminEnabled bool   // POST /admin/health flips health for demos and failover tests
+	LogLevel     string // debug, info, warn, error
+	LogFormat    string // json or text
+}
+
+// Load parses args and the environment (flag > env > default) into a Config.
+// name is the program name used in usage and errors. Usage goes to usage.
+func Load(name string, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.ListenHost, "listen-host", "", "address to bind, empty for all interfaces")
+	fs.IntVar(&c.Port, "port", 50051, "gRPC port (0 picks a free port)")
+	fs.IntVar(&c.HTTPPort, "http-port", 8080, "HTTP port for /metrics, /healthz, /readyz and /admin/health (-1 disables; 0 picks a free port)")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "on SIGTERM, time between NOT_SERVING and GracefulStop, so balancers stop sending new calls")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "longest GracefulStop may take before in-flight calls are cut")
+	fs.DurationVar(&c.MaxConnectionAge, "max-connection-age", 30*time.Second, "close client connections after this long so clients re-resolve and find new pods (0 = never)")
+	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", 10*time.Second, "time in-flight calls get after max-connection-age")
+	fs.DurationVar(&c.KeepaliveTime, "keepalive-time", 30*time.Second, "ping an idle connection after this long")
+	fs.DurationVar(&c.KeepaliveTimeout, "keepalive-timeout", 10*time.Second, "close the connection if a ping gets no answer in this long")
+	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", 10*time.Second, "reject clients that ping more often than this")
+	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", 4096, "largest request in bytes; larger gets RESOURCE_EXHAUSTED")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 1000, "concurrent calls per client connection")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate: serve TLS instead of plaintext")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key for -tls-cert-file")
+	fs.BoolVar(&c.AdminEnabled, "admin", true, "serve POST /admin/health on the HTTP port to flip health (demos, failover tests)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
+	envflag.AnnotateUsage(fs, "")
+	if err := envflag.Parse(fs, args, "", getenv); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q: %s takes flags only", fs.Args(), name)
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem in c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d out of range 0-65535", c.Port))
+	}
+	if c.HTTPPort < -1 || c.HTTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("http-port %d out of range: 0-65535, or -1 to disable", c.HTTPPort))
+	}
+	if c.Port != 0 && c.Port == c.HTTPPort {
+		errs = append(errs, fmt.Errorf("port and http-port are both %d: they must differ", c.Port))
+	}
+	for name, d := range map[string]time.Duration{
+		"drain-delay": c.DrainDelay, "shutdown-timeout": c.ShutdownTimeout,
+		"max-connection-age": c.MaxConnectionAge, "max-connection-age-grace": c.MaxConnectionAgeGrace,
+		"keepalive-time": c.KeepaliveTime, "keepalive-timeout": c.KeepaliveTimeout, "keepalive-min-time": c.KeepaliveMinTime,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative (%s)", name, d))
+		}
+	}
+	if c.MaxRecvMsgSize < 64 {
+		errs = append(errs, fmt.Errorf("max-recv-msg-size %d is too small: at least 64 bytes", c.MaxRecvMsgSize))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls-cert-file and tls-key-file go together: set both or neither"))
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log-format %q: want json or text", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLevel maps a level name to slog.Level.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// NewLogger builds the process logger from c (JSON by default, for log pipelines).
+func NewLogger(c Config, w io.Writer) *slog.Logger {
+	lvl, _ := ParseLevel(c.LogLevel) // validated in Load
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,48 @@
+package serverkit
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+)
+
+// ErrUsage marks configuration errors (bad flag or environment value): exit code 2.
+var ErrUsage = errors.New("usage")
+
+// Run is the whole life of a server process: config from args and env, identity from the
+// downward API, serve until ctx is cancelled, drain. newService builds the one service the
+// binary serves. Logs go to logOut; usage and config errors to usageOut.
+func Run(ctx context.Context, name string, args []string, getenv func(string) string,
+	logOut, usageOut io.Writer, newService func(identity.Identity) Service) error {
+	cfg, err := Load(name, args, getenv, usageOut)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	id := identity.FromEnv(getenv, cfg.ListenHost)
+	svc := newService(id)
+	log := NewLogger(cfg, logOut).With("service", svc.Name, "pod", id.Pod, "version", id.Version)
+	srv, err := New(cfg, log, svc)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
+}
+
+// ExitCode maps Run's error to a process exit code: 0 success or -h, 2 usage, 1 otherwise.
+func ExitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, ErrUsage):
+		return 2
+	default:
+		return 1
+	}
+}

@@ -1,0 +1,193 @@
+package serverkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
+
+// Service is one gRPC service to serve: its full name (also its health-check name) and
+// the function that registers its implementation.
+type Service struct {
+	Name     string
+	Register func(grpc.ServiceRegistrar)
+}
+
+// Server is a running gRPC server plus its HTTP side port.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	grpc     *grpc.Server
+	health   *health.Server
+	names    []string // "" (overall) and every service name: what health reports on
+	lis      net.Listener
+	httpLis  net.Listener
+	http     *http.Server
+	draining atomic.Bool
+}
+
+// New builds the server and binds its listeners (so the ports are known before Serve).
+func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	registry := prometheus.NewRegistry()
+	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	for _, c := range []prometheus.Collector{metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := registry.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxConcurrentStreams, 1<<31))),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge:      cfg.MaxConnectionAge, // 0 = infinity
+			MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
+			Time:                  cfg.KeepaliveTime,
+			Timeout:               cfg.KeepaliveTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             cfg.KeepaliveMinTime,
+			PermitWithoutStream: true, // clients may keep idle connections warm with pings
+		}),
+	}
+	opts = append(opts, middleware(log, metrics)...)
+	if cfg.TLSCertFile != "" {
+		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS key pair %s, %s: %w", cfg.TLSCertFile, cfg.TLSKeyFile, err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+
+	s := &Server{cfg: cfg, log: log, grpc: grpc.NewServer(opts...), health: health.NewServer(), names: []string{""}}
+	for _, svc := range services {
+		svc.Register(s.grpc)
+		s.names = append(s.names, svc.Name)
+	}
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc) // v1 and v1alpha: old and new grpcurl both work
+	metrics.InitializeMetrics(s.grpc)
+	s.SetServing(true)
+
+	var err error
+	if s.lis, err = net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port))); err != nil {
+		return nil, fmt.Errorf("gRPC listener: %w", err)
+	}
+	if cfg.HTTPPort >= 0 {
+		if s.httpLis, err = net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.HTTPPort))); err != nil {
+			s.lis.Close()
+			return nil, fmt.Errorf("HTTP listener: %w", err)
+		}
+		s.http = &http.Server{Handler: s.httpHandler(registry), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return s, nil
+}
+
+// Addr is the gRPC listener's address.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// HTTPAddr is the HTTP listener's address, nil when the HTTP port is disabled.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpLis == nil {
+		return nil
+	}
+	return s.httpLis.Addr()
+}
+
+// SetServing sets the overall and every per-service health status. Once draining has
+// begun, health stays NOT_SERVING whatever is asked.
+func (s *Server) SetServing(serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, n := range s.names {
+		s.health.SetServingStatus(n, st)
+	}
+}
+
+// Serve serves until ctx is cancelled (SIGTERM), then drains: health NOT_SERVING, wait
+// DrainDelay, GracefulStop bounded by ShutdownTimeout, then Stop. It returns nil after a
+// clean drain and an error if a listener fails.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(s.lis) }()
+	if s.http != nil {
+		go func() {
+			if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("HTTP server: %w", err)
+			}
+		}()
+	}
+	s.log.Info("serving", "grpc", s.Addr().String(), "http", addrString(s.HTTPAddr()),
+		"services", s.names[1:], "tls", s.cfg.TLSCertFile != "",
+		"max_connection_age", s.cfg.MaxConnectionAge.String(), "drain_delay", s.cfg.DrainDelay.String())
+
+	select {
+	case err := <-errc:
+		s.grpc.Stop()
+		s.closeHTTP()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.drain()
+	return nil
+}
+
+func (s *Server) drain() {
+	start := time.Now()
+	s.draining.Store(true)
+	s.health.Shutdown() // every status NOT_SERVING; health watchers (clients) hear it now
+	s.log.Info("drain 1/3: health NOT_SERVING; waiting drain-delay for balancers to stop sending", "drain_delay", s.cfg.DrainDelay.String())
+	time.Sleep(s.cfg.DrainDelay)
+
+	s.log.Info("drain 2/3: GracefulStop: GOAWAY sent, in-flight calls finishing", "timeout", s.cfg.ShutdownTimeout.String())
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("drain: GracefulStop timed out; cutting remaining calls with Stop")
+		s.grpc.Stop()
+		<-done
+	}
+	s.closeHTTP()
+	s.log.Info("drain 3/3: stopped", "took", time.Since(start).String())
+}
+
+func (s *Server) closeHTTP() {
+	if s.http == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Warn("HTTP shutdown", "err", err)
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "disabled"
+	}
+	return a.String()
+}
