@@ -1,0 +1,37 @@
+// Command greeter calls helloworld.Hello or helloworld.Goodbye, balances over every
+// backend a dns:/// name resolves to, and reports how the calls spread over pods. With
+// -expect-backends, -max-skew and -max-errors it exits 3 when the spread or errors are
+// off, which is how the e2e suite uses it. Run greeter -h for every flag.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	go func() { <-ctx.Done(); stop() }() // Ctrl-C ends the run with a report; a second one kills
+	if err := run(ctx); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "greeter: %v\n", err)
+		os.Exit(greeter.ExitCode(err))
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := greeter.ParseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if err != nil {
+		return err
+	}
+	return greeter.Run(ctx, cfg, os.Stdout, os.Stderr)
+}

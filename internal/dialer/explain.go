@@ -1,0 +1,73 @@
+package dialer
+
+import (
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Explain turns the raw errors people meet most into a sentence that names the cause and
+// the fix. It returns "" when it has nothing to add.
+func Explain(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	return explain(st.Code(), st.Message())
+}
+
+// ExplainMessage is Explain for a status already split into its code name (as
+// codes.Code.String prints it) and message.
+func ExplainMessage(code, msg string) string {
+	var c codes.Code
+	if err := c.UnmarshalJSON([]byte(`"` + toUpperSnake(code) + `"`)); err != nil {
+		c = codes.Unknown
+	}
+	return explain(c, msg)
+}
+
+func toUpperSnake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
+}
+
+func explain(code codes.Code, msg string) string {
+	has := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(msg, s) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("first record does not look like a TLS handshake"):
+		return "TLS mismatch: the client speaks TLS but the server is plaintext (h2c). Drop -tls/-cacert/-insecure, or point at the TLS entry point."
+	case has("error reading server preface", "connection closed before server preface received", "http2: frame too large"):
+		return "protocol mismatch: the server closed the connection before speaking HTTP/2. Usually plaintext client vs TLS server (add -tls with -cacert or -insecure), or the port is not a gRPC port."
+	case has("certificate signed by unknown authority"):
+		return "the server's certificate is not signed by a CA the client trusts: pass -cacert with the kit's CA (or -insecure for a quick test)."
+	case has("certificate is valid for", "doesn't contain any IP SANs"):
+		return "the certificate does not name the host you dialled: set -authority to a name in the certificate."
+	case has("produced zero addresses", "no such host"):
+		return "name resolution found no backends: check the Service name and namespace, that its pods are Ready, and that a round_robin client targets a headless Service (clusterIP: None)."
+	case has("status=SERVICE_UNKNOWN"):
+		return "the backend does not serve the health-check service asked for: wrong port (Hello vs Goodbye?) or -health-service; -health-check=false to skip client-side health checks."
+	case has("health check failed"), has("status=NOT_SERVING"):
+		return "every backend reports NOT_SERVING on grpc.health.v1: they are draining or were flipped (GET /admin/health on their HTTP port)."
+	case has("connection refused"):
+		return "nothing listens at that address and port: check the port (Service port vs targetPort vs the server's PORT) and that the pods run."
+	case code == codes.Unimplemented:
+		return "the server (or the proxy in front of it) does not serve this method: check routing rules (paths /helloworld.Hello and /helloworld.Goodbye) and the target."
+	case code == codes.Unknown && has("malformed header", "unexpected HTTP status", "content-type"):
+		return "the answer did not come from a gRPC server: a proxy answered with plain HTTP (missing route, backend-protocol not GRPC, or a ReferenceGrant missing)."
+	}
+	return ""
+}

@@ -1,0 +1,182 @@
+// Package greeter is the greeter command: flags, one call or many, and the report.
+package greeter
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+)
+
+// Services the greeter can call, by -service value.
+var services = map[string]string{"hello": "helloworld.Hello", "goodbye": "helloworld.Goodbye"}
+
+// Config of one greeter run.
+type Config struct {
+	Dial    dialer.Options
+	Service string // hello or goodbye
+	Name    string
+	Headers []Header
+	Plan    loadgen.Plan
+	Expect  report.Expect
+
+	WaitForReady       bool
+	DNSMinResolve      time.Duration
+	JSON               bool
+	Verbose            bool
+	Quiet              bool
+	ProgressEvery      time.Duration
+	PrintServiceConfig bool
+}
+
+// Header is one -H key=value metadata entry.
+type Header struct{ Key, Value string }
+
+// MultiCall reports whether the run makes more than one call (and so ends with a report).
+func (c Config) MultiCall() bool { return c.Plan.Calls != 1 || c.Plan.Duration > 0 }
+
+// Method is the full method name called.
+func (c Config) Method() string {
+	switch c.Service {
+	case "goodbye":
+		return "helloworld.Goodbye/SayGoodbye"
+	default:
+		return "helloworld.Hello/SayHello"
+	}
+}
+
+type headerFlag struct{ hs *[]Header }
+
+func (h headerFlag) String() string {
+	if h.hs == nil {
+		return ""
+	}
+	var parts []string
+	for _, x := range *h.hs {
+		parts = append(parts, x.Key+"="+x.Value)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (h headerFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok {
+		k, val, ok = strings.Cut(v, ":")
+	}
+	k = strings.ToLower(strings.TrimSpace(k))
+	if !ok || k == "" {
+		return fmt.Errorf("header %q: want key=value (or 'key: value')", v)
+	}
+	if strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") {
+		return fmt.Errorf("header %q: pseudo-headers and grpc-* are reserved (use -authority for :authority)", v)
+	}
+	*h.hs = append(*h.hs, Header{Key: k, Value: strings.TrimSpace(val)})
+	return nil
+}
+
+// ErrUsage marks bad flags or environment values (exit code 2).
+var ErrUsage = errors.New("usage")
+
+// ParseFlags reads args and GREETER_* environment variables into a Config.
+func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var c Config
+	var nameBytes int
+	c.Expect = report.NoExpect
+	fs := flag.NewFlagSet("greeter", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.Usage = func() {
+		fmt.Fprint(usage, `greeter: call helloworld.Hello or helloworld.Goodbye and show which pods answered.
+
+  greeter -target dns:///hello-headless.default.svc.cluster.local:50051 -n 300 -expect-backends 3 -max-skew 0
+  greeter -target 127.0.0.1:8443 -authority grpc.kit.local -cacert ca.pem -service goodbye
+  greeter -target dns:///localhost:50051 -c 8 -duration 30s -rate 500
+
+Flags (each also read from the environment variable shown):
+`)
+		fs.PrintDefaults()
+		fmt.Fprint(usage, `
+Exit codes: 0 success; 1 calls failed (the single call, or every call of a run); 2 bad flags; 3 an assertion failed.
+`)
+	}
+	fs.StringVar(&c.Dial.Target, "target", "dns:///localhost:50051", "dns:///name:port to balance over every address of name, or host:port of an ingress/gateway")
+	fs.StringVar(&c.Dial.LB, "lb", dialer.RoundRobin, "load-balancing policy: round_robin or pick_first")
+	fs.BoolVar(&c.Dial.Retry, "retry", true, "retry UNAVAILABLE calls on another backend (service-config retry policy)")
+	fs.BoolVar(&c.Dial.HealthCheck, "health-check", true, "client-side health checking: skip backends whose grpc.health.v1 status is NOT_SERVING (round_robin only)")
+	fs.StringVar(&c.Dial.HealthService, "health-service", "", "service name for client-side health checks (default: the called service)")
+	fs.BoolVar(&c.Dial.TLS, "tls", false, "use TLS (implied by -cacert and -insecure)")
+	fs.StringVar(&c.Dial.CACert, "cacert", "", "PEM CA certificate to verify the server or ingress with")
+	fs.BoolVar(&c.Dial.Insecure, "insecure", false, "TLS without certificate verification (testing only)")
+	fs.StringVar(&c.Dial.Authority, "authority", "", "value of :authority and the TLS server name (host-based routing in ingresses and gateways)")
+	fs.DurationVar(&c.Dial.Keepalive, "keepalive", 0, "send keepalive pings this often (0 = off; must be ≥ the server's keepalive-min-time)")
+	fs.DurationVar(&c.DNSMinResolve, "dns-min-resolve", 0, "shortest interval between DNS re-resolutions (0 keeps grpc-go's default of 30s)")
+	fs.Var(headerFlag{&c.Headers}, "H", "metadata header key=value, repeatable (e.g. -H x-experiment-group=canary)")
+	fs.StringVar(&c.Service, "service", "hello", "which service to call: hello or goodbye")
+	fs.StringVar(&c.Name, "name", "world", "name to send")
+	fs.IntVar(&nameBytes, "name-bytes", 0, "send a name of this many bytes instead of -name (to test size limits)")
+	fs.IntVar(&c.Plan.Calls, "n", 1, "number of calls (0 with -duration: as many as fit)")
+	fs.DurationVar(&c.Plan.Duration, "duration", 0, "run for this long (load mode)")
+	fs.IntVar(&c.Plan.Concurrency, "c", 1, "concurrent callers")
+	fs.Float64Var(&c.Plan.Rate, "rate", 0, "calls per second over all callers (0 = as fast as possible)")
+	fs.DurationVar(&c.Plan.Timeout, "timeout", 5*time.Second, "deadline of each call")
+	fs.BoolVar(&c.WaitForReady, "wait-for-ready", false, "calls wait for a ready backend instead of failing fast while none is")
+	fs.IntVar(&c.Expect.Backends, "expect-backends", -1, "exit 3 unless exactly this many backends served calls")
+	fs.Float64Var(&c.Expect.MaxSkew, "max-skew", -1, "exit 3 if a backend's call count is off the even share by more than this fraction (0 = exact)")
+	fs.Int64Var(&c.Expect.MaxErrors, "max-errors", -1, "exit 3 if more calls than this fail")
+	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON on stdout")
+	fs.BoolVar(&c.Verbose, "v", false, "print every call's backend")
+	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
+	fs.DurationVar(&c.ProgressEvery, "progress", 2*time.Second, "progress line interval on stderr for long runs")
+	fs.BoolVar(&c.PrintServiceConfig, "print-service-config", false, "print the service config these flags produce, and exit")
+	envflag.AnnotateUsage(fs, "GREETER_")
+	if err := envflag.Parse(fs, args, "GREETER_", getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%w: unexpected arguments %q (did you mean -target?)", ErrUsage, fs.Args())
+	}
+	if nameBytes > 0 {
+		c.Name = strings.Repeat("x", nameBytes)
+	}
+	svc, ok := services[c.Service]
+	if !ok {
+		return c, fmt.Errorf("%w: -service %q: want hello or goodbye", ErrUsage, c.Service)
+	}
+	c.Dial.Services = []string{"helloworld.Hello", "helloworld.Goodbye"}
+	if c.Dial.HealthService == "" {
+		c.Dial.HealthService = svc
+	}
+	if c.Dial.LB == dialer.PickFirst && !flagSet(fs, "health-check") {
+		c.Dial.HealthCheck = false // pick_first has no health checking; only complain if asked for
+	}
+	if c.Dial.CACert != "" || c.Dial.Insecure {
+		c.Dial.TLS = true
+	}
+	c.Dial.UserAgent = "greeter"
+	var errs []error
+	if err := c.Dial.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Plan.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return c, nil
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -1,0 +1,197 @@
+package greeter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver/dns"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
+)
+
+// Exit conditions besides usage errors.
+var (
+	ErrCallsFailed     = errors.New("calls failed")
+	ErrAssertionFailed = errors.New("assertion failed")
+)
+
+// ExitCode maps Run's error to the documented exit codes.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrUsage):
+		return 2
+	case errors.Is(err, ErrAssertionFailed):
+		return 3
+	default:
+		return 1
+	}
+}
+
+// Run executes c: one call printed in full, or many calls summarised in a report.
+func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
+	if c.PrintServiceConfig {
+		sc, err := dialer.ServiceConfig(c.Dial)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, sc)
+		return err
+	}
+	if c.DNSMinResolve > 0 {
+		dns.SetMinResolutionInterval(c.DNSMinResolve) // process-wide; set before the client is made
+	}
+	cc, err := dialer.Dial(c.Dial)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	defer cc.Close()
+
+	var md metadata.MD
+	for _, h := range c.Headers {
+		md = metadata.Join(md, metadata.Pairs(h.Key, h.Value))
+	}
+	var opts []grpc.CallOption
+	if c.WaitForReady {
+		opts = append(opts, grpc.WaitForReady(true))
+	}
+	if !c.MultiCall() {
+		return single(ctx, c, cc, md, opts, stdout)
+	}
+	return many(ctx, c, cc, md, opts, stdout, stderr)
+}
+
+// NewCall returns a function calling the chosen service once. reply, when not nil,
+// receives every reply message.
+func NewCall(cc grpc.ClientConnInterface, service, name string, md metadata.MD, reply func(proto.Message), opts ...grpc.CallOption) loadgen.CallFunc {
+	hello, goodbye := pb.NewHelloClient(cc), pb.NewGoodbyeClient(cc)
+	return func(ctx context.Context) (*pb.Backend, error) {
+		if md.Len() > 0 {
+			ctx = metadata.NewOutgoingContext(ctx, md)
+		}
+		var (
+			msg interface {
+				proto.Message
+				GetBackend() *pb.Backend
+			}
+			err error
+		)
+		if service == "goodbye" {
+			msg, err = goodbye.SayGoodbye(ctx, &pb.SayGoodbyeRequest{Name: name}, opts...)
+		} else {
+			msg, err = hello.SayHello(ctx, &pb.SayHelloRequest{Name: name}, opts...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if reply != nil {
+			reply(msg)
+		}
+		return msg.GetBackend(), nil
+	}
+}
+
+func single(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadata.MD, opts []grpc.CallOption, stdout io.Writer) error {
+	var got proto.Message
+	call := NewCall(cc, c.Service, c.Name, md, func(m proto.Message) { got = m }, opts...)
+	ctx, cancel := context.WithTimeout(ctx, c.Plan.Timeout)
+	defer cancel()
+	t0 := time.Now()
+	b, err := call(ctx)
+	lat := time.Since(t0)
+	if err != nil {
+		if hint := dialer.Explain(err); hint != "" {
+			err = fmt.Errorf("%w\nhint: %s", err, hint)
+		}
+		return fmt.Errorf("%w: %s %s: %w", ErrCallsFailed, c.Method(), c.Dial.Target, err)
+	}
+	if c.JSON {
+		out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(got)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, string(out))
+		return err
+	}
+	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(got)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\nserved by pod %s (version %s, node %s, ip %s) in %s\n",
+		out, b.GetPod(), b.GetVersion(), orDash(b.GetNode()), b.GetPodIp(), lat.Round(10*time.Microsecond))
+	return err
+}
+
+func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadata.MD, opts []grpc.CallOption, stdout, stderr io.Writer) error {
+	call := NewCall(cc, c.Service, c.Name, md, nil, opts...)
+	if c.Verbose {
+		inner := call
+		call = func(ctx context.Context) (*pb.Backend, error) {
+			b, err := inner(ctx)
+			if err != nil {
+				fmt.Fprintf(stderr, "call: %v\n", err)
+			} else {
+				fmt.Fprintf(stderr, "call: served by %s (%s)\n", b.GetPod(), b.GetVersion())
+			}
+			return b, err
+		}
+	}
+	var progress func(loadgen.Progress)
+	if !c.Quiet {
+		progress = func(p loadgen.Progress) {
+			line := fmt.Sprintf("progress: %d calls, %d failed, %.0f calls/s, %s elapsed", p.Done, p.Failed,
+				float64(p.Done)/p.Elapsed.Seconds(), p.Elapsed.Round(time.Second))
+			if c.Plan.Duration > 0 {
+				line += fmt.Sprintf(" of %s", c.Plan.Duration)
+			} else if c.Plan.Calls > 0 {
+				line += fmt.Sprintf(", %.0f%% done", 100*float64(p.Done)/float64(c.Plan.Calls))
+			}
+			fmt.Fprintln(stderr, line)
+		}
+	}
+	tally, elapsed, err := loadgen.Run(ctx, c.Plan, call, c.ProgressEvery, progress)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	s := tally.Summary(elapsed)
+	s.Target, s.Method, s.LB = c.Dial.Target, c.Method(), c.Dial.LB
+	for i := range s.Errors {
+		s.Errors[i].Hint = dialer.ExplainMessage(s.Errors[i].Code, s.Errors[i].Example)
+	}
+	s.Assertions = report.Check(s, c.Expect)
+	if c.JSON {
+		err = s.WriteJSON(stdout)
+	} else {
+		err = s.WriteText(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case !report.Passed(s.Assertions):
+		return ErrAssertionFailed
+	case s.Calls > 0 && s.OK == 0:
+		return fmt.Errorf("%w: all %d calls failed", ErrCallsFailed, s.Calls)
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,121 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+)
+
+// Summary of a run: the shape of `greeter -json`.
+type Summary struct {
+	Target     string           `json:"target,omitempty"`
+	Method     string           `json:"method,omitempty"`
+	LB         string           `json:"lb,omitempty"`
+	Calls      int64            `json:"calls"`
+	OK         int64            `json:"ok"`
+	Failed     int64            `json:"failed"`
+	ElapsedS   float64          `json:"elapsed_s"`
+	PerSecond  float64          `json:"per_second"`
+	Backends   []BackendCount   `json:"backends"`
+	ByVersion  map[string]int64 `json:"by_version"`
+	Errors     []ErrorCount     `json:"errors"`
+	Latency    *Latency         `json:"latency_ms,omitempty"`
+	Assertions []Assertion      `json:"assertions,omitempty"`
+}
+
+// BackendCount is how many successful calls one backend served and its share of them.
+type BackendCount struct {
+	Backend
+	Calls int64   `json:"calls"`
+	Share float64 `json:"share"`
+}
+
+// ErrorCount is how many calls failed with one status code, with a sample message and,
+// when the kit recognises the cause, a hint.
+type ErrorCount struct {
+	Code    string `json:"code"`
+	Count   int64  `json:"count"`
+	Example string `json:"example"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+// Latency percentiles of successful calls, in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// Skew is how far the busiest or idlest backend is from an even share, relative to the
+// even share: 0 is a perfect spread; 0.1 means some backend is 10% off its fair share.
+func (s Summary) Skew() float64 {
+	if len(s.Backends) == 0 || s.OK == 0 {
+		return 0
+	}
+	mean := float64(s.OK) / float64(len(s.Backends))
+	worst := 0.0
+	for _, b := range s.Backends {
+		worst = max(worst, math.Abs(float64(b.Calls)-mean)/mean)
+	}
+	return worst
+}
+
+// WriteJSON writes s as indented JSON.
+func (s Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// WriteText writes the human report: the distribution table, errors, latency, assertions.
+func (s Summary) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d calls to %s via %s (%s): %d ok, %d failed in %.2fs (%.0f calls/s)\n\n",
+		s.Calls, s.Method, s.Target, s.LB, s.OK, s.Failed, s.ElapsedS, s.PerSecond)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "POD\tVERSION\tNODE\tCALLS\tSHARE\t")
+	for _, be := range s.Backends {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t\n", be.Pod, be.Version, dash(be.Node), be.Calls, 100*be.Share)
+	}
+	tw.Flush()
+	if len(s.Backends) > 1 {
+		fmt.Fprintf(&b, "\n%d backends, skew %.3f (0 = perfectly even)\n", len(s.Backends), s.Skew())
+	}
+	if len(s.Errors) > 0 {
+		fmt.Fprintln(&b, "\nERRORS")
+		for _, e := range s.Errors {
+			fmt.Fprintf(&b, "  %-18s %6d  e.g. %s\n", e.Code, e.Count, e.Example)
+			if e.Hint != "" {
+				fmt.Fprintf(&b, "  %-18s         hint: %s\n", "", e.Hint)
+			}
+		}
+	}
+	if l := s.Latency; l != nil {
+		fmt.Fprintf(&b, "\nlatency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
+	if len(s.Assertions) > 0 {
+		fmt.Fprintln(&b, "\nASSERTIONS")
+		for _, a := range s.Assertions {
+			mark := "ok  "
+			if !a.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(&b, "  %s %s: %s\n", mark, a.Name, a.Detail)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
