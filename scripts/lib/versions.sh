@@ -21,7 +21,7 @@ DEBIAN_SUITE=bookworm
 # Ingress / Gateway API controller.
 TRAEFIK_VERSION=v3.6.12              # github.com/traefik/traefik/v3
 TRAEFIK_UPSTREAM_IMAGE="traefik:${TRAEFIK_VERSION}"
-GATEWAY_API_VERSION=v1.4.1           # sigs.k8s.io/gateway-api, standard channel CRDs in deploy/gateway-api
+GATEWAY_API_VERSION=v1.4.0           # sigs.k8s.io/gateway-api (what Traefik ${TRAEFIK_VERSION} is built against); standard CRDs in deploy/gateway-api
 
 # Local image names used in air-gapped mode (never pushed anywhere).
 KIT_NODE_IMAGE="grpc-k8s-kit/kind-node:${KUBE_VERSION}"

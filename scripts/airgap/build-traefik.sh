@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Build Traefik from its Go module (github.com/traefik/traefik/v3 at TRAEFIK_VERSION) and wrap
+# it in a FROM scratch image, $KIT_TRAEFIK_IMAGE.
+#
+# Traefik's go.mod has replace directives (forks of go-http-auth, mux, minheap), which
+# `go install pkg@version` refuses, so we build inside a writable copy of the module.
+# TRAEFIK_VERSION v3.6.12 builds unchanged from the module proxy: no source or go.mod edits.
+# (v3.7.x would need three: a stub for its nested dynamic/ext module, which is not in the
+# module zip; the go-http-auth fork version v3.6.12 pins; and dropping the ACME DNS-01
+# providers import, whose dependencies the proxy refuses. That is why we pin v3.6.12.)
+# The web UI is not in the module zip; the binary embeds an empty UI, so the dashboard is off.
+#
+# Cold: ~11 min on 2 cores, ~140 MB binary. Output: $KIT_CACHE/traefik/$TRAEFIK_VERSION/traefik
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+source "${REPO_ROOT}/scripts/lib/engine.sh"
+
+export DOCKER_BUILDKIT=0
+OUT="${KIT_CACHE}/traefik/${TRAEFIK_VERSION}"
+
+build_binary() {
+  if [[ -x ${OUT}/traefik ]]; then
+    info "traefik ${TRAEFIK_VERSION}: binary cached"
+    return 0
+  fi
+  local src t0
+  t0=$(date +%s)
+  src=$(module_dir "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}")
+  [[ -d ${src} ]] || die "cannot download github.com/traefik/traefik/v3@${TRAEFIK_VERSION} from the Go module proxy"
+  rm -rf "${OUT}/src"; mkdir -p "${OUT}"
+  cp -r "${src}" "${OUT}/src"
+  chmod -R u+w "${OUT}/src"
+  info "traefik ${TRAEFIK_VERSION}: building ./cmd/traefik (log ${KIT_LOGS}/build-traefik.log; ~11 min cold) ..."
+  local pkg=github.com/traefik/traefik/v3/pkg/version
+  (cd "${OUT}/src" && CGO_ENABLED=0 GOOS=linux logged "${KIT_LOGS}/build-traefik.log" \
+    heavy go build -trimpath \
+      -ldflags "-s -w -X ${pkg}.Version=${TRAEFIK_VERSION} -X ${pkg}.BuildDate=1970-01-01T00:00:00Z" \
+      -o "${OUT}/traefik.tmp" ./cmd/traefik)
+  mv "${OUT}/traefik.tmp" "${OUT}/traefik"
+  rm -rf "${OUT}/src"
+  info "traefik ${TRAEFIK_VERSION}: built in $(elapsed_since "${t0}")s"
+}
+
+build_image() {
+  local key
+  key=$(sha256sum "${OUT}/traefik" | cut -c1-12)
+  if [[ $(docker image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_TRAEFIK_IMAGE}" 2>/dev/null) == "${key}" ]]; then
+    info "traefik image: cached (${KIT_TRAEFIK_IMAGE})"
+    return 0
+  fi
+  ensure_engine
+  local ctx="${OUT}/image"
+  rm -rf "${ctx}"; mkdir -p "${ctx}"
+  cp "${OUT}/traefik" "${ctx}/traefik"
+  cat > "${ctx}/Dockerfile" <<DOCKERFILE
+FROM scratch
+COPY traefik /traefik
+# Numeric non-root user: no /etc/passwd in a scratch image.
+USER 65532:65532
+LABEL kit.key=${key}
+ENTRYPOINT ["/traefik"]
+
+DOCKERFILE
+  logged "${KIT_LOGS}/build-traefik-image.log" docker build -t "${KIT_TRAEFIK_IMAGE}" "${ctx}"
+  rm -rf "${ctx}"
+  info "traefik image: ${KIT_TRAEFIK_IMAGE}"
+}
+
+main() {
+  need go "install Go (see go.mod for the version)"
+  build_binary
+  [[ ${1:-image} == binary ]] && return 0
+  build_image
+}
+
+main "$@"
