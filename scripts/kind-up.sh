@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# make kind-up: create (or reuse) the kind cluster with Traefik, Gateway API CRDs and
+# the GatewayClass, ready for make smoke / make e2e.
+#
+# Environment:
+#   AIRGAPPED     auto (default): upstream images if they can be pulled, else build everything
+#                 1: build everything locally from Go modules and Debian packages
+#                 0: upstream images only (fail if they cannot be pulled)
+#   KIT_CACHE     cache for builds, binaries and the kubeconfig
+#                 (default ${XDG_CACHE_HOME:-$HOME/.cache}/grpc-k8s-kit)
+#   CLUSTER_NAME  kind cluster name (default grpc-k8s-kit)
+#
+# Cold air-gapped run: ~50 min on 2 cores (Kubernetes, Traefik, etcd, CoreDNS are compiled);
+# warm: about a minute. See deploy/kind/README.md.
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+source "${REPO_ROOT}/scripts/lib/engine.sh"
+source "${REPO_ROOT}/scripts/lib/cluster.sh"
+
+STEP_TOTAL=13
+PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
+MODE=""          # airgapped | upstream
+MODE_REASON=""
+REUSE=false      # an existing, healthy cluster is reused
+NODE_IMAGE=""
+
+# ---- 1. prerequisites ----------------------------------------------------------------------
+check_prerequisites() {
+  need go "install Go (the version in go.mod), e.g. from your distribution or go.dev"
+  apt_install jq curl ca-certificates util-linux
+  go version >&2
+}
+
+# ---- 3. kind -------------------------------------------------------------------------------
+build_kind() {
+  if [[ -x ${KIND} ]] && "${KIND}" version 2>/dev/null | grep -q "^kind ${KIND_VERSION} "; then
+    info "kind ${KIND_VERSION}: cached (${KIND})"
+    return 0
+  fi
+  grep -q "sigs.k8s.io/kind ${KIND_VERSION}" "${REPO_ROOT}/go.mod" \
+    || die "go.mod does not pin sigs.k8s.io/kind ${KIND_VERSION} (scripts/lib/versions.sh does)"
+  info "kind ${KIND_VERSION}: building from the repo's go.mod (tool sigs.k8s.io/kind) ..."
+  (cd "${REPO_ROOT}" && CGO_ENABLED=0 logged "${KIT_LOGS}/build-kind.log" \
+    heavy go build -trimpath -ldflags '-s -w' -o "${KIND}.tmp" sigs.k8s.io/kind)
+  mv "${KIND}.tmp" "${KIND}"
+  "${KIND}" version >&2
+}
+
+# ---- 4. mode -------------------------------------------------------------------------------
+# pull_failure_reason REF: empty when REF is local or its manifest can be fetched quickly,
+# else a short reason (no registry names are printed or stored).
+pull_failure_reason() {
+  local ref=$1 out rc=0
+  docker image inspect "${ref}" >/dev/null 2>&1 && return 0
+  out=$(timeout "${PULL_PROBE_SECONDS}" docker manifest inspect "${ref}" 2>&1 >/dev/null) || rc=$?
+  ((rc == 0)) && return 0
+  if ((rc == 124)); then echo "no answer from its registry within ${PULL_PROBE_SECONDS}s"
+  elif grep -qi 'no such host\|server misbehaving\|name resolution' <<<"${out}"; then echo "its registry's name does not resolve"
+  elif grep -qi 'connection refused\|network is unreachable\|i/o timeout' <<<"${out}"; then echo "its registry cannot be reached"
+  elif grep -qi 'unauthorized\|denied\|not found\|manifest unknown' <<<"${out}"; then echo "its registry refuses it"
+  else echo "the registry probe failed (exit ${rc})"
+  fi
+}
+
+choose_mode() {
+  local existing=""
+  if cluster_exists && node_running; then
+    existing=$(docker inspect -f '{{.Config.Image}}' "${NODE_CONTAINER}")
+  fi
+  case "${AIRGAPPED}" in
+    1 | true | yes)
+      MODE=airgapped; MODE_REASON="AIRGAPPED=${AIRGAPPED}: build every image locally" ;;
+    0 | false | no)
+      MODE=upstream; MODE_REASON="AIRGAPPED=${AIRGAPPED}: upstream images" ;;
+    auto | "")
+      if [[ -n ${existing} ]]; then
+        [[ ${existing} == "${KIT_NODE_IMAGE}" ]] && MODE=airgapped || MODE=upstream
+        MODE_REASON="AIRGAPPED=auto: the running cluster '${CLUSTER_NAME}' uses ${existing}"
+      else
+        local why="" ref
+        for ref in "${KIND_NODE_UPSTREAM}" "${TRAEFIK_UPSTREAM_IMAGE}"; do
+          why=$(pull_failure_reason "${ref}")
+          [[ -z ${why} ]] || { why="${ref} cannot be pulled: ${why}"; break; }
+        done
+        if [[ -n ${why} ]]; then
+          MODE=airgapped; MODE_REASON="AIRGAPPED=auto: ${why}"
+        else
+          MODE=upstream; MODE_REASON="AIRGAPPED=auto: upstream images are available"
+        fi
+      fi ;;
+    *) die "AIRGAPPED must be auto, 1 or 0 (got '${AIRGAPPED}')" ;;
+  esac
+  if [[ ${MODE} == airgapped ]]; then NODE_IMAGE=${KIT_NODE_IMAGE}; else NODE_IMAGE=${KIND_NODE_UPSTREAM}; fi
+  if [[ -n ${existing} && ${existing} != "${NODE_IMAGE}" ]]; then
+    warn "cluster '${CLUSTER_NAME}' runs ${existing}, not ${NODE_IMAGE}: reusing it anyway (make kind-down first to switch)"
+    NODE_IMAGE=${existing}
+  fi
+  log "mode: ${MODE} (${MODE_REASON})"
+}
+
+# ---- 5-8. images ---------------------------------------------------------------------------
+airgap_only() {
+  if [[ ${MODE} != airgapped ]]; then
+    info "not needed in upstream mode"
+    return 1
+  fi
+}
+
+# pull REF: docker pull with its progress shown.
+pull() {
+  docker image inspect "$1" >/dev/null 2>&1 && { info "$1: present"; return 0; }
+  info "pulling $1 ..."
+  docker pull "$1" >&2 || die "cannot pull $1: try AIRGAPPED=1"
+}
+
+node_image() {
+  if [[ ${MODE} == airgapped ]]; then
+    "${REPO_ROOT}/scripts/airgap/build-node-image.sh" node
+  else
+    pull "${NODE_IMAGE}"
+  fi
+}
+
+traefik_image() {
+  if [[ ${MODE} == airgapped ]]; then
+    "${REPO_ROOT}/scripts/airgap/build-traefik.sh" image
+  else
+    pull "${TRAEFIK_UPSTREAM_IMAGE}"
+    # The manifests name the local alias, so both modes deploy the same YAML.
+    docker tag "${TRAEFIK_UPSTREAM_IMAGE}" "${KIT_TRAEFIK_IMAGE}"
+  fi
+}
+
+# ---- 9. cluster ----------------------------------------------------------------------------
+# cluster_config: deploy/kind/cluster.yaml plus the patches this host needs.
+cluster_config() {
+  local out="${KIT_CACHE}/kind-config-${CLUSTER_NAME}.yaml"
+  cp "${REPO_ROOT}/deploy/kind/cluster.yaml" "${out}"
+  if host_cgroup_v1; then
+    info "host uses cgroup v1: kubelet failCgroupV1=false, kubeadm ignores the SystemVerification preflight"
+    cat >> "${out}" <<'EOF'
+# Added by kind-up.sh: this host runs cgroup v1, which kubelet >= 1.35 refuses by default
+# and kubeadm's preflight rejects.
+kubeadmConfigPatches:
+- |
+  kind: KubeletConfiguration
+  failCgroupV1: false
+- |
+  kind: InitConfiguration
+  nodeRegistration:
+    ignorePreflightErrors:
+    - SystemVerification
+EOF
+  fi
+  if host_lacks_cap "${CAP_SYS_RESOURCE}"; then
+    info "host lacks CAP_SYS_RESOURCE: containerd restrict_oom_score_adj=true (pod sandboxes cannot lower oom_score_adj)"
+    cat >> "${out}" <<'EOF'
+# Added by kind-up.sh: this host's capability bounding set lacks CAP_SYS_RESOURCE, so
+# containers cannot get a negative oom_score_adj.
+containerdConfigPatches:
+- |-
+  [plugins."io.containerd.grpc.v1.cri"]
+    restrict_oom_score_adj = true
+EOF
+  fi
+  echo "${out}"
+}
+
+create_or_reuse_cluster() {
+  if cluster_exists; then
+    if node_running && "${KIND}" get kubeconfig --name "${CLUSTER_NAME}" > "${KIT_CACHE}/kubeconfig.probe" 2>/dev/null \
+      && [[ -x ${KUBECTL} ]] \
+      && "${KUBECTL}" --kubeconfig "${KIT_CACHE}/kubeconfig.probe" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
+      rm -f "${KIT_CACHE}/kubeconfig.probe"
+      REUSE=true
+      info "cluster '${CLUSTER_NAME}' exists and answers: reusing it"
+      return 0
+    fi
+    rm -f "${KIT_CACHE}/kubeconfig.probe"
+    warn "cluster '${CLUSTER_NAME}' exists but does not answer: deleting and recreating it"
+    kind_ delete cluster --name "${CLUSTER_NAME}" >&2
+  fi
+  local config
+  config=$(cluster_config)
+  info "creating cluster '${CLUSTER_NAME}' from ${NODE_IMAGE} (config ${config}) ..."
+  # kind writes its kubeconfig entry to KUBECONFIG; point it at a scratch file and write
+  # ours from `kind get kubeconfig` afterwards, so the file holds exactly this cluster.
+  KUBECONFIG="${KIT_CACHE}/kubeconfig.kind" kind_ create cluster --name "${CLUSTER_NAME}" \
+    --image "${NODE_IMAGE}" --config "${config}" --wait 3m >&2 \
+    || die "kind create cluster failed; rerun with more detail: ${KIND} create cluster --name ${CLUSTER_NAME} --image ${NODE_IMAGE} --config ${config} --retain -v 1"
+  rm -f "${KIT_CACHE}/kubeconfig.kind"
+}
+
+# ---- 10. kubectl and kubeconfig ------------------------------------------------------------
+kubectl_and_kubeconfig() {
+  # The node ships kubectl of exactly the cluster's version (ours in air-gapped mode).
+  if ! { [[ -x ${KUBECTL} ]] && "${KUBECTL}" version --client -o json 2>/dev/null \
+        | jq -e --arg v "${KUBE_VERSION}" '.clientVersion.gitVersion == $v' >/dev/null; }; then
+    docker cp "${NODE_CONTAINER}:/usr/bin/kubectl" "${KUBECTL}.tmp"
+    mv "${KUBECTL}.tmp" "${KUBECTL}"
+  fi
+  "${KIND}" get kubeconfig --name "${CLUSTER_NAME}" > "${KIT_CACHE}/kubeconfig.tmp"
+  chmod 600 "${KIT_CACHE}/kubeconfig.tmp"
+  mv "${KIT_CACHE}/kubeconfig.tmp" "${KIT_CACHE}/kubeconfig"
+  info "kubectl $("${KUBECTL}" version --client -o json | jq -r .clientVersion.gitVersion) at ${KUBECTL}"
+  info "kubeconfig at ${KIT_CACHE}/kubeconfig"
+}
+
+# ---- 11. system pods -----------------------------------------------------------------------
+wait_system() {
+  kubectl_ wait --for=condition=Ready node --all --timeout=180s >&2
+  kubectl_ -n kube-system rollout status daemonset/kube-proxy --timeout=180s >&2
+  kubectl_ -n kube-system rollout status deployment/coredns --timeout=180s >&2
+}
+
+# ---- 12. Gateway API CRDs ------------------------------------------------------------------
+gateway_api_crds() {
+  # Server-side apply: the CRDs are too large for the last-applied annotation.
+  kubectl_ apply --server-side --force-conflicts -k "${REPO_ROOT}/deploy/gateway-api" >&2
+  kubectl_ wait --for=condition=Established --timeout=60s \
+    crd/gatewayclasses.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io \
+    crd/grpcroutes.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io \
+    crd/referencegrants.gateway.networking.k8s.io >&2
+}
+
+# ---- 13. Traefik ---------------------------------------------------------------------------
+deploy_traefik() {
+  ensure_engine
+  load_image "${KIT_TRAEFIK_IMAGE}"
+  kubectl_ apply -k "${REPO_ROOT}/deploy/traefik" >&2
+  kubectl_ -n traefik rollout status deployment/traefik --timeout=180s >&2
+  kubectl_ wait --for=condition=Accepted gatewayclass/traefik --timeout=60s >&2
+  local i
+  for ((i = 0; i < 30; i++)); do
+    curl -fsS --max-time 2 http://127.0.0.1:9080/ping >/dev/null 2>&1 && break
+    sleep 1
+  done
+  curl -fsS --max-time 2 http://127.0.0.1:9080/ping >/dev/null \
+    || die "Traefik is Ready in the cluster but http://127.0.0.1:9080/ping does not answer from the host"
+  info "Traefik ready; ping answers on http://127.0.0.1:9080/ping"
+}
+
+summary() {
+  cat >&2 <<EOF
+
+Cluster '${CLUSTER_NAME}' is up ($([[ ${REUSE} == true ]] && echo reused || echo created), ${MODE} mode, node image ${NODE_IMAGE}).
+  export KUBECONFIG=${KIT_CACHE}/kubeconfig
+  export PATH=${KIT_BIN}:\$PATH      # kubectl ${KUBE_VERSION} and kind ${KIND_VERSION}
+  kubectl get pods -A
+Host ports (127.0.0.1 only): Traefik web (h2c) 8000, websecure (TLS) 8443, ping 9080;
+NodePorts 30080-30084 are published on the same host ports. See deploy/kind/README.md.
+EOF
+}
+
+main() {
+  log "kind-up: cluster '${CLUSTER_NAME}', cache ${KIT_CACHE}"
+  step "prerequisites";                                     check_prerequisites
+  step "container engine";                                  ensure_engine; check_runtime_fits_host
+  step "kind ${KIND_VERSION}";                              build_kind
+  step "mode (AIRGAPPED=${AIRGAPPED})";                     choose_mode
+  step "Kubernetes ${KUBE_VERSION} binaries";               airgap_only && "${REPO_ROOT}/scripts/airgap/build-k8s.sh"
+  step "etcd, CoreDNS, crictl, pause";                      airgap_only && "${REPO_ROOT}/scripts/airgap/build-components.sh"
+  step "node image";                                        ensure_engine; node_image
+  step "Traefik ${TRAEFIK_VERSION} image";                  ensure_engine; traefik_image
+  step "cluster";                                           ensure_engine; create_or_reuse_cluster
+  step "kubectl and kubeconfig";                            kubectl_and_kubeconfig
+  step "node, kube-proxy and CoreDNS ready";                wait_system
+  step "Gateway API ${GATEWAY_API_VERSION} CRDs";           gateway_api_crds
+  step "Traefik, GatewayClass";                             deploy_traefik
+  run_done
+  summary
+}
+
+main "$@"

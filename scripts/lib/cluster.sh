@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# kind cluster helpers shared by kind-up.sh, kind-down.sh and smoke.sh. Source after common.sh.
+
+NODE_CONTAINER="${CLUSTER_NAME}-control-plane"
+
+# Always our binaries: the kubectl on PATH may be anything (on this kit's CI VM an odd v1.32).
+KIND="${KIT_BIN}/kind"
+KUBECTL="${KIT_BIN}/kubectl"
+
+kind_() { "${KIND}" "$@"; }
+kubectl_() { "${KUBECTL}" --kubeconfig "${KIT_CACHE}/kubeconfig" "$@"; }
+
+cluster_exists() {
+  [[ -x ${KIND} ]] || return 1
+  kind_ get clusters 2>/dev/null | grep -qx "${CLUSTER_NAME}"
+}
+
+node_running() {
+  [[ $(docker inspect -f '{{.State.Running}}' "${NODE_CONTAINER}" 2>/dev/null) == true ]]
+}
+
+api_answers() {
+  [[ -x ${KUBECTL} && -f ${KIT_CACHE}/kubeconfig ]] || return 1
+  kubectl_ get --raw /readyz --request-timeout=5s >/dev/null 2>&1
+}
+
+# require_cluster: for scripts that need a running cluster (smoke, e2e).
+require_cluster() {
+  cluster_exists || die "no kind cluster '${CLUSTER_NAME}': run make kind-up"
+  node_running || die "kind node ${NODE_CONTAINER} is not running: run make kind-up (it recreates it)"
+  api_answers || die "the API server of '${CLUSTER_NAME}' does not answer with ${KIT_CACHE}/kubeconfig: run make kind-up"
+}
+
+# load_image IMAGE: make a local docker image available to the node's containerd
+# (kind skips it when the node already has this image ID).
+load_image() {
+  logged "${KIT_LOGS}/kind-load.log" kind_ load docker-image "$1" --name "${CLUSTER_NAME}"
+}
+
+# host_cgroup_v1: true when the host (and so every kind node) runs cgroup v1.
+host_cgroup_v1() { [[ $(stat -fc %T /sys/fs/cgroup) != cgroup2fs ]]; }
+
+# host_lacks_cap NUMBER: true when the capability is not in our bounding set.
+host_lacks_cap() {
+  local bnd
+  bnd=$((16#$(awk '/^CapBnd:/{print $2}' /proc/self/status)))
+  (( ((bnd >> $1) & 1) == 0 ))
+}
+CAP_SYS_RESOURCE=24
