@@ -28,6 +28,7 @@ type Config struct {
 	Expect  report.Expect
 
 	WaitForReady       bool
+	Warmup             time.Duration
 	DNSMinResolve      time.Duration
 	JSON               bool
 	Verbose            bool
@@ -126,6 +127,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.Float64Var(&c.Plan.Rate, "rate", 0, "calls per second over all callers (0 = as fast as possible)")
 	fs.DurationVar(&c.Plan.Timeout, "timeout", 5*time.Second, "deadline of each call")
 	fs.BoolVar(&c.WaitForReady, "wait-for-ready", false, "calls wait for a ready backend instead of failing fast while none is")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "before counting, make uncounted calls for up to this long (ends early once -expect-backends backends answered), so every connection is up and round robin is exact")
 	fs.IntVar(&c.Expect.Backends, "expect-backends", -1, "exit 3 unless exactly this many backends served calls")
 	fs.Float64Var(&c.Expect.MaxSkew, "max-skew", -1, "exit 3 if a backend's call count is off the even share by more than this fraction (0 = exact)")
 	fs.Int64Var(&c.Expect.MaxErrors, "max-errors", -1, "exit 3 if more calls than this fail")

@@ -160,6 +160,9 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 			fmt.Fprintln(stderr, line)
 		}
 	}
+	if c.Warmup > 0 {
+		warmup(ctx, c, NewCall(cc, c.Service, c.Name, md, nil, opts...), stderr)
+	}
 	tally, elapsed, err := loadgen.Run(ctx, c.Plan, call, c.ProgressEvery, progress)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
@@ -187,6 +190,30 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 		return fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	return nil
+}
+
+// warmup makes uncounted calls until c.Expect.Backends distinct backends have answered
+// (if set) or c.Warmup has passed. Round robin only rotates over connections that are up:
+// calls made while some are still connecting would pile on the first ones.
+func warmup(ctx context.Context, c Config, call loadgen.CallFunc, stderr io.Writer) {
+	deadline := time.Now().Add(c.Warmup)
+	seen := map[string]bool{}
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, c.Plan.Timeout)
+		b, err := call(cctx)
+		cancel()
+		if err == nil {
+			seen[b.GetPod()] = true
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if c.Expect.Backends > 0 && len(seen) >= c.Expect.Backends {
+			break
+		}
+	}
+	if !c.Quiet {
+		fmt.Fprintf(stderr, "warmup: %d backends answered\n", len(seen))
+	}
 }
 
 func orDash(s string) string {
