@@ -225,6 +225,8 @@ gateway_api_crds() {
 
 # ---- 13. Traefik ---------------------------------------------------------------------------
 deploy_traefik() {
+  grep -q "image: ${KIT_TRAEFIK_IMAGE}\$" "${REPO_ROOT}/deploy/traefik/deployment.yaml" \
+    || die "deploy/traefik/deployment.yaml must use image ${KIT_TRAEFIK_IMAGE} (scripts/lib/versions.sh)"
   ensure_engine
   load_image "${KIT_TRAEFIK_IMAGE}"
   kubectl_ apply -k "${REPO_ROOT}/deploy/traefik" >&2

@@ -22,7 +22,7 @@ main() {
     echo "resources:"
     for f in "${dst}"/gateway.networking.k8s.io_*.yaml; do echo "- $(basename "${f}")"; done
   } > "${dst}/kustomization.yaml"
-  log "deploy/gateway-api: $(ls "${dst}"/gateway.networking.k8s.io_*.yaml | wc -l) CRDs of ${GATEWAY_API_VERSION}"
+  log "deploy/gateway-api: $(find "${dst}" -name "gateway.networking.k8s.io_*.yaml" | wc -l) CRDs of ${GATEWAY_API_VERSION}"
 }
 
 main "$@"

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # variables used by the scripts that source this file
 # kind cluster helpers shared by kind-up.sh, kind-down.sh and smoke.sh. Source after common.sh.
 
 NODE_CONTAINER="${CLUSTER_NAME}-control-plane"

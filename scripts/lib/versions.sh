@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # variables used by the scripts that source this file
 # Every pinned version used by kind-up and the air-gapped image builders.
 # Cache directories are keyed by these, so bumping one rebuilds only what depends on it.
 
