@@ -54,6 +54,7 @@ build_pause() {
 }
 
 main() {
+  builder_lock components
   need go "install Go (see go.mod for the version)"
   mkdir -p "${OUT}" "${SRC}"
   local only=${1:-all}

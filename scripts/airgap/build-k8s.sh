@@ -31,6 +31,7 @@ check_module_pin() {
 }
 
 main() {
+  builder_lock k8s
   need go "install Go (see go.mod for the version)"
   check_module_pin
   mkdir -p "${OUT}"

@@ -57,6 +57,7 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 # debian_mirror: the Debian archive apt on this host already uses for ${DEBIAN_SUITE}/main.
 debian_mirror() {
   local m
+  # shellcheck disable=SC2016  # $(SITE) is apt's format placeholder, not shell
   m=$(apt-get indextargets --format '$(SITE)' "Release: ${DEBIAN_SUITE}" 'Component: main' \
         'Identifier: Packages' 2>/dev/null | head -n1)
   [[ -n ${m} ]] || die "no apt source for Debian ${DEBIAN_SUITE} main on this host: add one to /etc/apt/sources.list.d and run apt-get update"
@@ -176,7 +177,7 @@ check_expected_tag() {
 
 # wrap_binary REF BASE BINARY DEST OUT_TAR: a one-binary image, saved as a docker archive.
 wrap_binary() {
-  local ref=$1 base=$2 bin=$3 dest=$4 out=$5 ctx
+  local ref=$1 base=$2 bin=$3 dest=$4 tar_out=$5 ctx
   ctx="${NODE_DIR}/ctx-$(basename "${bin}")"
   rm -rf "${ctx}"; mkdir -p "${ctx}"
   cp "${bin}" "${ctx}/"
@@ -186,8 +187,8 @@ COPY $(basename "${bin}") ${dest}
 ENTRYPOINT ["${dest}"]
 EOF
   logged "${KIT_LOGS}/build-image-$(basename "${bin}").log" docker build -t "${ref}" "${ctx}"
-  docker save -o "${out}.tmp" "${ref}"
-  mv "${out}.tmp" "${out}"
+  docker save -o "${tar_out}.tmp" "${ref}"
+  mv "${tar_out}.tmp" "${tar_out}"
   rm -rf "${ctx}"
 }
 
@@ -274,6 +275,7 @@ build_node() {
 }
 
 main() {
+  builder_lock node-image
   local target=${1:-node}
   mkdir -p "${NODE_DIR}"
   build_rootfs

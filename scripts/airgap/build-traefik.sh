@@ -67,6 +67,7 @@ DOCKERFILE
 }
 
 main() {
+  builder_lock traefik
   need go "install Go (see go.mod for the version)"
   build_binary
   [[ ${1:-image} == binary ]] && return 0

@@ -113,3 +113,14 @@ module_dir() {
 go_static_env() {
   export CGO_ENABLED=0 GOOS=linux GOFLAGS="${GOFLAGS:-} -trimpath"
 }
+
+# builder_lock NAME: hold an exclusive lock for the rest of this script, so two runs of the
+# same builder (say, two terminals running kind-up) never build the same thing twice; the
+# second waits, then finds the first one's results in the cache.
+builder_lock() {
+  exec {builder_fd}>"${KIT_CACHE}/.lock-$1"
+  if ! flock -n "${builder_fd}"; then
+    info "another $1 build is running: waiting for it (lock ${KIT_CACHE}/.lock-$1)"
+    flock "${builder_fd}"
+  fi
+}
