@@ -42,12 +42,12 @@ type Options struct {
 	HealthService string
 	Services      []string // fully qualified services the retry policy covers
 
-	TLS        bool   // use TLS (implied by CACert or Insecure)
-	CACert     string // PEM file of the CA that signed the server or ingress certificate
-	Insecure   bool   // TLS without verifying the certificate (testing only)
-	Authority  string // :authority header and TLS server name (ingress/gateway host routing)
-	Keepalive  time.Duration
-	UserAgent  string
+	TLS       bool   // use TLS (implied by CACert or Insecure)
+	CACert    string // PEM file of the CA that signed the server or ingress certificate
+	Insecure  bool   // TLS without verifying the certificate (testing only)
+	Authority string // :authority header and TLS server name (ingress/gateway host routing)
+	Keepalive time.Duration
+	UserAgent string
 }
 
 // Validate checks the options before anything is dialled, so mistakes get clear errors.

@@ -235,3 +235,21 @@ func warmUp(t *testing.T, call loadgen.CallFunc, n int) {
 		}
 	}
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening after 10s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
@@ -34,7 +33,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	grpc     *grpc.Server
-	health   *health.Server
+	health   *drainableHealth
 	names    []string // "" (overall) and every service name: what health reports on
 	lis      net.Listener
 	httpLis  net.Listener
@@ -78,7 +77,7 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		opts = append(opts, grpc.Creds(creds))
 	}
 
-	s := &Server{cfg: cfg, log: log, grpc: grpc.NewServer(opts...), health: health.NewServer(), names: []string{""}}
+	s := &Server{cfg: cfg, log: log, grpc: grpc.NewServer(opts...), health: newDrainableHealth(), names: []string{""}}
 	for _, svc := range services {
 		svc.Register(s.grpc)
 		s.names = append(s.names, svc.Name)
@@ -163,6 +162,7 @@ func (s *Server) drain() {
 	s.log.Info("drain 2/3: GracefulStop: GOAWAY sent, in-flight calls finishing", "timeout", s.cfg.ShutdownTimeout.String())
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
+	s.health.endWatches() // open health Watch streams would otherwise hold GracefulStop
 	select {
 	case <-done:
 	case <-time.After(s.cfg.ShutdownTimeout):

@@ -1,0 +1,143 @@
+package dialer
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestCheckTarget(t *testing.T) {
+	for _, tc := range []struct{ target, wantErr string }{
+		{"dns:///hello-headless.default.svc.cluster.local:50051", ""},
+		{"dns://127.0.0.1:53/hello.kit.test:50051", ""},
+		{"127.0.0.1:8443", ""},
+		{"passthrough:///anything", ""},
+		{"", "target is empty"},
+		{"dns://hello:50051", "three slashes"},
+		{"dns:///hello", "want name:port"},
+		{"dns:///:50051", "no host name"},
+		{"dns:///hello:", "no port"},
+		{"http://hello:80", `unknown scheme "http"`},
+		{"hello", "want name:port"},
+	} {
+		err := CheckTarget(tc.target)
+		if tc.wantErr == "" && err != nil {
+			t.Errorf("CheckTarget(%q) = %v, want ok", tc.target, err)
+		}
+		if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("CheckTarget(%q) = %v, want error containing %q", tc.target, err, tc.wantErr)
+		}
+	}
+}
+
+func TestServiceConfigIsWhatGrpcAccepts(t *testing.T) {
+	o := Options{Target: "dns:///h:1", LB: RoundRobin, Retry: true, HealthCheck: true,
+		HealthService: "helloworld.Hello", Services: []string{"helloworld.Hello", "helloworld.Goodbye"}}
+	sc, err := ServiceConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		LoadBalancingConfig []map[string]any `json:"loadBalancingConfig"`
+		MethodConfig        []struct {
+			Name        []map[string]string `json:"name"`
+			RetryPolicy struct {
+				MaxAttempts          int      `json:"maxAttempts"`
+				RetryableStatusCodes []string `json:"retryableStatusCodes"`
+			} `json:"retryPolicy"`
+		} `json:"methodConfig"`
+		HealthCheckConfig struct {
+			ServiceName string `json:"serviceName"`
+		} `json:"healthCheckConfig"`
+	}
+	if err := json.Unmarshal([]byte(sc), &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.LoadBalancingConfig[0]["round_robin"]; !ok {
+		t.Errorf("lb config %v", got.LoadBalancingConfig)
+	}
+	if len(got.MethodConfig) != 1 || len(got.MethodConfig[0].Name) != 2 || got.MethodConfig[0].RetryPolicy.MaxAttempts != 4 ||
+		got.MethodConfig[0].RetryPolicy.RetryableStatusCodes[0] != "UNAVAILABLE" {
+		t.Errorf("method config %+v", got.MethodConfig)
+	}
+	if got.HealthCheckConfig.ServiceName != "helloworld.Hello" {
+		t.Errorf("health check config %+v", got.HealthCheckConfig)
+	}
+	// grpc-go itself must accept it: NewClient parses the default service config.
+	opts, err := DialOptions(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(o.Target, opts...)
+	if err != nil {
+		t.Fatalf("grpc rejects the service config: %v\n%s", err, sc)
+	}
+	cc.Close()
+
+	o.Retry, o.HealthCheck, o.LB = false, false, PickFirst
+	sc, _ = ServiceConfig(o)
+	if strings.Contains(sc, "retryPolicy") || strings.Contains(sc, "healthCheckConfig") || !strings.Contains(sc, "pick_first") {
+		t.Errorf("switches ignored:\n%s", sc)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	base := Options{Target: "dns:///h:1", LB: RoundRobin}
+	bad := base
+	bad.LB, bad.HealthCheck, bad.Insecure, bad.CACert = "random", true, true, "ca.pem"
+	err := bad.Validate()
+	for _, want := range []string{`lb "random"`, "-insecure and -cacert"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want %q", err, want)
+		}
+	}
+	pf := base
+	pf.LB, pf.HealthCheck = PickFirst, true
+	if err := pf.Validate(); err == nil || !strings.Contains(err.Error(), "needs round_robin") {
+		t.Errorf("pick_first + health-check: %v", err)
+	}
+}
+
+func TestCACertErrors(t *testing.T) {
+	o := Options{Target: "dns:///h:1", LB: RoundRobin, CACert: filepath.Join(t.TempDir(), "missing.pem")}
+	if _, err := DialOptions(o); err == nil || !strings.Contains(err.Error(), "read CA certificate") {
+		t.Errorf("missing CA: %v", err)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.pem")
+	os.WriteFile(junk, []byte("not a cert"), 0o600)
+	o.CACert = junk
+	if _, err := DialOptions(o); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("junk CA: %v", err)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`), "TLS mismatch"},
+		{status.Error(codes.Unavailable, "connection error: desc = \"error reading server preface: EOF\""), "plaintext client vs TLS server"},
+		{status.Error(codes.Unavailable, "name resolver error: produced zero addresses"), "headless"},
+		{status.Error(codes.Unavailable, "dial tcp 10.0.0.1:50051: connect: connection refused"), "targetPort"},
+		{status.Error(codes.Unimplemented, "unknown service"), "routing"},
+		{status.Error(codes.InvalidArgument, "name is required"), ""},
+	} {
+		got := Explain(tc.err)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("Explain(%v) = %q, want it to mention %q", tc.err, got, tc.want)
+		}
+	}
+	if got := ExplainMessage("Unavailable", "produced zero addresses"); !strings.Contains(got, "no backends") {
+		t.Errorf("ExplainMessage: %q", got)
+	}
+	if got := ExplainMessage("Unimplemented", "x"); !strings.Contains(got, "routing") {
+		t.Errorf("ExplainMessage(Unimplemented): %q", got)
+	}
+}

@@ -1,0 +1,91 @@
+package greeter
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+)
+
+func parse(t *testing.T, env map[string]string, args ...string) (Config, error) {
+	t.Helper()
+	return ParseFlags(args, func(k string) string { return env[k] }, io.Discard)
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Dial.LB != "round_robin" || !c.Dial.Retry || !c.Dial.HealthCheck || c.Dial.HealthService != "helloworld.Hello" ||
+		c.Plan.Calls != 1 || c.MultiCall() || c.Method() != "helloworld.Hello/SayHello" {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestFlagsAndEnv(t *testing.T) {
+	env := map[string]string{"GREETER_TARGET": "dns:///hello-headless.kit.svc.cluster.local:50051", "GREETER_C": "8"}
+	c, err := parse(t, env, "-service", "goodbye", "-n", "300", "-H", "x-experiment-group=canary", "-H", "X-Team: blue",
+		"-cacert", "ca.pem", "-authority", "grpc.kit.local", "-expect-backends", "3", "-max-skew", "0", "-name-bytes", "10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Dial.Target != env["GREETER_TARGET"] || c.Plan.Concurrency != 8 || c.Method() != "helloworld.Goodbye/SayGoodbye" ||
+		c.Dial.HealthService != "helloworld.Goodbye" || !c.Dial.TLS || c.Name != strings.Repeat("x", 10) || !c.MultiCall() {
+		t.Fatalf("parsed %+v", c)
+	}
+	if len(c.Headers) != 2 || c.Headers[0] != (Header{"x-experiment-group", "canary"}) || c.Headers[1] != (Header{"x-team", "blue"}) {
+		t.Fatalf("headers %+v", c.Headers)
+	}
+	if c.Expect.Backends != 3 || c.Expect.MaxSkew != 0 || c.Expect.MaxErrors != -1 {
+		t.Fatalf("expect %+v", c.Expect)
+	}
+}
+
+func TestPickFirstTurnsOffHealthCheckUnlessAsked(t *testing.T) {
+	c, err := parse(t, nil, "-lb", "pick_first")
+	if err != nil || c.Dial.HealthCheck {
+		t.Fatalf("pick_first: %v %+v", err, c.Dial)
+	}
+	if _, err := parse(t, nil, "-lb", "pick_first", "-health-check"); err == nil || !strings.Contains(err.Error(), "needs round_robin") {
+		t.Fatalf("explicit health-check with pick_first: %v", err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-service", "howdy"}, `-service "howdy"`},
+		{[]string{"-H", "novalue"}, "want key=value"},
+		{[]string{"-H", ":authority=x"}, "reserved"},
+		{[]string{"-target", "dns://h:1"}, "three slashes"},
+		{[]string{"-n", "0"}, "give a number of calls"},
+		{[]string{"-c", "0"}, "at least 1"},
+		{[]string{"stray"}, "did you mean -target"},
+	} {
+		_, err := parse(t, nil, tc.args...)
+		if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != 2 {
+			t.Errorf("%v: %v, want a usage error containing %q", tc.args, err, tc.want)
+		}
+	}
+	var usage bytes.Buffer
+	if _, err := ParseFlags([]string{"-h"}, func(string) string { return "" }, &usage); !errors.Is(err, flag.ErrHelp) ||
+		!strings.Contains(usage.String(), "GREETER_TARGET") || !strings.Contains(usage.String(), "Exit codes") {
+		t.Errorf("-h: %v\n%s", err, usage.String())
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{{nil, 0}, {ErrUsage, 2}, {ErrAssertionFailed, 3}, {ErrCallsFailed, 1}} {
+		if got := ExitCode(tc.err); got != tc.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,40 @@
+package hello
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
+)
+
+func TestSayHello(t *testing.T) {
+	id := identity.Identity{Pod: "hello-abc", PodIP: "10.0.0.7", Node: "n1", Namespace: "kit", Version: "v2"}
+	resp, err := New(id).SayHello(context.Background(), &pb.SayHelloRequest{Name: "Ryo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetMessage() != "Hello, Ryo!" {
+		t.Errorf("message %q", resp.GetMessage())
+	}
+	b := resp.GetBackend()
+	if b.GetPod() != "hello-abc" || b.GetPodIp() != "10.0.0.7" || b.GetNode() != "n1" || b.GetNamespace() != "kit" ||
+		b.GetVersion() != "v2" || b.GetService() != ServiceName {
+		t.Errorf("backend %v does not carry the identity", b)
+	}
+}
+
+func TestSayHelloRejectsBadInputAndDeadCallers(t *testing.T) {
+	s := New(identity.Identity{Pod: "p"})
+	if _, err := s.SayHello(context.Background(), &pb.SayHelloRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("empty name: %v, want InvalidArgument", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.SayHello(ctx, &pb.SayHelloRequest{Name: "late"}); status.Code(err) != codes.Canceled {
+		t.Errorf("cancelled caller: %v, want Canceled", err)
+	}
+}
