@@ -63,10 +63,10 @@ test-short: ## unit tests only
 	$(GO) test -short ./...
 
 bench: ## our Hello server vs grpc-go's example greeter_server, same load
-	$(GO) run ./internal/bench/cmd/bench
+	$(GO) run ./internal/bench
 
 demo: ## 3 Hello + 3 Goodbye servers on loopback, round_robin vs pick_first
-	$(GO) run ./internal/demo/cmd/demo
+	$(GO) run ./internal/demo
 
 kind-up: ## create (or reuse) the kind cluster; AIRGAPPED=1 builds every image locally
 	scripts/kind-up.sh

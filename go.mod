@@ -2,7 +2,10 @@ module github.com/grpc-k8s-kit/grpc-k8s-kit
 
 go 1.26.8
 
-tool sigs.k8s.io/kind
+tool (
+	google.golang.org/grpc/examples/helloworld/greeter_server
+	sigs.k8s.io/kind
+)
 
 require (
 	al.essio.dev/pkg/shellescape v1.5.1 // indirect
@@ -31,6 +34,7 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/grpc v1.85.0 // indirect
+	google.golang.org/grpc/examples v0.0.0-20260825154716-030ee8becb20 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	sigs.k8s.io/kind v0.33.0 // indirect
 	sigs.k8s.io/yaml v1.4.0 // indirect

@@ -37,12 +37,14 @@ var Sayings = []Saying{
 // Server answers SayGoodbye and names the backend that served it.
 type Server struct {
 	pb.UnimplementedGoodbyeServer
-	id   identity.Identity
-	pick func(n int) int
+	backend *pb.Backend // built once: replies only read it, and marshalling is safe concurrently
+	pick    func(n int) int
 }
 
 // New returns a Goodbye server that reports id and picks sayings at random.
-func New(id identity.Identity) *Server { return &Server{id: id, pick: rand.IntN} }
+func New(id identity.Identity) *Server {
+	return &Server{backend: id.Backend(ServiceName), pick: rand.IntN}
+}
 
 // SayGoodbye bids req.Name farewell.
 func (s *Server) SayGoodbye(ctx context.Context, req *pb.SayGoodbyeRequest) (*pb.SayGoodbyeResponse, error) {
@@ -56,6 +58,6 @@ func (s *Server) SayGoodbye(ctx context.Context, req *pb.SayGoodbyeRequest) (*pb
 	return &pb.SayGoodbyeResponse{
 		Message: "Goodbye, " + req.GetName() + ".",
 		Saying:  &pb.Saying{Text: say.Text, Author: say.Author},
-		Backend: s.id.Backend(ServiceName),
+		Backend: s.backend,
 	}, nil
 }

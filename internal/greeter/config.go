@@ -146,6 +146,9 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%w: unexpected arguments %q (did you mean -target?)", ErrUsage, fs.Args())
 	}
+	if c.Plan.Duration > 0 && !flagSet(fs, "n") {
+		c.Plan.Calls = 0 // -duration alone: as many calls as fit, not the single default call
+	}
 	if nameBytes > 0 {
 		c.Name = strings.Repeat("x", nameBytes)
 	}

@@ -44,6 +44,17 @@ func TestFlagsAndEnv(t *testing.T) {
 	}
 }
 
+func TestDurationAloneMeansLoad(t *testing.T) {
+	c, err := parse(t, nil, "-duration", "30s")
+	if err != nil || c.Plan.Calls != 0 || !c.MultiCall() {
+		t.Fatalf("-duration alone: %v calls=%d", err, c.Plan.Calls)
+	}
+	c, err = parse(t, nil, "-duration", "30s", "-n", "5000")
+	if err != nil || c.Plan.Calls != 5000 {
+		t.Fatalf("-duration with -n: %v calls=%d", err, c.Plan.Calls)
+	}
+}
+
 func TestPickFirstTurnsOffHealthCheckUnlessAsked(t *testing.T) {
 	c, err := parse(t, nil, "-lb", "pick_first")
 	if err != nil || c.Dial.HealthCheck {

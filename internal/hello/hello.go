@@ -17,11 +17,11 @@ const ServiceName = "helloworld.Hello"
 // Server answers SayHello and names the backend that served it.
 type Server struct {
 	pb.UnimplementedHelloServer
-	id identity.Identity
+	backend *pb.Backend // built once: replies only read it, and marshalling is safe concurrently
 }
 
 // New returns a Hello server that reports id in every reply.
-func New(id identity.Identity) *Server { return &Server{id: id} }
+func New(id identity.Identity) *Server { return &Server{backend: id.Backend(ServiceName)} }
 
 // SayHello greets req.Name.
 func (s *Server) SayHello(ctx context.Context, req *pb.SayHelloRequest) (*pb.SayHelloResponse, error) {
@@ -34,6 +34,6 @@ func (s *Server) SayHello(ctx context.Context, req *pb.SayHelloRequest) (*pb.Say
 	}
 	return &pb.SayHelloResponse{
 		Message: "Hello, " + req.GetName() + "!",
-		Backend: s.id.Backend(ServiceName),
+		Backend: s.backend,
 	}, nil
 }

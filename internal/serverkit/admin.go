@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 //	GET  /readyz                         200 when SERVING, 503 when NOT_SERVING or draining
 //	GET  /admin/health                   every health status as JSON
 //	POST /admin/health?status=NOT_SERVING  flip every status (SERVING to flip back)
+//	GET  /debug/pprof/...                Go profiles, only with --pprof
 func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -32,6 +34,11 @@ func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 		}
 		w.Write([]byte("SERVING\n"))
 	})
+	if s.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /admin/health", s.writeStatuses)
 	mux.HandleFunc("POST /admin/health", func(w http.ResponseWriter, r *http.Request) {
 		if !s.cfg.AdminEnabled {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 
@@ -43,11 +44,13 @@ type Config struct {
 	// any handler runs. Requests here are a name (≤ 256 bytes), so 4 KiB is generous.
 	MaxRecvMsgSize       int
 	MaxConcurrentStreams uint
+	StreamWorkers        int // goroutines serving calls; 0 = one new goroutine per call
 
 	TLSCertFile string // serve TLS instead of plaintext h2c when both are set
 	TLSKeyFile  string
 
 	AdminEnabled bool   // POST /admin/health flips health for demos and failover tests
+	Pprof        bool   // /debug/pprof on the HTTP port
 	LogLevel     string // debug, info, warn, error
 	LogFormat    string // json or text
 }
@@ -70,9 +73,11 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", 10*time.Second, "reject clients that ping more often than this")
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", 4096, "largest request in bytes; larger gets RESOURCE_EXHAUSTED")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 1000, "concurrent calls per client connection")
+	fs.IntVar(&c.StreamWorkers, "stream-workers", runtime.GOMAXPROCS(0), "pooled goroutines serving calls (0 = a new goroutine per call)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate: serve TLS instead of plaintext")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key for -tls-cert-file")
 	fs.BoolVar(&c.AdminEnabled, "admin", true, "serve POST /admin/health on the HTTP port to flip health (demos, failover tests)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof on the HTTP port")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 	envflag.AnnotateUsage(fs, "")
@@ -105,6 +110,9 @@ func (c Config) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s is negative (%s)", name, d))
 		}
+	}
+	if c.StreamWorkers < 0 || c.StreamWorkers > 1<<16 {
+		errs = append(errs, fmt.Errorf("stream-workers %d out of range 0-65536", c.StreamWorkers))
 	}
 	if c.MaxRecvMsgSize < 64 {
 		errs = append(errs, fmt.Errorf("max-recv-msg-size %d is too small: at least 64 bytes", c.MaxRecvMsgSize))

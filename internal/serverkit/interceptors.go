@@ -27,6 +27,9 @@ func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics) []grpc.Server
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
 		logging.WithLevels(callLevel),
+		// Constant fields ("protocol":"grpc", "grpc.component":"server") and the method
+		// type (always unary here) cost time on every call and say nothing.
+		logging.WithDisableLoggingFields(logging.SystemTag[0], logging.ComponentFieldKey, logging.MethodTypeFieldKey),
 	}
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName

@@ -57,6 +57,9 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxConcurrentStreams, 1<<31))),
+		// A fixed pool of stream workers instead of a new goroutine per call: less stack
+		// growth and scheduling per call (grpc-go marks this option experimental).
+		grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionAge:      cfg.MaxConnectionAge, // 0 = infinity
 			MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,

@@ -1,0 +1,259 @@
+// Command bench compares our Hello server (full middleware: metrics, logging, recovery,
+// health, reflection, keepalive) with grpc-go's own examples/helloworld/greeter_server,
+// built from the same grpc-go version, under the same load from the greeter's load
+// generator, in the same run. Rounds alternate between the servers so drift on a shared
+// machine hits both. Run with `make bench`.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
+	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
+)
+
+type options struct {
+	duration    time.Duration
+	rounds      int
+	concurrency int
+	target      float64
+	failUnder   bool
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured round")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per server (alternating)")
+	flag.IntVar(&o.concurrency, "c", 16, "concurrent callers")
+	flag.Float64Var(&o.target, "target", 0.90, "throughput ratio (ours / example) the kit aims for")
+	flag.BoolVar(&o.failUnder, "fail-under", false, "exit 1 when the ratio is below -target")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// server under test: how to build it, start it, and call it.
+type server struct {
+	label, pkg string
+	args       func(port int) []string
+	env        func(port int) []string
+	method     string
+}
+
+var servers = []server{
+	{
+		label: "ours: services/hello", pkg: "./services/hello",
+		env: func(p int) []string {
+			return []string{"LISTEN_HOST=127.0.0.1", "PORT=" + strconv.Itoa(p), "HTTP_PORT=-1", "POD_NAME=bench"}
+		},
+		method: "/helloworld.Hello/SayHello",
+	},
+	{
+		label: "grpc-go examples/helloworld/greeter_server", pkg: "google.golang.org/grpc/examples/helloworld/greeter_server",
+		args:   func(p int) []string { return []string{"-port", strconv.Itoa(p)} },
+		method: "/helloworld.Greeter/SayHello",
+	},
+}
+
+type round struct {
+	perSecond, p50, p99 float64
+	cpuPerCall          float64 // server CPU (user+system) per call, µs: robust to a busy machine
+	failed              int64
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	dir, err := os.MkdirTemp("", "bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	results := make([][]round, len(servers))
+	conns := make([]*grpc.ClientConn, len(servers))
+	pids := make([]int, len(servers))
+	for i, s := range servers {
+		fmt.Fprintf(out, "building %s\n", s.pkg)
+		bin := filepath.Join(dir, strconv.Itoa(i))
+		if b, err := exec.CommandContext(ctx, "go", "build", "-o", bin, s.pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %v\n%s", s.pkg, err, b)
+		}
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		var args, env []string
+		if s.args != nil {
+			args = s.args(port)
+		}
+		if s.env != nil {
+			env = s.env(port)
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = env // stdout/stderr to /dev/null: both servers' logs cost the same write
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start %s: %w", s.label, err)
+		}
+		defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+		pids[i] = cmd.Process.Pid
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if err := waitListening(ctx, addr); err != nil {
+			return fmt.Errorf("%s: %w", s.label, err)
+		}
+		// The same client for both: the greeter's dialer, round_robin, retry policy on.
+		// Client-side health checking is off because the example server has no health service.
+		cc, err := dialer.Dial(dialer.Options{Target: addr, LB: dialer.RoundRobin, Retry: true,
+			Services: []string{"helloworld.Hello", "helloworld.Greeter"}})
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		conns[i] = cc
+	}
+
+	fmt.Fprintf(out, "load: %d concurrent callers, %d rounds of %s per server, alternating, on %d CPUs\n\n",
+		o.concurrency, o.rounds, o.duration, runtime.NumCPU())
+	for r := range o.rounds {
+		for i, s := range servers {
+			call := unaryCall(conns[i], s.method)
+			if r == 0 { // warm up: connections, buffer pools and caches
+				if _, _, err := loadgen.Run(ctx, loadgen.Plan{Duration: time.Second, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil); err != nil {
+					return err
+				}
+			}
+			cpu0 := cpuTime(pids[i])
+			t, elapsed, err := loadgen.Run(ctx, loadgen.Plan{Duration: o.duration, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil)
+			if err != nil {
+				return err
+			}
+			cpu := cpuTime(pids[i]) - cpu0
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			sum := t.Summary(elapsed)
+			if sum.OK == 0 {
+				return fmt.Errorf("%s: every call failed: %+v", s.label, sum.Errors)
+			}
+			rd := round{perSecond: sum.PerSecond, p50: sum.Latency.P50, p99: sum.Latency.P99, failed: sum.Failed,
+				cpuPerCall: float64(cpu.Microseconds()) / float64(sum.Calls)}
+			results[i] = append(results[i], rd)
+			fmt.Fprintf(out, "round %d  %-45s %9.0f calls/s  p50 %.3f ms  p99 %.3f ms  server CPU %.1f µs/call  failed %d\n",
+				r+1, s.label, rd.perSecond, rd.p50, rd.p99, rd.cpuPerCall, rd.failed)
+		}
+	}
+
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER (median of rounds)\tCALLS/S\tP50 MS\tP99 MS\tSERVER CPU µs/CALL\tFAILED")
+	med := make([]round, len(servers))
+	for i, s := range servers {
+		med[i] = median(results[i])
+		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\n", s.label, med[i].perSecond, med[i].p50, med[i].p99, med[i].cpuPerCall, med[i].failed)
+	}
+	tw.Flush()
+	ratio := med[0].perSecond / med[1].perSecond
+	verdict := "meets"
+	if ratio < o.target {
+		verdict = "BELOW"
+	}
+	fmt.Fprintf(out, "\nthroughput ratio ours/example: %.3f (%s the %.2f target); p50 ratio %.3f, p99 ratio %.3f\n",
+		ratio, verdict, o.target, med[0].p50/med[1].p50, med[0].p99/med[1].p99)
+	if med[0].cpuPerCall > 0 {
+		fmt.Fprintf(out, "server CPU per call ratio example/ours: %.3f (the same comparison, insensitive to other load on the machine)\n",
+			med[1].cpuPerCall/med[0].cpuPerCall)
+	}
+	if o.failUnder && ratio < o.target {
+		return errors.New("throughput ratio below target")
+	}
+	return nil
+}
+
+func unaryCall(cc *grpc.ClientConn, method string) loadgen.CallFunc {
+	return func(ctx context.Context) (*pb.Backend, error) {
+		// helloworld.Greeter's HelloRequest/HelloReply share field 1 (name, message) with
+		// ours, so one message type calls both servers.
+		var reply pb.SayHelloResponse
+		if err := cc.Invoke(ctx, method, &pb.SayHelloRequest{Name: "bench"}, &reply); err != nil {
+			return nil, err
+		}
+		if reply.GetMessage() == "" {
+			return nil, errors.New("empty reply")
+		}
+		return &pb.Backend{Pod: method}, nil
+	}
+}
+
+// median by throughput; latencies come from the same round.
+func median(rs []round) round {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b round) int { return cmp.Compare(a.perSecond, b.perSecond) })
+	return s[len(s)/2]
+}
+
+// cpuTime is a process's user+system CPU time from /proc (Linux); 0 elsewhere.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command: state is field 3, utime 14, stime 15.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clockTicks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitListening(ctx context.Context, addr string) error {
+	for range 200 {
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not listening after 5s", addr)
+}
