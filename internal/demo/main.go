@@ -1,0 +1,217 @@
+// Command demo shows, in seconds and with no cluster, what this kit is about: three Hello
+// and three Goodbye servers on loopback addresses behind local DNS names (as pods behind
+// headless Services), and the greeter calling them with round_robin and with gRPC's
+// default pick_first, side by side. Run with `make demo`; -serve keeps the servers up so
+// you can try greeter and grpcurl yourself.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/goodbye"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
+)
+
+func main() {
+	calls := flag.Int("n", 30, "calls per run")
+	serve := flag.Bool("serve", false, "keep the servers running after the demo (Ctrl-C to stop)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, *calls, *serve, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type group struct {
+	service, dnsName string
+	ips              []string
+}
+
+var groups = []group{
+	{"hello", "hello-headless.demo.test", []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}},
+	{"goodbye", "goodbye-headless.demo.test", []string{"127.0.0.5", "127.0.0.6", "127.0.0.7"}},
+}
+
+func run(ctx context.Context, calls int, serve bool, out io.Writer) error {
+	dns, err := localdns.Start("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer dns.Close()
+	var all []string
+	for _, g := range groups {
+		all = append(all, g.ips...)
+	}
+	port, err := commonFreePort(all)
+	if err != nil {
+		return err
+	}
+
+	srvCtx, stopServers := context.WithCancel(context.Background())
+	defer stopServers()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fmt.Fprintf(out, "Local DNS server on %s (it plays the cluster DNS):\n", dns.Addr())
+	for _, g := range groups {
+		if err := dns.Set(g.dnsName, g.ips...); err != nil {
+			return err
+		}
+		for i, ip := range g.ips {
+			pod := fmt.Sprintf("%s-%d", g.service, i+1)
+			if err := startServer(srvCtx, log, g.service, ip, port, pod); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(out, "  %-28s → %s  (%s servers on port %d)\n", g.dnsName, strings.Join(g.ips, ", "), g.service, port)
+	}
+
+	type runSpec struct{ title, service, lb, dnsName string }
+	specs := []runSpec{
+		{"hello, round_robin", "hello", dialer.RoundRobin, groups[0].dnsName},
+		{"hello, pick_first", "hello", dialer.PickFirst, groups[0].dnsName},
+		{"goodbye, round_robin", "goodbye", dialer.RoundRobin, groups[1].dnsName},
+	}
+	results := map[string]map[string]int64{}
+	var pods []string
+	for _, sp := range specs {
+		target := fmt.Sprintf("dns://%s/%s:%d", dns.Addr(), sp.dnsName, port)
+		fmt.Fprintf(out, "\n$ greeter -target %s -service %s -lb %s -n %d\n", target, sp.service, sp.lb, calls)
+		s, err := callMany(ctx, target, sp.service, sp.lb, calls)
+		if err != nil {
+			return err
+		}
+		results[sp.title] = map[string]int64{}
+		for _, b := range s.Backends {
+			results[sp.title][b.Pod] = b.Calls
+		}
+		fmt.Fprintf(out, "  %d ok, %d failed, served by %d of 3 servers\n", s.OK, s.Failed, len(s.Backends))
+	}
+	for _, g := range groups {
+		for i := range g.ips {
+			pods = append(pods, fmt.Sprintf("%s-%d", g.service, i+1))
+		}
+	}
+
+	fmt.Fprintln(out, "\nCalls per server, side by side:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "SERVER\t")
+	for _, sp := range specs {
+		fmt.Fprintf(tw, "%s\t", sp.title)
+	}
+	fmt.Fprintln(tw)
+	for _, pod := range pods {
+		fmt.Fprintf(tw, "%s\t", pod)
+		for _, sp := range specs {
+			fmt.Fprintf(tw, "%d\t", results[sp.title][pod])
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, `
+round_robin spreads calls evenly over every address the name resolves to; pick_first
+(gRPC's default) sends them all down one connection to one server. In Kubernetes the
+name is a headless Service and the servers are pods: see README.md.
+`)
+	if !serve {
+		return nil
+	}
+	fmt.Fprintf(out, `
+Servers stay up until Ctrl-C. Try:
+  go run ./client/greeter -target dns://%[1]s/%[2]s:%[3]d -n 300 -expect-backends 3 -max-skew 0
+  go run ./client/greeter -target dns://%[1]s/%[4]s:%[3]d -service goodbye
+  go tool -modfile=tools/go.mod grpcurl -plaintext -d '{"name":"Ryo"}' 127.0.0.2:%[3]d helloworld.Hello.SayHello
+`, dns.Addr(), groups[0].dnsName, port, groups[1].dnsName)
+	<-ctx.Done()
+	return nil
+}
+
+func startServer(ctx context.Context, log *slog.Logger, service, ip string, port int, pod string) error {
+	cfg, err := serverkit.Load("demo", []string{"-listen-host=" + ip, "-port=" + strconv.Itoa(port), "-http-port=-1", "-drain-delay=0s"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		return err
+	}
+	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1", Node: "laptop"}
+	svc := serverkit.Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) { pb.RegisterHelloServer(r, hello.New(id)) }}
+	if service == "goodbye" {
+		svc = serverkit.Service{Name: goodbye.ServiceName, Register: func(r grpc.ServiceRegistrar) { pb.RegisterGoodbyeServer(r, goodbye.New(id)) }}
+	}
+	srv, err := serverkit.New(cfg, log, svc)
+	if err != nil {
+		return fmt.Errorf("start %s on %s:%d: %w", pod, ip, port, err)
+	}
+	go srv.Serve(ctx) //nolint:errcheck // the demo ends with the process
+	return nil
+}
+
+func callMany(ctx context.Context, target, service, lb string, n int) (report.Summary, error) {
+	svcName := map[string]string{"hello": hello.ServiceName, "goodbye": goodbye.ServiceName}[service]
+	cc, err := dialer.Dial(dialer.Options{Target: target, LB: lb, Retry: true, HealthCheck: lb == dialer.RoundRobin,
+		HealthService: svcName, Services: []string{svcName}})
+	if err != nil {
+		return report.Summary{}, err
+	}
+	defer cc.Close()
+	call := greeter.NewCall(cc, service, "demo", nil, nil)
+	// Wait until every connection is up so round robin rotates over all three.
+	cc.Connect()
+	deadline := time.Now().Add(3 * time.Second)
+	seen := map[string]bool{}
+	for time.Now().Before(deadline) && (len(seen) < 3 && lb == dialer.RoundRobin || len(seen) == 0) {
+		if b, err := call(ctx); err == nil {
+			seen[b.GetPod()] = true
+		}
+	}
+	tally, elapsed, err := loadgen.Run(ctx, loadgen.Plan{Calls: n, Concurrency: 1, Timeout: 5 * time.Second}, call, 0, nil)
+	if err != nil {
+		return report.Summary{}, err
+	}
+	return tally.Summary(elapsed), nil
+}
+
+func commonFreePort(ips []string) (int, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", ips[0]+":0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := true
+		for _, ip := range ips[1:] {
+			l2, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				ok = false
+				break
+			}
+			l2.Close()
+		}
+		if ok {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no port free on all of %v", ips)
+}
