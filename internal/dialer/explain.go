@@ -56,7 +56,7 @@ func explain(code codes.Code, msg string) string {
 		return "the server's certificate is not signed by a CA the client trusts: pass -cacert with the kit's CA (or -insecure for a quick test)."
 	case has("certificate is valid for", "doesn't contain any IP SANs"):
 		return "the certificate does not name the host you dialled: set -authority to a name in the certificate."
-	case has("produced zero addresses", "no such host"):
+	case has("produced zero addresses", "no such host", "no children to pick from"):
 		return "name resolution found no backends: check the Service name and namespace, that its pods are Ready, and that a round_robin client targets a headless Service (clusterIP: None)."
 	case has("status=SERVICE_UNKNOWN"):
 		return "the backend does not serve the health-check service asked for: wrong port (Hello vs Goodbye?) or -health-service; -health-check=false to skip client-side health checks."

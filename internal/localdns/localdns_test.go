@@ -1,0 +1,48 @@
+package localdns
+
+import (
+	"context"
+	"net"
+	"slices"
+	"testing"
+	"time"
+)
+
+// The standard library resolver pointed at the server, as grpc-go's dns resolver does.
+func resolver(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", addr)
+	}}
+}
+
+func TestResolveAndUpdate(t *testing.T) {
+	s, err := Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Set("hello.kit.test", "127.0.0.2", "127.0.0.3"); err != nil {
+		t.Fatal(err)
+	}
+	r := resolver(s.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	got, err := r.LookupHost(ctx, "Hello.Kit.Test")
+	slices.Sort(got)
+	if err != nil || !slices.Equal(got, []string{"127.0.0.2", "127.0.0.3"}) {
+		t.Fatalf("lookup: %v %v", got, err)
+	}
+	s.Set("hello.kit.test", "127.0.0.4")
+	if got, err := r.LookupHost(ctx, "hello.kit.test"); err != nil || !slices.Equal(got, []string{"127.0.0.4"}) {
+		t.Fatalf("after update: %v %v", got, err)
+	}
+	s.Set("hello.kit.test")
+	if _, err := r.LookupHost(ctx, "hello.kit.test"); err == nil {
+		t.Fatal("removed name still resolves")
+	}
+	if err := s.Set("x", "::1"); err == nil {
+		t.Fatal("IPv6 accepted")
+	}
+}

@@ -1,0 +1,69 @@
+package loopback
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+)
+
+// runGreeter runs the greeter command as the CLI does, on these args.
+func runGreeter(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cfg, err := greeter.ParseFlags(args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatalf("flags %v: %v", args, err)
+	}
+	var out bytes.Buffer
+	err = greeter.Run(context.Background(), cfg, &out, io.Discard)
+	return out.String(), err
+}
+
+// The command the e2e relies on: JSON report, assertions and exit codes, end to end.
+func TestGreeterCommand(t *testing.T) {
+	c, _ := threeBackends(t, nil)
+
+	out, err := runGreeter(t, "-target", c.target, "-n", "300", "-c", "3", "-warmup", "5s",
+		"-expect-backends", "3", "-max-skew", "0", "-max-errors", "0", "-json")
+	if err != nil {
+		t.Fatalf("round robin run: %v\n%s", err, out)
+	}
+	var s report.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("-json output: %v\n%s", err, out)
+	}
+	if s.OK != 300 || len(s.Backends) != 3 || s.Backends[0].Calls != 100 || !report.Passed(s.Assertions) || len(s.Assertions) != 3 {
+		t.Fatalf("summary %+v", s)
+	}
+
+	// pick_first with the round robin expectations: exit code 3 and a FAIL line.
+	out, err = runGreeter(t, "-target", c.target, "-lb", "pick_first", "-n", "30", "-expect-backends", "3")
+	if !errors.Is(err, greeter.ErrAssertionFailed) || greeter.ExitCode(err) != 3 || !strings.Contains(out, "FAIL expect-backends: 1 backends served calls, want 3") {
+		t.Fatalf("pick_first assertion: err=%v\n%s", err, out)
+	}
+
+	// One call prints the reply and who served it.
+	out, err = runGreeter(t, "-target", c.target, "-service", "hello", "-name", "Ryo")
+	if err != nil || !strings.Contains(out, `"message": "Hello, Ryo!"`) || !strings.Contains(out, "served by pod hello-") {
+		t.Fatalf("single call: %v\n%s", err, out)
+	}
+
+	// Bad input through the CLI: a clear status, exit code 1.
+	_, err = runGreeter(t, "-target", c.target, "-name-bytes", "300")
+	if greeter.ExitCode(err) != 1 || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "at most 256 bytes") {
+		t.Fatalf("over-long name: %v", err)
+	}
+
+	// A name that resolves to nothing: the hint names the cause.
+	c.dns.Set("empty.kit.test")
+	_, err = runGreeter(t, "-target", strings.Replace(c.target, c.name, "empty.kit.test", 1), "-timeout", "2s")
+	if err == nil || !strings.Contains(err.Error(), "hint:") {
+		t.Fatalf("unknown name: %v", err)
+	}
+}
