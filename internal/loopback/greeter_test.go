@@ -50,7 +50,7 @@ func TestGreeterCommand(t *testing.T) {
 
 	// One call prints the reply and who served it.
 	out, err = runGreeter(t, "-target", c.target, "-service", "hello", "-name", "Ryo")
-	if err != nil || !strings.Contains(out, `"message": "Hello, Ryo!"`) || !strings.Contains(out, "served by pod hello-") {
+	if err != nil || !strings.Contains(out, `"Hello, Ryo!"`) || !strings.Contains(out, "served by pod hello-") {
 		t.Fatalf("single call: %v\n%s", err, out)
 	}
 
