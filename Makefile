@@ -18,7 +18,7 @@ IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
 .PHONY: all build build-linux images generate proto-lint proto-breaking proto-check test \
-        test-short bench demo kind-up kind-down e2e smoke clean help
+        test-short bench demo certs kind-up kind-down e2e smoke clean help
 
 all: build
 
@@ -67,6 +67,9 @@ bench: ## our Hello server vs grpc-go's example greeter_server, same load
 
 demo: ## 3 Hello + 3 Goodbye servers on loopback, round_robin vs pick_first
 	$(GO) run ./internal/demo
+
+certs: ## throwaway CA + server certificate for the TLS listeners, in out/certs (never committed)
+	$(GO) run ./internal/certgen/cmd/certgen -out out/certs
 
 kind-up: ## create (or reuse) the kind cluster; AIRGAPPED=1 builds every image locally
 	scripts/kind-up.sh
