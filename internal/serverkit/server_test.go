@@ -1,11 +1,14 @@
 package serverkit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,3 +203,63 @@ func TestDrainOrder(t *testing.T) {
 		t.Fatal("Serve did not return after the drain")
 	}
 }
+
+// Calls are logged as JSON (successes at debug); health checks are not logged at all.
+func TestCallLogging(t *testing.T) {
+	var buf safeBuffer
+	cfg, err := Load("test", []string{"-listen-host=127.0.0.1", "-port=0", "-http-port=-1", "-drain-delay=0s", "-log-level=debug"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, NewLogger(cfg, &buf), Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) {
+		pb.RegisterHelloServer(r, hello.New(identity.Identity{Pod: "p1"}))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	cc, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if _, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	pb.NewHelloClient(cc).SayHello(context.Background(), &pb.SayHelloRequest{Name: "logged"})
+	pb.NewHelloClient(cc).SayHello(context.Background(), &pb.SayHelloRequest{})
+
+	var sawOK, sawInvalid bool
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		switch {
+		case rec["grpc.service"] == healthpb.Health_ServiceDesc.ServiceName:
+			t.Errorf("health check logged: %s", line)
+		case rec["grpc.method"] == "SayHello" && rec["grpc.code"] == "OK":
+			sawOK = rec["level"] == "DEBUG"
+		case rec["grpc.method"] == "SayHello" && rec["grpc.code"] == "InvalidArgument":
+			sawInvalid = rec["level"] == "INFO"
+		}
+	}
+	if !sawOK || !sawInvalid {
+		t.Fatalf("want SayHello OK at DEBUG and InvalidArgument at INFO in:\n%s", buf.String())
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *safeBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
