@@ -38,7 +38,7 @@ build_from_module() {
   )
   mv "${OUT}/${name}.tmp" "${OUT}/${name}"
   echo "${version}" > "${OUT}/${name}.version"
-  info "${name} ${version}: built in $(elapsed_since "${t0}")s"
+  info "${name} ${version}: done in $(elapsed_since "${t0}")s ($(heavy_summary "${KIT_LOGS}/build-${name}.log"))"
 }
 
 build_pause() {

@@ -48,7 +48,7 @@ main() {
     (cd "${MODULE_DIR}" && CGO_ENABLED=0 GOOS=linux logged "${KIT_LOGS}/build-${b}.log" \
       heavy go build -trimpath -ldflags "${ldflags}" -o "${OUT}/${b}.tmp" "k8s.io/kubernetes/cmd/${b}")
     mv "${OUT}/${b}.tmp" "${OUT}/${b}"
-    info "k8s ${i}/${n} ${b}: built in $(elapsed_since "${t0}")s"
+    info "k8s ${i}/${n} ${b}: done in $(elapsed_since "${t0}")s ($(heavy_summary "${KIT_LOGS}/build-${b}.log"))"
   done
   "${OUT}/kubeadm" version -o short | grep -qx "${KUBE_VERSION}" \
     || die "built kubeadm reports $("${OUT}/kubeadm" version -o short), want ${KUBE_VERSION}"

@@ -38,7 +38,7 @@ build_binary() {
       -o "${OUT}/traefik.tmp" ./cmd/traefik)
   mv "${OUT}/traefik.tmp" "${OUT}/traefik"
   rm -rf "${OUT}/src"
-  info "traefik ${TRAEFIK_VERSION}: built in $(elapsed_since "${t0}")s"
+  info "traefik ${TRAEFIK_VERSION}: done in $(elapsed_since "${t0}")s ($(heavy_summary "${KIT_LOGS}/build-traefik.log"))"
 }
 
 build_image() {

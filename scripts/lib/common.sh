@@ -80,14 +80,19 @@ run_done() {
 # heavy CMD...: run a CPU-heavy build at the lowest priority, one at a time across all
 # scripts (a lock in the cache), so interactive work on a small machine stays responsive.
 heavy() {
+  local t0 t1 rc=0
+  t0=$(date +%s)
   exec {heavy_fd}>"${KIT_CACHE}/.heavy-build.lock"
   if ! flock -n "${heavy_fd}"; then
-    info "waiting for another heavy build to finish (lock ${KIT_CACHE}/.heavy-build.lock)"
+    printf '    waiting for another heavy build to finish (lock %s)\n' "${KIT_CACHE}/.heavy-build.lock" >&2
     flock "${heavy_fd}"
   fi
-  local rc=0
+  t1=$(date +%s)
   nice -n 19 "$@" || rc=$?
   exec {heavy_fd}>&-
+  # On stderr, so it also lands in the build log when the caller redirects.
+  printf '    [heavy] %ss building, %ss waiting for the lock: %s\n' \
+    "$(( $(date +%s) - t1 ))" "$(( t1 - t0 ))" "${*:1:3}" >&2
   return "${rc}"
 }
 
@@ -123,4 +128,9 @@ builder_lock() {
     info "another $1 build is running: waiting for it (lock ${KIT_CACHE}/.lock-$1)"
     flock "${builder_fd}"
   fi
+}
+
+# heavy_summary LOGFILE: "Ns building, Ms waiting" from the last heavy run logged there.
+heavy_summary() {
+  grep -o '[0-9]*s building, [0-9]*s waiting' "$1" 2>/dev/null | tail -n1
 }
