@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	psapi "k8s.io/pod-security-admission/api"
+	"k8s.io/utils/ptr"
 	pspolicy "k8s.io/pod-security-admission/policy"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -326,42 +327,50 @@ func traefikEntryPoints() ([]int, error) {
 	return ports, nil
 }
 
-// greeterTarget is what a greeter container dials.
+// greeterTarget is what a greeter container dials, and how many backends it expects.
 type greeterTarget struct {
-	target, lb string
+	target, lb     string
+	expectBackends int // -1: not asserted
 }
 
-// greeterArgs reads -target and -lb from a container's args (-flag=value, -flag value,
-// --flag...) and from the GREETER_TARGET / GREETER_LB environment, as the greeter does.
-// ok is false for containers that are not greeters.
-func greeterArgs(c *corev1.Container) (greeterTarget, bool) {
-	g := greeterTarget{lb: roundRobin}
-	found := false
+// greeterArgs reads -target, -lb and -expect-backends from a container's args
+// (-flag=value, -flag value, --flag...) and from GREETER_* environment variables, as the
+// greeter does. ok is false for containers that are not greeters (no target).
+func greeterArgs(c *corev1.Container) (g greeterTarget, ok bool) {
+	g = greeterTarget{lb: roundRobin, expectBackends: -1}
+	set := func(name, value string) {
+		switch name {
+		case "target":
+			g.target, ok = value, true
+		case "lb":
+			g.lb = value
+		case "expect-backends":
+			if n, err := strconv.Atoi(value); err == nil {
+				g.expectBackends = n
+			}
+		}
+	}
 	for _, e := range c.Env {
-		switch e.Name {
-		case "GREETER_TARGET":
-			g.target, found = e.Value, true
-		case "GREETER_LB":
-			g.lb = e.Value
+		if name, found := strings.CutPrefix(e.Name, "GREETER_"); found {
+			set(strings.ReplaceAll(strings.ToLower(name), "_", "-"), e.Value)
 		}
 	}
 	args := append(append([]string{}, c.Command...), c.Args...)
 	for i := 0; i < len(args); i++ {
+		if !strings.HasPrefix(args[i], "-") {
+			continue
+		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if !strings.HasPrefix(args[i], "-") || (name != "target" && name != "lb") {
+		if name != "target" && name != "lb" && name != "expect-backends" {
 			continue
 		}
 		if !hasValue && i+1 < len(args) {
 			i++
 			value = args[i]
 		}
-		if name == "target" {
-			g.target, found = value, true
-		} else {
-			g.lb = value
-		}
+		set(name, value)
 	}
-	return g, found
+	return g, ok
 }
 
 // serviceFromTarget turns dns:///name:port into the Service it names, for names of the
@@ -432,11 +441,29 @@ func checkGreeterTargets(f *findings, objs []object) {
 			if g.lb == roundRobin && s.Spec.ClusterIP != corev1.ClusterIPNone {
 				f.add(o, field, "%s with round_robin: Service %s/%s is not headless (spec.clusterIP %q, want None): DNS returns one virtual IP and every call goes to one pod", g.target, ns, name, s.Spec.ClusterIP)
 			}
+			if g.lb == roundRobin && g.expectBackends >= 0 {
+				if n := replicasBehind(objs, ns, s); n != g.expectBackends {
+					f.add(o, c.path+".args[-expect-backends]", "%d, but the Deployments behind Service %s/%s have %d replicas", g.expectBackends, ns, name, n)
+				}
+			}
 			if g.lb != roundRobin && g.lb != pickFirst {
 				f.add(o, c.path+".args[-lb]", "%q: want %s or %s", g.lb, roundRobin, pickFirst)
 			}
 		}
 	}
+}
+
+// replicasBehind adds up the replicas of the Deployments whose pods the Service selects.
+func replicasBehind(objs []object, ns string, s *corev1.Service) int {
+	n := 0
+	for _, o := range objs {
+		d, ok := o.Obj.(*appsv1.Deployment)
+		if ok && o.Namespace == ns && len(s.Spec.Selector) > 0 &&
+			labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+			n += int(ptr.Deref(d.Spec.Replicas, 1))
+		}
+	}
+	return n
 }
 
 // checkDisruptionBudgets: every server Deployment is covered by a PodDisruptionBudget.
