@@ -12,7 +12,8 @@
 #   images      control-plane images as docker archives  $KIT_CACHE/node/images-<key>/*.tar
 #   node image  base + binaries + preloaded images       $KIT_NODE_IMAGE (label kit.key=<key>)
 #
-# Usage: build-node-image.sh [rootfs|base|images|node]   (default: node, which implies the rest)
+# Usage: build-node-image.sh [rootfs|base|images|node]   (default: node, which builds what it
+# needs of the others; a current node image short-circuits everything)
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
@@ -89,10 +90,13 @@ build_rootfs() {
   info "rootfs: $(du -sh "${dir}" | cut -f1)"
 }
 
-import_rootfs() {
+# ensure_rootfs_image: the rootfs as a docker image (base of the node and of kube-proxy);
+# debootstraps only when neither the image nor the cached rootfs exists.
+ensure_rootfs_image() {
   local img
   img=$(rootfs_image)
-  image_exists "${img}" && { info "rootfs image: cached (${img})"; return 0; }
+  image_exists "${img}" && return 0
+  build_rootfs
   info "rootfs image: importing ${img} ..."
   ensure_engine
   tar -C "$(rootfs_dir)" --exclude=./.kit-done -c . | docker import - "${img}" >/dev/null
@@ -146,7 +150,7 @@ build_base() {
   local img
   img=$(base_image)
   image_exists "${img}" && { info "base image: cached (${img})"; return 0; }
-  ensure_engine
+  ensure_rootfs_image
   info "base image: building ${img} ..."
   local ctx="${NODE_DIR}/base-context"
   base_context "${ctx}"
@@ -201,7 +205,7 @@ build_images() {
   fi
   [[ -x ${K8S_BIN}/kubeadm ]] || die "Kubernetes binaries missing in ${K8S_BIN}: run scripts/airgap/build-k8s.sh"
   [[ -x ${COMPONENTS_BIN}/etcd ]] || die "etcd/coredns/pause missing in ${COMPONENTS_BIN}: run scripts/airgap/build-components.sh"
-  ensure_engine
+  ensure_rootfs_image
   check_expected_tag etcd "${ETCD_IMAGE_TAG}"
   check_expected_tag coredns "${COREDNS_VERSION}"
   check_expected_tag pause "${PAUSE_VERSION}"
@@ -231,11 +235,6 @@ node_image_current() {
 }
 
 build_node() {
-  if node_image_current; then
-    info "node image: cached (${KIT_NODE_IMAGE})"
-    return 0
-  fi
-  ensure_engine
   local c="kit-nodebuild-$$" b t
   info "node image: assembling ${KIT_NODE_IMAGE} in build container ${c} ..."
   docker rm -f "${c}" >/dev/null 2>&1 || true
@@ -278,14 +277,21 @@ main() {
   builder_lock node-image
   local target=${1:-node}
   mkdir -p "${NODE_DIR}"
-  build_rootfs
-  [[ ${target} == rootfs ]] && return 0
-  import_rootfs
-  build_base
-  [[ ${target} == base ]] && return 0
-  build_images
-  [[ ${target} == images ]] && return 0
-  build_node
+  ensure_engine
+  case "${target}" in
+    rootfs) build_rootfs ;;
+    base) build_base ;;
+    images) build_images ;;
+    node)
+      if node_image_current; then
+        info "node image: cached (${KIT_NODE_IMAGE})"
+        return 0
+      fi
+      build_base
+      build_images
+      build_node ;;
+    *) die "usage: $0 [rootfs|base|images|node]" ;;
+  esac
 }
 
 main "$@"
