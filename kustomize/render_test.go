@@ -188,6 +188,7 @@ var targets = []target{
 	{name: "base+components/prometheus-rule", components: []string{"components/prometheus-rule"}},
 	{name: "base+components/mesh-gamma", components: []string{"components/mesh-gamma"}},
 	{name: "examples/all-in-one", dir: "examples/all-in-one", complete: true},
+	{name: "examples/gateway-envoy", dir: "examples/gateway-envoy", complete: true},
 }
 
 func (tg target) render(t *testing.T) []object {
