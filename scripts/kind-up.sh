@@ -102,8 +102,9 @@ choose_mode() {
   esac
   if [[ ${MODE} == airgapped ]]; then NODE_IMAGE=${KIT_NODE_IMAGE}; else NODE_IMAGE=${KIND_NODE_UPSTREAM}; fi
   if [[ -n ${existing} && ${existing} != "${NODE_IMAGE}" ]]; then
-    warn "cluster '${CLUSTER_NAME}' runs ${existing}, not ${NODE_IMAGE}: reusing it anyway (make kind-down first to switch)"
+    warn "cluster '${CLUSTER_NAME}' runs ${existing}, not ${NODE_IMAGE}: reusing it as it is (make kind-down first to switch)"
     NODE_IMAGE=${existing}
+    [[ ${existing} == "${KIT_NODE_IMAGE}" ]] && MODE=airgapped || MODE=upstream
   fi
   log "mode: ${MODE} (${MODE_REASON})"
 }
