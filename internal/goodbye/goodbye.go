@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/validate"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
@@ -56,8 +57,9 @@ func (s *Server) SayGoodbye(ctx context.Context, req *pb.SayGoodbyeRequest) (*pb
 	}
 	say := Sayings[s.pick(len(Sayings))]
 	return &pb.SayGoodbyeResponse{
-		Message: "Goodbye, " + req.GetName() + ".",
-		Saying:  &pb.Saying{Text: say.Text, Author: say.Author},
-		Backend: s.backend,
+		Message:         "Goodbye, " + req.GetName() + ".",
+		Saying:          &pb.Saying{Text: say.Text, Author: say.Author},
+		Backend:         s.backend,
+		RequestMetadata: reqmeta.Echo(ctx),
 	}, nil
 }

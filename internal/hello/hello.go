@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/validate"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
@@ -33,7 +34,8 @@ func (s *Server) SayHello(ctx context.Context, req *pb.SayHelloRequest) (*pb.Say
 		return nil, status.FromContextError(err).Err()
 	}
 	return &pb.SayHelloResponse{
-		Message: "Hello, " + req.GetName() + "!",
-		Backend: s.backend,
+		Message:         "Hello, " + req.GetName() + "!",
+		Backend:         s.backend,
+		RequestMetadata: reqmeta.Echo(ctx),
 	}, nil
 }

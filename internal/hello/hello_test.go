@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
@@ -36,5 +37,16 @@ func TestSayHelloRejectsBadInputAndDeadCallers(t *testing.T) {
 	cancel()
 	if _, err := s.SayHello(ctx, &pb.SayHelloRequest{Name: "late"}); status.Code(err) != codes.Canceled {
 		t.Errorf("cancelled caller: %v, want Canceled", err)
+	}
+}
+
+func TestSayHelloEchoesCustomMetadata(t *testing.T) {
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-routed-by", "grpc-k8s-kit", "cookie", "no"))
+	resp, err := New(identity.Identity{Pod: "p"}).SayHello(ctx, &pb.SayHelloRequest{Name: "Ryo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetRequestMetadata(); len(got) != 1 || got["x-routed-by"] != "grpc-k8s-kit" {
+		t.Fatalf("request_metadata %v, want only x-routed-by", got)
 	}
 }

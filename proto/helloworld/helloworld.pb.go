@@ -76,9 +76,12 @@ type SayHelloResponse struct {
 	// message is the greeting, e.g. "Hello, Ryo!".
 	Message string `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
 	// backend identifies the server that answered.
-	Backend       *Backend `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Backend *Backend `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
+	// request_metadata echoes the request's custom metadata (keys starting with "x-"), so
+	// header routing and headers added by proxies (RequestHeaderModifier) can be seen.
+	RequestMetadata map[string]string `protobuf:"bytes,3,rep,name=request_metadata,json=requestMetadata,proto3" json:"request_metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SayHelloResponse) Reset() {
@@ -121,6 +124,13 @@ func (x *SayHelloResponse) GetMessage() string {
 func (x *SayHelloResponse) GetBackend() *Backend {
 	if x != nil {
 		return x.Backend
+	}
+	return nil
+}
+
+func (x *SayHelloResponse) GetRequestMetadata() map[string]string {
+	if x != nil {
+		return x.RequestMetadata
 	}
 	return nil
 }
@@ -179,9 +189,11 @@ type SayGoodbyeResponse struct {
 	// saying is a famous saying and its author.
 	Saying *Saying `protobuf:"bytes,2,opt,name=saying,proto3" json:"saying,omitempty"`
 	// backend identifies the server that answered.
-	Backend       *Backend `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Backend *Backend `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
+	// request_metadata: as in SayHelloResponse.
+	RequestMetadata map[string]string `protobuf:"bytes,4,rep,name=request_metadata,json=requestMetadata,proto3" json:"request_metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SayGoodbyeResponse) Reset() {
@@ -231,6 +243,13 @@ func (x *SayGoodbyeResponse) GetSaying() *Saying {
 func (x *SayGoodbyeResponse) GetBackend() *Backend {
 	if x != nil {
 		return x.Backend
+	}
+	return nil
+}
+
+func (x *SayGoodbyeResponse) GetRequestMetadata() map[string]string {
+	if x != nil {
+		return x.RequestMetadata
 	}
 	return nil
 }
@@ -389,16 +408,24 @@ const file_helloworld_helloworld_proto_rawDesc = "" +
 	"\x1bhelloworld/helloworld.proto\x12\n" +
 	"helloworld\"%\n" +
 	"\x0fSayHelloRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"[\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xfd\x01\n" +
 	"\x10SayHelloResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12-\n" +
-	"\abackend\x18\x02 \x01(\v2\x13.helloworld.BackendR\abackend\"'\n" +
+	"\abackend\x18\x02 \x01(\v2\x13.helloworld.BackendR\abackend\x12\\\n" +
+	"\x10request_metadata\x18\x03 \x03(\v21.helloworld.SayHelloResponse.RequestMetadataEntryR\x0frequestMetadata\x1aB\n" +
+	"\x14RequestMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"'\n" +
 	"\x11SayGoodbyeRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x89\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xad\x02\n" +
 	"\x12SayGoodbyeResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12*\n" +
 	"\x06saying\x18\x02 \x01(\v2\x12.helloworld.SayingR\x06saying\x12-\n" +
-	"\abackend\x18\x03 \x01(\v2\x13.helloworld.BackendR\abackend\"4\n" +
+	"\abackend\x18\x03 \x01(\v2\x13.helloworld.BackendR\abackend\x12^\n" +
+	"\x10request_metadata\x18\x04 \x03(\v23.helloworld.SayGoodbyeResponse.RequestMetadataEntryR\x0frequestMetadata\x1aB\n" +
+	"\x14RequestMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"4\n" +
 	"\x06Saying\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x16\n" +
 	"\x06author\x18\x02 \x01(\tR\x06author\"\x98\x01\n" +
@@ -427,7 +454,7 @@ func file_helloworld_helloworld_proto_rawDescGZIP() []byte {
 	return file_helloworld_helloworld_proto_rawDescData
 }
 
-var file_helloworld_helloworld_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_helloworld_helloworld_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_helloworld_helloworld_proto_goTypes = []any{
 	(*SayHelloRequest)(nil),    // 0: helloworld.SayHelloRequest
 	(*SayHelloResponse)(nil),   // 1: helloworld.SayHelloResponse
@@ -435,20 +462,24 @@ var file_helloworld_helloworld_proto_goTypes = []any{
 	(*SayGoodbyeResponse)(nil), // 3: helloworld.SayGoodbyeResponse
 	(*Saying)(nil),             // 4: helloworld.Saying
 	(*Backend)(nil),            // 5: helloworld.Backend
+	nil,                        // 6: helloworld.SayHelloResponse.RequestMetadataEntry
+	nil,                        // 7: helloworld.SayGoodbyeResponse.RequestMetadataEntry
 }
 var file_helloworld_helloworld_proto_depIdxs = []int32{
 	5, // 0: helloworld.SayHelloResponse.backend:type_name -> helloworld.Backend
-	4, // 1: helloworld.SayGoodbyeResponse.saying:type_name -> helloworld.Saying
-	5, // 2: helloworld.SayGoodbyeResponse.backend:type_name -> helloworld.Backend
-	0, // 3: helloworld.Hello.SayHello:input_type -> helloworld.SayHelloRequest
-	2, // 4: helloworld.Goodbye.SayGoodbye:input_type -> helloworld.SayGoodbyeRequest
-	1, // 5: helloworld.Hello.SayHello:output_type -> helloworld.SayHelloResponse
-	3, // 6: helloworld.Goodbye.SayGoodbye:output_type -> helloworld.SayGoodbyeResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 1: helloworld.SayHelloResponse.request_metadata:type_name -> helloworld.SayHelloResponse.RequestMetadataEntry
+	4, // 2: helloworld.SayGoodbyeResponse.saying:type_name -> helloworld.Saying
+	5, // 3: helloworld.SayGoodbyeResponse.backend:type_name -> helloworld.Backend
+	7, // 4: helloworld.SayGoodbyeResponse.request_metadata:type_name -> helloworld.SayGoodbyeResponse.RequestMetadataEntry
+	0, // 5: helloworld.Hello.SayHello:input_type -> helloworld.SayHelloRequest
+	2, // 6: helloworld.Goodbye.SayGoodbye:input_type -> helloworld.SayGoodbyeRequest
+	1, // 7: helloworld.Hello.SayHello:output_type -> helloworld.SayHelloResponse
+	3, // 8: helloworld.Goodbye.SayGoodbye:output_type -> helloworld.SayGoodbyeResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_helloworld_helloworld_proto_init() }
@@ -462,7 +493,7 @@ func file_helloworld_helloworld_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_helloworld_helloworld_proto_rawDesc), len(file_helloworld_helloworld_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
