@@ -94,7 +94,9 @@ func TestIngressContract(t *testing.T) {
 			routes[p.Path] = p.Backend.Service.Name
 		}
 	}
-	want := map[string]string{"/helloworld.Hello": "hello-grpc", "/helloworld.Goodbye": "goodbye-grpc"}
+	want := map[string]string{"/helloworld.Hello": "hello-grpc", "/helloworld.Goodbye": "goodbye-grpc",
+		// grpcurl list/describe through the ingress
+		"/grpc.reflection.v1.ServerReflection": "hello-grpc", "/grpc.reflection.v1alpha.ServerReflection": "hello-grpc"}
 	if d := cmp.Diff(want, routes); d != "" {
 		t.Errorf("paths → Services (-want +got):\n%s", d)
 	}
