@@ -17,10 +17,11 @@ import (
 
 // Backend is who served a call, as named in the reply.
 type Backend struct {
-	Pod     string `json:"pod"`
-	Version string `json:"version,omitempty"`
-	Node    string `json:"node,omitempty"`
-	Service string `json:"service,omitempty"`
+	Pod       string `json:"pod"`
+	Namespace string `json:"namespace,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Node      string `json:"node,omitempty"`
+	Service   string `json:"service,omitempty"`
 }
 
 // Tally accumulates results. It is not safe for concurrent use: give each worker its own
@@ -55,7 +56,7 @@ func (t *Tally) Add(b *pb.Backend, err error, latency time.Duration) {
 		return
 	}
 	t.ok++
-	t.backends[Backend{Pod: b.GetPod(), Version: b.GetVersion(), Node: b.GetNode(), Service: b.GetService()}]++
+	t.backends[Backend{Pod: b.GetPod(), Namespace: b.GetNamespace(), Version: b.GetVersion(), Node: b.GetNode(), Service: b.GetService()}]++
 	_ = t.hist.RecordValue(max(1, latency.Microseconds())) // over a minute is clamped by the histogram's error
 }
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# make e2e: the end-to-end suite against the kind cluster from `make kind-up`.
+# Builds the three images from this tree (FROM scratch, no registry), loads them into the
+# node, then runs the Go suite in e2e/ (kubectl, the greeter and grpcurl against the live
+# cluster). The distribution table ends the output and is written to e2e/out/.
+#   E2E_RUN=TestGatewayAPI make e2e    run one test
+#   E2E_KEEP=1 make e2e                leave the topologies deployed afterwards
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+source "${REPO_ROOT}/scripts/lib/engine.sh"
+source "${REPO_ROOT}/scripts/lib/cluster.sh"
+
+export DOCKER_BUILDKIT=0
+ensure_engine
+require_cluster
+
+log "images: build from this tree and load into ${CLUSTER_NAME}"
+(cd "${REPO_ROOT}" && make --no-print-directory images)
+for img in hello goodbye greeter; do
+  load_image "grpc-k8s-kit/${img}:dev"
+  info "loaded grpc-k8s-kit/${img}:dev"
+done
+
+log "e2e suite (go test -tags e2e ./e2e)"
+args=(-tags e2e -count=1 -v -timeout 45m)
+[[ -n ${E2E_RUN:-} ]] && args+=(-run "${E2E_RUN}")
+test_args=()
+[[ -n ${E2E_KEEP:-} ]] && test_args+=(-keep)
+cd "${REPO_ROOT}"
+KIT_CACHE="${KIT_CACHE}" go test "${args[@]}" ./e2e/ ${test_args[@]+-args "${test_args[@]}"}
