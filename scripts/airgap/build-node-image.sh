@@ -100,6 +100,7 @@ ensure_rootfs_image() {
   info "rootfs image: importing ${img} ..."
   ensure_engine
   tar -C "$(rootfs_dir)" --exclude=./.kit-done -c . | docker import - "${img}" >/dev/null
+  remove_other_tags grpc-k8s-kit/node-rootfs "${img}"
 }
 
 # ---- stage 2: base image (kind's images/base, on our rootfs) -----------------------------
@@ -155,6 +156,15 @@ build_base() {
   local ctx="${NODE_DIR}/base-context"
   base_context "${ctx}"
   logged "${KIT_LOGS}/build-base-image.log" docker build -t "${img}" "${ctx}"
+  remove_other_tags grpc-k8s-kit/kind-base "${img}"
+}
+
+# remove_other_tags REPO KEEP: drop this repo's images from older keys (they only use disk).
+remove_other_tags() {
+  local old
+  for old in $(docker images --format '{{.Repository}}:{{.Tag}}' "$1"); do
+    [[ ${old} == "$2" ]] || docker rmi "${old}" >/dev/null 2>&1 || true
+  done
 }
 
 # ---- stage 3: control-plane images, tagged as kubeadm lists them ------------------------
@@ -193,6 +203,8 @@ EOF
   logged "${KIT_LOGS}/build-image-$(basename "${bin}").log" docker build -t "${ref}" "${ctx}"
   docker save -o "${tar_out}.tmp" "${ref}"
   mv "${tar_out}.tmp" "${tar_out}"
+  # The archive is what the node gets; do not leave registry-named tags in the host's engine.
+  docker rmi "${ref}" >/dev/null
   rm -rf "${ctx}"
 }
 
