@@ -275,6 +275,8 @@ build_node() {
   done
   docker exec "${c}" ctr --namespace=k8s.io images list -q | grep -v '^sha256:' | sed 's/^/      /' >&2
   docker exec "${c}" sh -c 'pkill containerd; for i in $(seq 1 20); do pgrep containerd >/dev/null || break; sleep 0.5; done; rm -f /var/log/kit-nodebuild-containerd.log'
+  local previous
+  previous=$(docker image inspect -f '{{.Id}}' "${KIT_NODE_IMAGE}" 2>/dev/null || true)
   docker commit \
     --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
     --change 'ENV HTTP_PROXY="" HTTPS_PROXY="" NO_PROXY=""' \
@@ -282,6 +284,8 @@ build_node() {
     "${c}" "${KIT_NODE_IMAGE}" >/dev/null
   docker rm -f "${c}" >/dev/null
   trap - EXIT
+  # The image this one replaces only takes disk (it stays while a cluster still runs it).
+  [[ -n ${previous} ]] && docker rmi "${previous}" >/dev/null 2>&1 || true
   info "node image: ${KIT_NODE_IMAGE} ($(docker image inspect -f '{{.Size}}' "${KIT_NODE_IMAGE}" | numfmt --to=iec))"
 }
 
