@@ -285,7 +285,7 @@ build_node() {
   docker rm -f "${c}" >/dev/null
   trap - EXIT
   # The image this one replaces only takes disk (it stays while a cluster still runs it).
-  [[ -n ${previous} ]] && docker rmi "${previous}" >/dev/null 2>&1 || true
+  if [[ -n ${previous} ]]; then docker rmi "${previous}" >/dev/null 2>&1 || true; fi
   info "node image: ${KIT_NODE_IMAGE} ($(docker image inspect -f '{{.Size}}' "${KIT_NODE_IMAGE}" | numfmt --to=iec))"
 }
 
