@@ -17,7 +17,7 @@ source "$(dirname "$0")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
 
-STEP_TOTAL=13
+STEP_TOTAL=14
 PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
 MODE=""          # airgapped | upstream
 MODE_REASON=""
@@ -253,6 +253,24 @@ deploy_traefik() {
   info "Traefik ready; ping answers on http://127.0.0.1:9080/ping"
 }
 
+# ---- 14. our images -------------------------------------------------------------------------
+# The kustomize manifests run grpc-k8s-kit/{hello,goodbye,greeter}:dev with IfNotPresent: load
+# whichever `make images` has built (kind skips those the node already has).
+APP_IMAGES=(grpc-k8s-kit/hello:dev grpc-k8s-kit/goodbye:dev grpc-k8s-kit/greeter:dev)
+load_app_images() {
+  local img missing=()
+  ensure_engine
+  for img in "${APP_IMAGES[@]}"; do
+    if docker image inspect "${img}" >/dev/null 2>&1; then
+      load_image "${img}"
+      info "${img}: loaded"
+    else
+      missing+=("${img}")
+    fi
+  done
+  ((${#missing[@]} == 0)) || info "not built yet: ${missing[*]} (make images, then make kind-up again to load them)"
+}
+
 summary() {
   cat >&2 <<EOF
 
@@ -280,6 +298,7 @@ main() {
   step "node, kube-proxy and CoreDNS ready";                wait_system
   step "Gateway API ${GATEWAY_API_VERSION} CRDs";           gateway_api_crds
   step "Traefik, GatewayClass";                             deploy_traefik
+  step "our images (make images) into the node";            load_app_images
   run_done
   summary
 }
