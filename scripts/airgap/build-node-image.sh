@@ -156,6 +156,7 @@ build_base() {
   local ctx="${NODE_DIR}/base-context"
   base_context "${ctx}"
   logged "${KIT_LOGS}/build-base-image.log" docker build -t "${img}" "${ctx}"
+  rm -rf "${ctx}"
   remove_other_tags grpc-k8s-kit/kind-base "${img}"
 }
 

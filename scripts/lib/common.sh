@@ -96,10 +96,24 @@ heavy() {
   return "${rc}"
 }
 
-# logged LOGFILE CMD...: run CMD with output to LOGFILE; on failure show its tail.
+# logged LOGFILE CMD...: run CMD with output to LOGFILE; on failure show its tail. Long
+# commands get a heartbeat line every minute so a 10-minute compile does not look stuck.
 logged() {
-  local logfile=$1; shift
-  if ! "$@" >"${logfile}" 2>&1; then
+  local logfile=$1 rc=0 ticker; shift
+  (
+    local t0 n=0; t0=$(date +%s)
+    while sleep 5; do
+      kill -0 "$$" 2>/dev/null || exit 0          # the script is gone: stop ticking
+      n=$((n + 1)); ((n % 12 == 0)) || continue
+      local s=$(( $(date +%s) - t0 ))
+      printf '      ... still running, %dm%02ds (%s)\n' $((s / 60)) $((s % 60)) "${logfile}" >&2
+    done
+  ) &
+  ticker=$!
+  "$@" >"${logfile}" 2>&1 || rc=$?
+  kill "${ticker}" 2>/dev/null || true
+  wait "${ticker}" 2>/dev/null || true
+  if ((rc != 0)); then
     warn "command failed: $*"
     tail -n 40 "${logfile}" >&2
     die "full log: ${logfile}"
