@@ -290,6 +290,18 @@ build_node() {
   info "node image: ${KIT_NODE_IMAGE} ($(docker image inspect -f '{{.Size}}' "${KIT_NODE_IMAGE}" | numfmt --to=iec))"
 }
 
+# prune_old_stages: cached stages of other keys are only reachable by going back to older
+# scripts or versions; they cost ~1 GB each, so keep only the current ones.
+prune_old_stages() {
+  local d keep_images keep_rootfs
+  keep_images=$(images_dir); keep_rootfs=$(rootfs_dir)
+  for d in "${NODE_DIR}"/images-* "${NODE_DIR}"/rootfs-*; do
+    [[ -d ${d} && ${d} != "${keep_images}" && ${d} != "${keep_rootfs}" ]] || continue
+    info "removing stale cache stage ${d}"
+    rm -rf "${d}"
+  done
+}
+
 main() {
   builder_lock node-image
   local target=${1:-node}
@@ -306,7 +318,8 @@ main() {
       fi
       build_base
       build_images
-      build_node ;;
+      build_node
+      prune_old_stages ;;
     *) die "usage: $0 [rootfs|base|images|node]" ;;
   esac
 }
