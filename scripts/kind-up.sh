@@ -10,8 +10,8 @@
 #                 (default ${XDG_CACHE_HOME:-$HOME/.cache}/grpc-k8s-kit)
 #   CLUSTER_NAME  kind cluster name (default grpc-k8s-kit)
 #
-# Cold air-gapped run: ~50 min on 2 cores (Kubernetes, Traefik, etcd, CoreDNS are compiled);
-# warm: about a minute. See deploy/kind/README.md.
+# Cold air-gapped run: ~40 min on 2 cores (Kubernetes, Traefik, etcd, CoreDNS are compiled);
+# warm: about a minute; on an existing cluster ~15 s. See deploy/kind/README.md, scripts/TIMINGS.md.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
