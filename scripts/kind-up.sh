@@ -26,7 +26,7 @@ NODE_IMAGE=""
 
 # ---- 1. prerequisites ----------------------------------------------------------------------
 check_prerequisites() {
-  need go "install Go (the version in go.mod), e.g. from your distribution or go.dev"
+  need go "install Go (the version in go.mod)"
   apt_install jq curl ca-certificates util-linux
   go version >&2
 }
