@@ -22,6 +22,9 @@ main() {
   else
     info "no kind cluster '${CLUSTER_NAME}': nothing to delete"
   fi
+  # Node/Traefik images replaced by a rebuild while a cluster still ran them are now unused:
+  # they are untagged and carry our kit.key label, so nothing else is matched.
+  docker images -q --filter dangling=true --filter label=kit.key | xargs -r docker rmi >/dev/null 2>&1 || true
   # The kubeconfig only ever holds the cluster kind-up wrote it for.
   if [[ -f ${KIT_CACHE}/kubeconfig ]] && grep -q "kind-${CLUSTER_NAME}\$" "${KIT_CACHE}/kubeconfig"; then
     rm -f "${KIT_CACHE}/kubeconfig"
