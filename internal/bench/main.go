@@ -38,6 +38,7 @@ type options struct {
 	concurrency int
 	target      float64
 	failUnder   bool
+	oursEnv     []string
 }
 
 func main() {
@@ -47,6 +48,13 @@ func main() {
 	flag.IntVar(&o.concurrency, "c", 16, "concurrent callers")
 	flag.Float64Var(&o.target, "target", 0.90, "throughput ratio (ours / example) the kit aims for")
 	flag.BoolVar(&o.failUnder, "fail-under", false, "exit 1 when the ratio is below -target")
+	flag.Func("ours-env", "extra KEY=VALUE for our server, repeatable (e.g. STREAM_WORKERS=0, LOG_LEVEL=debug)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.oursEnv = append(o.oursEnv, v)
+		return nil
+	})
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -110,7 +118,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			args = s.args(port)
 		}
 		if s.env != nil {
-			env = s.env(port)
+			env = append(s.env(port), o.oursEnv...)
 		}
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = env // stdout/stderr to /dev/null: both servers' logs cost the same write

@@ -155,9 +155,9 @@ func startServer(ctx context.Context, log *slog.Logger, service, ip string, port
 		return err
 	}
 	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1", Node: "laptop"}
-	svc := serverkit.Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) { pb.RegisterHelloServer(r, hello.New(id)) }}
+	svc := serverkit.Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) { pb.RegisterHelloServer(r, hello.New(id, nil)) }}
 	if service == "goodbye" {
-		svc = serverkit.Service{Name: goodbye.ServiceName, Register: func(r grpc.ServiceRegistrar) { pb.RegisterGoodbyeServer(r, goodbye.New(id)) }}
+		svc = serverkit.Service{Name: goodbye.ServiceName, Register: func(r grpc.ServiceRegistrar) { pb.RegisterGoodbyeServer(r, goodbye.New(id, nil)) }}
 	}
 	srv, err := serverkit.New(cfg, log, svc)
 	if err != nil {

@@ -39,12 +39,14 @@ var Sayings = []Saying{
 type Server struct {
 	pb.UnimplementedGoodbyeServer
 	backend *pb.Backend // built once: replies only read it, and marshalling is safe concurrently
+	echo    reqmeta.Keys
 	pick    func(n int) int
 }
 
-// New returns a Goodbye server that reports id and picks sayings at random.
-func New(id identity.Identity) *Server {
-	return &Server{backend: id.Backend(ServiceName), pick: rand.IntN}
+// New returns a Goodbye server that reports id, echoes the request metadata keys in
+// echo, and picks sayings at random.
+func New(id identity.Identity, echo reqmeta.Keys) *Server {
+	return &Server{backend: id.Backend(ServiceName), echo: echo, pick: rand.IntN}
 }
 
 // SayGoodbye bids req.Name farewell.
@@ -60,6 +62,6 @@ func (s *Server) SayGoodbye(ctx context.Context, req *pb.SayGoodbyeRequest) (*pb
 		Message:         "Goodbye, " + req.GetName() + ".",
 		Saying:          &pb.Saying{Text: say.Text, Author: say.Author},
 		Backend:         s.backend,
-		RequestMetadata: reqmeta.Echo(ctx),
+		RequestMetadata: s.echo.Echo(ctx),
 	}, nil
 }

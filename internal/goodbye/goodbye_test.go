@@ -12,7 +12,7 @@ import (
 )
 
 func TestSayGoodbyeAnswersWithASaying(t *testing.T) {
-	s := New(identity.Identity{Pod: "goodbye-1", Version: "v1"})
+	s := New(identity.Identity{Pod: "goodbye-1", Version: "v1"}, nil)
 	for i := range Sayings {
 		s.pick = func(int) int { return i }
 		resp, err := s.SayGoodbye(context.Background(), &pb.SayGoodbyeRequest{Name: "Ryo"})
@@ -29,7 +29,7 @@ func TestSayGoodbyeAnswersWithASaying(t *testing.T) {
 }
 
 func TestSayGoodbyeValidates(t *testing.T) {
-	_, err := New(identity.Identity{}).SayGoodbye(context.Background(), &pb.SayGoodbyeRequest{Name: "\x00"})
+	_, err := New(identity.Identity{}, nil).SayGoodbye(context.Background(), &pb.SayGoodbyeRequest{Name: "\x00"})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("control character: %v, want InvalidArgument", err)
 	}

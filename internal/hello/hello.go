@@ -19,10 +19,14 @@ const ServiceName = "helloworld.Hello"
 type Server struct {
 	pb.UnimplementedHelloServer
 	backend *pb.Backend // built once: replies only read it, and marshalling is safe concurrently
+	echo    reqmeta.Keys
 }
 
-// New returns a Hello server that reports id in every reply.
-func New(id identity.Identity) *Server { return &Server{backend: id.Backend(ServiceName)} }
+// New returns a Hello server that reports id in every reply and echoes the request
+// metadata keys in echo.
+func New(id identity.Identity, echo reqmeta.Keys) *Server {
+	return &Server{backend: id.Backend(ServiceName), echo: echo}
+}
 
 // SayHello greets req.Name.
 func (s *Server) SayHello(ctx context.Context, req *pb.SayHelloRequest) (*pb.SayHelloResponse, error) {
@@ -36,6 +40,6 @@ func (s *Server) SayHello(ctx context.Context, req *pb.SayHelloRequest) (*pb.Say
 	return &pb.SayHelloResponse{
 		Message:         "Hello, " + req.GetName() + "!",
 		Backend:         s.backend,
-		RequestMetadata: reqmeta.Echo(ctx),
+		RequestMetadata: s.echo.Echo(ctx),
 	}, nil
 }

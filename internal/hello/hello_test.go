@@ -9,12 +9,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
 func TestSayHello(t *testing.T) {
 	id := identity.Identity{Pod: "hello-abc", PodIP: "10.0.0.7", Node: "n1", Namespace: "kit", Version: "v2"}
-	resp, err := New(id).SayHello(context.Background(), &pb.SayHelloRequest{Name: "Ryo"})
+	resp, err := New(id, nil).SayHello(context.Background(), &pb.SayHelloRequest{Name: "Ryo"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func TestSayHello(t *testing.T) {
 }
 
 func TestSayHelloRejectsBadInputAndDeadCallers(t *testing.T) {
-	s := New(identity.Identity{Pod: "p"})
+	s := New(identity.Identity{Pod: "p"}, nil)
 	if _, err := s.SayHello(context.Background(), &pb.SayHelloRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("empty name: %v, want InvalidArgument", err)
 	}
@@ -42,7 +43,7 @@ func TestSayHelloRejectsBadInputAndDeadCallers(t *testing.T) {
 
 func TestSayHelloEchoesCustomMetadata(t *testing.T) {
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-routed-by", "grpc-k8s-kit", "cookie", "no"))
-	resp, err := New(identity.Identity{Pod: "p"}).SayHello(ctx, &pb.SayHelloRequest{Name: "Ryo"})
+	resp, err := New(identity.Identity{Pod: "p"}, reqmeta.Keys{"x-routed-by"}).SayHello(ctx, &pb.SayHelloRequest{Name: "Ryo"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func startBackend(t *testing.T, ip string, port int, pod string, tweak func(*ser
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("pod", pod)
 	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1"}
 	srv, err := serverkit.New(cfg, log, serverkit.Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) {
-		pb.RegisterHelloServer(r, hello.New(id))
+		pb.RegisterHelloServer(r, hello.New(id, nil))
 	}})
 	if err != nil {
 		t.Fatalf("start %s: %v", pod, err)

@@ -49,6 +49,7 @@ type Config struct {
 	TLSCertFile string // serve TLS instead of plaintext h2c when both are set
 	TLSKeyFile  string
 
+	EchoMetadata string // comma-separated request metadata keys replies echo
 	AdminEnabled bool   // POST /admin/health flips health for demos and failover tests
 	Pprof        bool   // /debug/pprof on the HTTP port
 	LogLevel     string // debug, info, warn, error
@@ -76,6 +77,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.IntVar(&c.StreamWorkers, "stream-workers", runtime.GOMAXPROCS(0), "pooled goroutines serving calls (0 = a new goroutine per call)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate: serve TLS instead of plaintext")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key for -tls-cert-file")
+	fs.StringVar(&c.EchoMetadata, "echo-metadata", "x-experiment-group,x-routed-by", "request metadata keys replies echo in request_metadata (comma-separated; empty for none)")
 	fs.BoolVar(&c.AdminEnabled, "admin", true, "serve POST /admin/health on the HTTP port to flip health (demos, failover tests)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof on the HTTP port")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -30,6 +31,15 @@ func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics) []grpc.Server
 		// Constant fields ("protocol":"grpc", "grpc.component":"server") and the method
 		// type (always unary here) cost time on every call and say nothing.
 		logging.WithDisableLoggingFields(logging.SystemTag[0], logging.ComponentFieldKey, logging.MethodTypeFieldKey),
+		// lazyLogging runs the handler before the logging interceptor, so the interceptor
+		// cannot time it: the real duration comes from the context instead.
+		logging.WithDurationField(func(time.Duration) logging.Fields { return nil }),
+		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+			if start, ok := ctx.Value(callStartKey{}).(time.Time); ok {
+				return logging.DurationToTimeMillisFields(time.Since(start))
+			}
+			return nil
+		}),
 	}
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
@@ -41,7 +51,7 @@ func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics) []grpc.Server
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(
 			metrics.UnaryServerInterceptor(),
-			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(lg, logOpts...), notHealth),
+			selector.UnaryServerInterceptor(lazyLogging(log, logging.UnaryServerInterceptor(lg, logOpts...)), notHealth),
 			recovery.UnaryServerInterceptor(rec),
 		),
 		grpc.ChainStreamInterceptor(
@@ -49,6 +59,25 @@ func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics) []grpc.Server
 			selector.StreamServerInterceptor(logging.StreamServerInterceptor(lg, logOpts...), notHealth),
 			recovery.StreamServerInterceptor(rec),
 		),
+	}
+}
+
+type callStartKey struct{}
+
+// lazyLogging runs the handler first and hands the finished call to the go-grpc-middleware
+// logging interceptor only when its log line would be written at the logger's level. That
+// interceptor builds its fields (peer, timestamps, method) before the handler runs, about a
+// tenth of the server's CPU per call in the benchmark; at the default level successful calls
+// are not logged, so they skip that work. The log line is the same either way.
+func lazyLogging(log *slog.Logger, logged grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		if !log.Enabled(ctx, slog.Level(callLevel(status.Code(err)))) {
+			return resp, err
+		}
+		done := func(context.Context, any) (any, error) { return resp, err }
+		return logged(context.WithValue(ctx, callStartKey{}, start), req, info, done)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 )
 
 // ErrUsage marks configuration errors (bad flag or environment value): exit code 2.
@@ -15,9 +16,9 @@ var ErrUsage = errors.New("usage")
 
 // Run is the whole life of a server process: config from args and env, identity from the
 // downward API, serve until ctx is cancelled, drain. newService builds the one service the
-// binary serves. Logs go to logOut; usage and config errors to usageOut.
+// binary serves, given the identity and the metadata keys replies echo. Logs go to logOut; usage and config errors to usageOut.
 func Run(ctx context.Context, name string, args []string, getenv func(string) string,
-	logOut, usageOut io.Writer, newService func(identity.Identity) Service) error {
+	logOut, usageOut io.Writer, newService func(identity.Identity, reqmeta.Keys) Service) error {
 	cfg, err := Load(name, args, getenv, usageOut)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -26,7 +27,7 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	id := identity.FromEnv(getenv, cfg.ListenHost)
-	svc := newService(id)
+	svc := newService(id, reqmeta.ParseKeys(cfg.EchoMetadata))
 	log := NewLogger(cfg, logOut).With("service", svc.Name, "pod", id.Pod, "version", id.Version)
 	srv, err := New(cfg, log, svc)
 	if err != nil {

@@ -50,7 +50,7 @@ func start(t *testing.T, tweak func(*Config)) *running {
 		tweak(&cfg)
 	}
 	srv, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)), Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) {
-		pb.RegisterHelloServer(r, panicky{hello.New(identity.Identity{Pod: "p1"})})
+		pb.RegisterHelloServer(r, panicky{hello.New(identity.Identity{Pod: "p1"}, nil)})
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func TestCallLogging(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := New(cfg, NewLogger(cfg, &buf), Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) {
-		pb.RegisterHelloServer(r, hello.New(identity.Identity{Pod: "p1"}))
+		pb.RegisterHelloServer(r, hello.New(identity.Identity{Pod: "p1"}, nil))
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -242,13 +242,13 @@ func TestCallLogging(t *testing.T) {
 		case rec["grpc.service"] == healthpb.Health_ServiceDesc.ServiceName:
 			t.Errorf("health check logged: %s", line)
 		case rec["grpc.method"] == "SayHello" && rec["grpc.code"] == "OK":
-			sawOK = rec["level"] == "DEBUG"
+			sawOK = rec["level"] == "DEBUG" && rec["grpc.time_ms"] != nil && rec["peer.address"] != nil
 		case rec["grpc.method"] == "SayHello" && rec["grpc.code"] == "InvalidArgument":
-			sawInvalid = rec["level"] == "INFO"
+			sawInvalid = rec["level"] == "INFO" && rec["grpc.time_ms"] != nil
 		}
 	}
 	if !sawOK || !sawInvalid {
-		t.Fatalf("want SayHello OK at DEBUG and InvalidArgument at INFO in:\n%s", buf.String())
+		t.Fatalf("want SayHello OK at DEBUG and InvalidArgument at INFO, with grpc.time_ms, in:\n%s", buf.String())
 	}
 }
 

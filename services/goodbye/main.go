@@ -14,6 +14,7 @@ import (
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/goodbye"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
@@ -30,9 +31,9 @@ func main() {
 
 func run(ctx context.Context) error {
 	return serverkit.Run(ctx, "goodbye", os.Args[1:], os.Getenv, os.Stdout, os.Stderr,
-		func(id identity.Identity) serverkit.Service {
+		func(id identity.Identity, echo reqmeta.Keys) serverkit.Service {
 			return serverkit.Service{Name: goodbye.ServiceName, Register: func(r grpc.ServiceRegistrar) {
-				pb.RegisterGoodbyeServer(r, goodbye.New(id))
+				pb.RegisterGoodbyeServer(r, goodbye.New(id, echo))
 			}}
 		})
 }

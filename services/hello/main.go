@@ -14,6 +14,7 @@ import (
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
@@ -30,9 +31,9 @@ func main() {
 
 func run(ctx context.Context) error {
 	return serverkit.Run(ctx, "hello", os.Args[1:], os.Getenv, os.Stdout, os.Stderr,
-		func(id identity.Identity) serverkit.Service {
+		func(id identity.Identity, echo reqmeta.Keys) serverkit.Service {
 			return serverkit.Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) {
-				pb.RegisterHelloServer(r, hello.New(id))
+				pb.RegisterHelloServer(r, hello.New(id, echo))
 			}}
 		})
 }
