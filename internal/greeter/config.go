@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
@@ -41,7 +43,9 @@ type Config struct {
 type Header struct{ Key, Value string }
 
 // MultiCall reports whether the run makes more than one call (and so ends with a report).
-func (c Config) MultiCall() bool { return c.Plan.Calls != 1 || c.Plan.Duration > 0 }
+func (c Config) MultiCall() bool {
+	return c.Plan.Calls != 1 || c.Plan.Duration > 0 || c.Expect.Code != ""
+}
 
 // Method is the full method name called.
 func (c Config) Method() string {
@@ -131,6 +135,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.IntVar(&c.Expect.Backends, "expect-backends", -1, "exit 3 unless exactly this many backends served calls")
 	fs.Float64Var(&c.Expect.MaxSkew, "max-skew", -1, "exit 3 if a backend's call count is off the even share by more than this fraction (0 = exact)")
 	fs.Int64Var(&c.Expect.MaxErrors, "max-errors", -1, "exit 3 if more calls than this fail")
+	fs.StringVar(&c.Expect.Code, "expect-code", "", "exit 3 unless every call ends with this status code, e.g. InvalidArgument (tests of bad input)")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON on stdout")
 	fs.BoolVar(&c.Verbose, "v", false, "print every call's backend")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
@@ -171,6 +176,9 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	if err := c.Dial.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Expect.Code != "" && !validCode(c.Expect.Code) {
+		errs = append(errs, fmt.Errorf("-expect-code %q: want a status code name such as OK, InvalidArgument, ResourceExhausted, DeadlineExceeded", c.Expect.Code))
+	}
 	if err := c.Plan.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -178,6 +186,16 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 		return c, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	return c, nil
+}
+
+// validCode reports whether s is a gRPC status code name as codes.Code.String prints it.
+func validCode(s string) bool {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if c.String() == s {
+			return true
+		}
+	}
+	return false
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -67,3 +67,25 @@ func TestGreeterCommand(t *testing.T) {
 		t.Fatalf("unknown name: %v", err)
 	}
 }
+
+// -expect-code turns bad-input checks into assertions: exit 0 when every call got the code.
+func TestGreeterExpectCode(t *testing.T) {
+	c, _ := threeBackends(t, nil)
+	for _, tc := range []struct {
+		args []string
+		code string
+	}{
+		{[]string{"-name", ""}, "InvalidArgument"},
+		{[]string{"-name-bytes", "300"}, "InvalidArgument"},
+		{[]string{"-name-bytes", "5000"}, "ResourceExhausted"},
+		{[]string{"-timeout", "1us"}, "DeadlineExceeded"},
+	} {
+		args := append([]string{"-target", c.target, "-n", "3", "-expect-code", tc.code, "-json"}, tc.args...)
+		if out, err := runGreeter(t, args...); err != nil {
+			t.Errorf("%v: %v\n%s", tc.args, err, out)
+		}
+	}
+	if _, err := runGreeter(t, "-target", c.target, "-n", "3", "-expect-code", "InvalidArgument"); greeter.ExitCode(err) != 3 {
+		t.Errorf("good calls passed -expect-code InvalidArgument: %v", err)
+	}
+}

@@ -7,10 +7,14 @@ type Expect struct {
 	Backends  int     // exactly this many distinct backends served calls
 	MaxSkew   float64 // Skew() at most this (0 = exact round robin)
 	MaxErrors int64   // at most this many failed calls
+	Code      string  // every call ended with this status code ("" = not asserted), e.g. InvalidArgument
 }
 
 // NoExpect asserts nothing.
 var NoExpect = Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1}
+
+// ok is the code name of a successful call in Summary reports.
+const ok = "OK"
 
 // Assertion is one checked expectation.
 type Assertion struct {
@@ -36,6 +40,19 @@ func Check(s Summary, e Expect) []Assertion {
 	if e.MaxErrors >= 0 {
 		out = append(out, Assertion{"max-errors", s.Failed <= e.MaxErrors,
 			fmt.Sprintf("%d failed calls, allowed %d", s.Failed, e.MaxErrors)})
+	}
+	if e.Code != "" {
+		n := int64(0)
+		if e.Code == ok {
+			n = s.OK
+		}
+		for _, er := range s.Errors {
+			if er.Code == e.Code {
+				n += er.Count
+			}
+		}
+		out = append(out, Assertion{"expect-code", s.Calls > 0 && n == s.Calls,
+			fmt.Sprintf("%d of %d calls ended with %s", n, s.Calls, e.Code)})
 	}
 	return out
 }

@@ -99,3 +99,17 @@ func TestRender(t *testing.T) {
 		t.Fatalf("JSON round trip: %v %+v", err, back)
 	}
 }
+
+func TestExpectCode(t *testing.T) {
+	s := tally(nil, "v1", 5).Summary(time.Second)
+	if !Passed(Check(s, Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1, Code: "Unavailable"})) {
+		t.Fatal("5 Unavailable calls do not pass expect-code Unavailable")
+	}
+	if Passed(Check(s, Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1, Code: "InvalidArgument"})) {
+		t.Fatal("Unavailable calls pass expect-code InvalidArgument")
+	}
+	okRun := tally(map[string]int{"a": 3}, "v1", 0).Summary(time.Second)
+	if !Passed(Check(okRun, Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1, Code: "OK"})) {
+		t.Fatal("successful calls do not pass expect-code OK")
+	}
+}
