@@ -114,6 +114,9 @@ func (tb *table) add(topology string, s report.Summary) {
 func (tb *table) String() string {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
+	if len(tb.rows) == 0 {
+		return ""
+	}
 	var b strings.Builder
 	b.WriteString("| topology | pod | version | calls | share |\n|---|---|---|---:|---:|\n")
 	rows := append([]row(nil), tb.rows...)

@@ -45,9 +45,6 @@ func TestHeadless(t *testing.T) {
 	// Jobs are immutable: delete the previous run's before applying.
 	e.k.exec("-n", headlessNS, "delete", "job", "greeter-hello", "greeter-goodbye", "greeter-pick-first", "--ignore-not-found", "--wait=true")
 	e.k.run(t, "apply", "-k", dir)
-	if !*keep {
-		t.Cleanup(func() { e.k.exec("delete", "-k", dir, "--ignore-not-found", "--wait=false") })
-	}
 	e.k.rollout(t, headlessNS, "hello", "goodbye")
 
 	for _, tc := range []struct {

@@ -35,8 +35,9 @@ type env struct {
 // The suite shares one environment and one results table; Go tests get no other way to
 // receive them than package state.
 var (
-	e       *env
-	results = newTable()
+	e          *env
+	results    = newTable()
+	resilience = newResilienceTable()
 )
 
 func TestMain(m *testing.M) {
@@ -48,10 +49,21 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	fmt.Println()
-	fmt.Print(results.String())
-	if err := os.WriteFile(filepath.Join(e.out, "distribution.txt"), []byte(results.String()), 0o644); err != nil {
-		fmt.Fprintf(os.Stderr, "write table: %v\n", err)
+	for name, text := range map[string]string{"distribution.txt": results.String(), "resilience.txt": resilience.String()} {
+		if text == "" {
+			continue
+		}
+		fmt.Printf("\n%s\n", text)
+		if err := os.WriteFile(filepath.Join(e.out, name), []byte(text), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "write %s: %v\n", name, err)
+		}
+	}
+	if !*keep {
+		// Topologies stay deployed across tests (the resilience scenarios reuse them); remove
+		// them once at the end.
+		for _, o := range []string{"headless", "nginx-ingress", "gateway-api"} {
+			e.k.exec("delete", "-k", filepath.Join(e.root, "kustomize", "overlays", o), "--ignore-not-found", "--wait=false")
+		}
 	}
 	os.Exit(code)
 }

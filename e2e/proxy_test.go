@@ -78,9 +78,6 @@ const (
 func TestNginxIngress(t *testing.T) {
 	dir := filepath.Join(e.root, "kustomize", "overlays", "nginx-ingress")
 	e.k.run(t, "apply", "-k", dir)
-	if !*keep {
-		t.Cleanup(func() { e.k.exec("delete", "-k", dir, "--ignore-not-found", "--wait=false") })
-	}
 	createTLSSecret(t, ingressNS)
 	e.k.rollout(t, ingressNS, "hello", "goodbye")
 
@@ -121,9 +118,6 @@ func TestGatewayAPI(t *testing.T) {
 	dir := filepath.Join(e.root, "kustomize", "overlays", "gateway-api")
 	grant := filepath.Join(dir, "reference-grant")
 	e.k.run(t, "apply", "-k", dir)
-	if !*keep {
-		t.Cleanup(func() { e.k.exec("delete", "-k", dir, "--ignore-not-found", "--wait=false") })
-	}
 	createTLSSecret(t, gatewayNS)
 	e.k.rollout(t, gatewayNS, "hello", "hello-v2")
 	e.k.rollout(t, backendsNS, "goodbye")
