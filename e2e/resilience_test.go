@@ -181,7 +181,9 @@ func inClusterLoad(t *testing.T, d time.Duration, extra ...string) <-chan loadRe
 	go func() {
 		deadline := time.Now().Add(d + 2*time.Minute)
 		for time.Now().Before(deadline) {
-			var j struct{ Status struct{ Succeeded, Failed int } }
+			var j struct {
+				Status struct{ Succeeded, Failed int }
+			}
 			out, err := e.k.exec("-n", headlessNS, "get", "job/"+name, "-o", "json")
 			if err == nil && json.Unmarshal(out, &j) == nil && (j.Status.Succeeded > 0 || j.Status.Failed > 0) {
 				log, _ := e.k.exec("-n", headlessNS, "logs", "job/"+name)
@@ -567,4 +569,3 @@ func (r *resilienceTable) String() string {
 	}
 	return b.String()
 }
-
