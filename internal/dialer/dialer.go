@@ -32,7 +32,7 @@ type Options struct {
 	Target string // dns:///name:port (balanced over every address), or host:port of a proxy
 	LB     string // round_robin or pick_first
 
-	// Retry makes UNAVAILABLE calls retry on another backend (up to 4 attempts with
+	// Retry makes UNAVAILABLE calls retry on another backend (up to 5 attempts with
 	// backoff). Only safe for idempotent methods: SayHello and SayGoodbye are.
 	Retry bool
 	// HealthCheck turns on client-side health checking: the client watches each backend's
@@ -124,8 +124,10 @@ func ServiceConfig(o Options) (string, error) {
 	}
 	if o.Retry && len(o.Services) > 0 {
 		mc := methodConfig{RetryPolicy: &retryPolicy{
-			MaxAttempts:          4,
-			InitialBackoff:       "0.05s",
+			// 5 is grpc-go's cap. Backoffs are random in [0, 0.1s·2ⁿ] up to 1s, about 0.75s in
+			// all on average: long enough for a proxy to drop a pod that went away.
+			MaxAttempts:          5,
+			InitialBackoff:       "0.1s",
 			MaxBackoff:           "1s",
 			BackoffMultiplier:    2,
 			RetryableStatusCodes: []string{"UNAVAILABLE"},

@@ -62,7 +62,7 @@ func TestServiceConfigIsWhatGrpcAccepts(t *testing.T) {
 	if _, ok := got.LoadBalancingConfig[0]["round_robin"]; !ok {
 		t.Errorf("lb config %v", got.LoadBalancingConfig)
 	}
-	if len(got.MethodConfig) != 1 || len(got.MethodConfig[0].Name) != 2 || got.MethodConfig[0].RetryPolicy.MaxAttempts != 4 ||
+	if len(got.MethodConfig) != 1 || len(got.MethodConfig[0].Name) != 2 || got.MethodConfig[0].RetryPolicy.MaxAttempts != 5 ||
 		got.MethodConfig[0].RetryPolicy.RetryableStatusCodes[0] != "UNAVAILABLE" {
 		t.Errorf("method config %+v", got.MethodConfig)
 	}
