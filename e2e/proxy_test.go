@@ -88,7 +88,9 @@ func TestNginxIngress(t *testing.T) {
 		{"hello", "helloworld.Hello", "hello-"},
 		{"goodbye", "helloworld.Goodbye", "goodbye-"},
 	} {
-		s, code := greet(t, append(tls, "-service", tc.service, "-n", "300", "-c", "3")...)
+		// -warmup: uncounted calls until the proxy routes to all 3 pods (it learns endpoints
+		// a moment after the Deployment is Ready).
+		s, code := greet(t, append(tls, "-service", tc.service, "-n", "300", "-c", "3", "-warmup", "60s", "-expect-backends", "3")...)
 		results.add("nginx-ingress (Traefik, TLS :8443): "+tc.service, s)
 		if code != 0 || s.OK != 300 {
 			t.Errorf("%s through the ingress: exit %d, %d ok", tc.service, code, s.OK)
@@ -135,7 +137,7 @@ func TestGatewayAPI(t *testing.T) {
 
 	t.Run("canary 90/10", func(t *testing.T) {
 		const n = 2000
-		s, code := greet(t, append(h2c, "-n", strconv.Itoa(n), "-c", "4")...)
+		s, code := greet(t, append(h2c, "-n", strconv.Itoa(n), "-c", "4", "-warmup", "60s", "-expect-backends", "4")...)
 		results.add("gateway-api GRPCRoute (h2c :8000): hello 90/10", s)
 		if code != 0 || s.OK != n {
 			t.Fatalf("exit %d, %d of %d ok: %+v", code, s.OK, n, s.Errors)
@@ -166,7 +168,7 @@ func TestGatewayAPI(t *testing.T) {
 	})
 
 	t.Run("goodbye in another namespace", func(t *testing.T) {
-		s, code := greet(t, append(h2c, "-service", "goodbye", "-n", "300", "-c", "3")...)
+		s, code := greet(t, append(h2c, "-service", "goodbye", "-n", "300", "-c", "3", "-warmup", "60s", "-expect-backends", "3")...)
 		results.add("gateway-api GRPCRoute (h2c :8000): goodbye (cross-namespace)", s)
 		if code != 0 {
 			t.Errorf("exit %d", code)

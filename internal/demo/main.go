@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -66,7 +65,7 @@ func run(ctx context.Context, calls int, serve bool, out io.Writer) error {
 	for _, g := range groups {
 		all = append(all, g.ips...)
 	}
-	port, err := commonFreePort(all)
+	port, err := localdns.FreePortOn(all...)
 	if err != nil {
 		return err
 	}
@@ -190,28 +189,4 @@ func callMany(ctx context.Context, target, service, lb string, n int) (report.Su
 		return report.Summary{}, err
 	}
 	return tally.Summary(elapsed), nil
-}
-
-func commonFreePort(ips []string) (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", ips[0]+":0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for _, ip := range ips[1:] {
-			l2, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		if ok {
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free on all of %v", ips)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -44,5 +45,22 @@ func TestResolveAndUpdate(t *testing.T) {
 	}
 	if err := s.Set("x", "::1"); err == nil {
 		t.Fatal("IPv6 accepted")
+	}
+}
+
+func TestFreePortOn(t *testing.T) {
+	port, err := FreePortOn("127.0.0.51", "127.0.0.52")
+	if err != nil || port == 0 {
+		t.Fatalf("FreePortOn: %d %v", port, err)
+	}
+	for _, ip := range []string{"127.0.0.51", "127.0.0.52"} {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			t.Fatalf("port %d not free on %s: %v", port, ip, err)
+		}
+		l.Close()
+	}
+	if _, err := FreePortOn(); err == nil {
+		t.Fatal("no addresses accepted")
 	}
 }

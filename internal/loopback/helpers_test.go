@@ -73,32 +73,14 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(string(b[:len(b)-1]))
 }
 
-// freePortOn returns a TCP port free on every one of ips (the servers behind one DNS name
-// share a port, as pods behind a headless Service do).
+// freePortOn returns a TCP port free on every one of ips.
 func freePortOn(t *testing.T, ips ...string) int {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for _, ip := range ips[1:] {
-			l2, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		if ok {
-			return port
-		}
+	port, err := localdns.FreePortOn(ips...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no port free on every address")
-	return 0
+	return port
 }
 
 // backend is one in-process Hello server.
