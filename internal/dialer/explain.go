@@ -18,24 +18,15 @@ func Explain(err error) string {
 }
 
 // ExplainMessage is Explain for a status already split into its code name (as
-// codes.Code.String prints it) and message.
+// codes.Code.String prints it, e.g. "Unavailable") and message.
 func ExplainMessage(code, msg string) string {
-	var c codes.Code
-	if err := c.UnmarshalJSON([]byte(`"` + toUpperSnake(code) + `"`)); err != nil {
-		c = codes.Unknown
+	c := codes.Unknown
+	for k := codes.OK; k <= codes.Unauthenticated; k++ {
+		if k.String() == code {
+			c = k
+		}
 	}
 	return explain(c, msg)
-}
-
-func toUpperSnake(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	return strings.ToUpper(b.String())
 }
 
 func explain(code codes.Code, msg string) string {

@@ -116,16 +116,12 @@ func single(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metad
 		}
 		return fmt.Errorf("%w: %s %s: %w", ErrCallsFailed, c.Method(), c.Dial.Target, err)
 	}
-	if c.JSON {
-		out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(got)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(stdout, string(out))
-		return err
-	}
 	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(got)
 	if err != nil {
+		return err
+	}
+	if c.JSON {
+		_, err = fmt.Fprintln(stdout, string(out))
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "%s\nserved by pod %s (version %s, node %s, ip %s) in %s\n",
