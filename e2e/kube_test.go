@@ -90,7 +90,10 @@ func (k kube) waitJob(t *testing.T, ns, job string, timeout time.Duration) (log 
 		}
 		k.getJSON(t, &j, "-n", ns, "get", "job/"+job)
 		if j.Status.Succeeded > 0 || j.Status.Failed > 0 {
-			out, _ := k.exec("-n", ns, "logs", "job/"+job, "-c", "greeter")
+			out, err := k.exec("-n", ns, "logs", "job/"+job, "-c", "greeter")
+			if err != nil { // the greeter never started: show what the init container said
+				out, _ = k.exec("-n", ns, "logs", "job/"+job, "--all-containers")
+			}
 			return string(out), j.Status.Succeeded > 0
 		}
 		if time.Now().After(deadline) {
