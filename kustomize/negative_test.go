@@ -156,6 +156,15 @@ func TestMutationsAreCaught(t *testing.T) {
 			deployment(t, objs, "hello").Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](20)
 			return objs
 		}, []string{"Deployment grpc-kit-headless/hello", "terminationGracePeriodSeconds", "must exceed preStop sleep + DRAIN_DELAY + SHUTDOWN_TIMEOUT"}},
+		{"drain shorter than the readiness window", func(t *testing.T, objs []object) []object {
+			c := &deployment(t, objs, "hello").Spec.Template.Spec.Containers[0]
+			for i := range c.Env {
+				if c.Env[i].Name == "DRAIN_DELAY" {
+					c.Env[i].Value = "3s"
+				}
+			}
+			return objs
+		}, []string{"Deployment grpc-kit-headless/hello", "env[DRAIN_DELAY]", "3s must cover the readiness window (4s)"}},
 		{"namespace not restricted", func(t *testing.T, objs []object) []object {
 			for _, o := range objs {
 				if ns, ok := o.Obj.(*corev1.Namespace); ok {

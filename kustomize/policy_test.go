@@ -196,6 +196,16 @@ func checkServer(f *findings, o object, spec *corev1.PodSpec) {
 				f.add(o, cp+"."+name+".grpc.port", "%d is not a containerPort of %s", p.GRPC.Port, c.Name)
 			}
 		}
+		// The server must keep its listener open until every proxy has dropped the pod: a
+		// terminating pod stays "serving" until its readiness probe fails, and some
+		// proxies route to serving endpoints (the e2e's nginx-ingress lane lost the
+		// in-flight calls of every removed pod with a 3s delay).
+		if p := c.ReadinessProbe; p != nil {
+			window := time.Duration(max(p.PeriodSeconds, 1)*max(p.FailureThreshold, 1)) * time.Second
+			if drain := envDuration(c, "DRAIN_DELAY", 5*time.Second); drain < window+propagation {
+				f.add(o, cp+".env[DRAIN_DELAY]", "%s must cover the readiness window (%s) + endpoint propagation and proxy reload (%s)", drain, window, propagation)
+			}
+		}
 		// SIGKILL must not come before the preStop sleep, the drain delay and the
 		// graceful stop are over.
 		need := envDuration(c, "DRAIN_DELAY", 5*time.Second) + envDuration(c, "SHUTDOWN_TIMEOUT", 15*time.Second)
@@ -213,6 +223,11 @@ func checkServer(f *findings, o object, spec *corev1.PodSpec) {
 		}
 	}
 }
+
+// propagation: from a failed readiness probe to a proxy without the pod: the kubelet's
+// status update, the EndpointSlice controller, the proxy's watch and reload (Traefik
+// batches provider changes for 2s).
+const propagation = 3 * time.Second
 
 func hasContainerPort(c *corev1.Container, port int32) bool {
 	for _, p := range c.Ports {
