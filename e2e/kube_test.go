@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,7 +27,33 @@ func (k kube) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	return c
 }
 
+// applied records the kustomize/overlays/* this run applied, so TestMain deletes those
+// only. Tests apply through exec (run calls it), which is where it is recorded.
+var applied = struct {
+	sync.Mutex
+	overlays map[string]bool
+}{overlays: map[string]bool{}}
+
+func recordApply(args []string) {
+	for i := 0; i+2 < len(args); i++ {
+		if args[i] == "apply" && args[i+1] == "-k" {
+			if dir, o := filepath.Split(filepath.Clean(args[i+2])); filepath.Base(dir) == "overlays" {
+				applied.Lock()
+				applied.overlays[o] = true
+				applied.Unlock()
+			}
+		}
+	}
+}
+
+func overlayApplied(o string) bool {
+	applied.Lock()
+	defer applied.Unlock()
+	return applied.overlays[o]
+}
+
 func (k kube) exec(args ...string) ([]byte, error) {
+	recordApply(args)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out bytes.Buffer

@@ -60,9 +60,12 @@ func TestMain(m *testing.M) {
 	}
 	if !*keep {
 		// Topologies stay deployed across tests (the resilience scenarios reuse them); remove
-		// them once at the end.
+		// them once at the end, and only those this run applied: a focused run
+		// (E2E_RUN=TestDoctor) must not remove topologies another run deployed.
 		for _, o := range []string{"headless", "nginx-ingress", "gateway-api"} {
-			e.k.exec("delete", "-k", filepath.Join(e.root, "kustomize", "overlays", o), "--ignore-not-found", "--wait=false")
+			if overlayApplied(o) {
+				e.k.exec("delete", "-k", filepath.Join(e.root, "kustomize", "overlays", o), "--ignore-not-found", "--wait=false")
+			}
 		}
 	}
 	os.Exit(code)

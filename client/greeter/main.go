@@ -2,6 +2,10 @@
 // backend a dns:/// name resolves to, and reports how the calls spread over pods. With
 // -expect-backends, -max-skew and -max-errors it exits 3 when the spread or errors are
 // off, which is how the e2e suite uses it. Run greeter -h for every flag.
+//
+// `greeter doctor -service NAME ...` diagnoses a Service in a live cluster instead (see
+// internal/doctor): a subcommand of the same binary, so the image that runs the client
+// also carries its troubleshooting tool.
 package main
 
 import (
@@ -13,22 +17,35 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/doctor"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	go func() { <-ctx.Done(); stop() }() // Ctrl-C ends the run with a report; a second one kills
-	if err := run(ctx); err != nil {
+	isDoctor := len(os.Args) > 1 && os.Args[1] == "doctor"
+	if err := run(ctx, isDoctor); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
+		}
+		if isDoctor {
+			fmt.Fprintf(os.Stderr, "greeter doctor: %v\n", err)
+			os.Exit(doctor.ExitCode(err))
 		}
 		fmt.Fprintf(os.Stderr, "greeter: %v\n", err)
 		os.Exit(greeter.ExitCode(err))
 	}
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, isDoctor bool) error {
+	if isDoctor {
+		cfg, err := doctor.ParseFlags(os.Args[2:], os.Stderr)
+		if err != nil {
+			return err
+		}
+		return doctor.Run(ctx, cfg, os.Stdout)
+	}
 	cfg, err := greeter.ParseFlags(os.Args[1:], os.Getenv, os.Stderr)
 	if err != nil {
 		return err

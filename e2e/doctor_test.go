@@ -1,0 +1,295 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/doctor"
+)
+
+// doctorNS is the doctor's own copy of the kit: faults are injected there only, so no other
+// test's topology is ever broken.
+const doctorNS = "grpc-kit-doctor"
+
+// TestDoctor deploys the kit, breaks it one fault at a time, and asserts that
+// `greeter doctor` names that exact cause as its only error; on the healthy kit it reports
+// no error. What doctor said for each fault is logged and written to e2e/out/doctor.txt.
+func TestDoctor(t *testing.T) {
+	deployDoctorKit(t)
+	transcript := &bytes.Buffer{}
+	t.Cleanup(func() {
+		if err := os.WriteFile(filepath.Join(e.out, "doctor.txt"), transcript.Bytes(), 0o644); err != nil {
+			t.Errorf("write doctor.txt: %v", err)
+		}
+	})
+	headless := []string{"-service", "hello-grpc-headless"}
+	healthy := func(t *testing.T) {
+		t.Helper()
+		awaitDoctor(t, transcript, "healthy kit", "", "", headless...)
+	}
+
+	t.Run("healthy", func(t *testing.T) {
+		rep := awaitDoctor(t, transcript, "healthy hello", "", "", headless...)
+		if rep.Warnings != 0 {
+			t.Errorf("healthy hello: %d warning(s): %+v", rep.Warnings, rep.Findings)
+		}
+		for _, want := range []string{doctor.CheckPorts, doctor.CheckEndpoints, doctor.CheckTLS, doctor.CheckHealth, doctor.CheckDNS} {
+			if f := find(rep, want); f == nil || f.Severity != doctor.OK {
+				t.Errorf("healthy hello: check %s is not ok: %+v", want, f)
+			}
+		}
+		awaitDoctor(t, transcript, "healthy goodbye", "", "", "-service", "goodbye-grpc-headless")
+	})
+
+	t.Run("wrong targetPort", func(t *testing.T) {
+		patchService(t, "hello-grpc-headless", `[{"op":"replace","path":"/spec/ports/0/targetPort","value":50052}]`)
+		awaitDoctor(t, transcript, "wrong targetPort", doctor.CheckPorts, "targetPort 50052", headless...)
+		patchService(t, "hello-grpc-headless", `[{"op":"replace","path":"/spec/ports/0/targetPort","value":"grpc"}]`)
+		healthy(t)
+	})
+
+	t.Run("selector typo", func(t *testing.T) {
+		patchService(t, "hello-grpc-headless", `[{"op":"replace","path":"/spec/selector/app.kubernetes.io~1name","value":"helo"}]`)
+		awaitDoctor(t, transcript, "selector typo", doctor.CheckSelector, "matches no pod", headless...)
+		patchService(t, "hello-grpc-headless", `[{"op":"replace","path":"/spec/selector/app.kubernetes.io~1name","value":"hello"}]`)
+		healthy(t)
+	})
+
+	t.Run("all pods NOT_SERVING", func(t *testing.T) {
+		pods := helloPods(t, doctorNS)
+		// The liveness probe restarts a pod stuck NOT_SERVING after a minute; the doctor
+		// sees the fault within seconds of the readiness probe failing.
+		for _, p := range pods {
+			setHealth(t, doctorNS, p, "NOT_SERVING")
+		}
+		awaitDoctor(t, transcript, "all pods NOT_SERVING", doctor.CheckEndpoints, "NOT_SERVING", headless...)
+		for _, p := range helloPods(t, doctorNS) {
+			setHealth(t, doctorNS, p, "SERVING")
+		}
+		healthy(t)
+	})
+
+	t.Run("ClusterIP with round_robin", func(t *testing.T) {
+		rep := awaitDoctor(t, transcript, "ClusterIP Service with round_robin", doctor.CheckBalancing, "over a ClusterIP Service", "-service", "hello-grpc", "-lb", "round_robin")
+		if f := find(rep, doctor.CheckBalancing); f == nil || !strings.Contains(f.Fix, "hello-grpc-headless") {
+			t.Errorf("the fix should name the headless twin: %+v", f)
+		}
+	})
+
+	t.Run("TLS client against plaintext server", func(t *testing.T) {
+		awaitDoctor(t, transcript, "TLS client against a plaintext server", doctor.CheckTLS, "TLS client against a plaintext", append(headless, "-tls")...)
+	})
+
+	t.Run("NetworkPolicy denies the client", func(t *testing.T) {
+		clientPod(t, "doctor-client", "doctor-client")
+		clientPod(t, "greeter-client", "greeter")
+		policy := filepath.Join(e.root, "kustomize", "components", "network-policies", "networkpolicy.yaml")
+		e.k.run(t, "-n", doctorNS, "apply", "-f", policy)
+		t.Cleanup(func() { e.k.exec("-n", doctorNS, "delete", "-f", policy, "--ignore-not-found") })
+		awaitDoctor(t, transcript, "NetworkPolicy denies the client", doctor.CheckNetworkPolicy, "no ingress rule allows pod "+doctorNS+"/doctor-client",
+			append(headless, "-from-pod", "doctor-client")...)
+		// The kit's own client is allowed by the same policy.
+		rep := awaitDoctor(t, transcript, "NetworkPolicy allows the greeter", "", "", append(headless, "-from-pod", doctorNS+"/greeter-client")...)
+		if f := find(rep, doctor.CheckNetworkPolicy); f == nil || f.Severity != doctor.OK || !strings.Contains(f.Message, "grpc-servers ingress[0]") {
+			t.Errorf("greeter-client should be allowed by grpc-servers ingress[0]: %+v", f)
+		}
+		e.k.run(t, "-n", doctorNS, "delete", "-f", policy)
+		healthy(t)
+	})
+
+	t.Run("bad flags", func(t *testing.T) {
+		_, code, stderr := runDoctor(t, "-service", "hello-grpc-headless", "-lb", "random")
+		if code != 2 || !strings.Contains(stderr, "-lb") {
+			t.Errorf("bad -lb: exit %d, stderr %q; want exit 2 naming -lb", code, stderr)
+		}
+		_, code, stderr = runDoctorKubeconfig(t, filepath.Join(t.TempDir(), "missing"), "-service", "hello-grpc-headless")
+		if code != 2 || !strings.Contains(stderr, "kubeconfig") {
+			t.Errorf("missing kubeconfig: exit %d, stderr %q; want exit 2 naming the kubeconfig", code, stderr)
+		}
+	})
+}
+
+// deployDoctorKit renders the base into doctorNS (Pod Security restricted) through a
+// temporary kustomization, and deletes the namespace at the end unless -keep.
+func deployDoctorKit(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	base, err := filepath.Rel(dir, filepath.Join(e.root, "kustomize", "base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"kustomization.yaml": fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n- namespace.yaml\n- %s\n", doctorNS, base),
+		"namespace.yaml": fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n"+
+			"    pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/warn: restricted\n", doctorNS),
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.k.run(t, "apply", "-k", dir)
+	if !*keep {
+		t.Cleanup(func() { e.k.exec("delete", "namespace", doctorNS, "--ignore-not-found", "--wait=false") })
+	}
+	e.k.rollout(t, doctorNS, "hello", "goodbye")
+	checkRestricted(t, doctorNS)
+}
+
+func patchService(t *testing.T, svc, patch string) {
+	t.Helper()
+	e.k.run(t, "-n", doctorNS, "patch", "service", svc, "--type=json", "-p", patch)
+}
+
+// clientPod runs a greeter in doctorNS labelled app.kubernetes.io/name=app: a real caller
+// whose labels the NetworkPolicy check evaluates.
+func clientPod(t *testing.T, name, app string) {
+	t.Helper()
+	pod := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+  labels:
+    app.kubernetes.io/name: %[3]s
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+  - name: greeter
+    image: grpc-k8s-kit/greeter:dev
+    imagePullPolicy: IfNotPresent
+    args: ["-target", "dns:///hello-grpc-headless.%[2]s.svc.cluster.local:50051", "-duration", "30m", "-rate", "1", "-quiet"]
+    resources: {requests: {cpu: 5m, memory: 16Mi}, limits: {cpu: 100m, memory: 64Mi}}
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL]}
+`, name, doctorNS, app)
+	e.k.runStdin(t, pod, "apply", "-f", "-")
+	t.Cleanup(func() { e.k.exec("-n", doctorNS, "delete", "pod", name, "--ignore-not-found", "--wait=false") })
+	e.k.run(t, "-n", doctorNS, "wait", "--for=condition=Ready", "pod/"+name, "--timeout=120s")
+}
+
+// awaitDoctor runs the doctor until its report shows the expected state, then asserts it:
+// with check set, exactly one error finding, from that check, whose message contains
+// want, and exit code 3 ("names that exact cause and nothing worse"); with check empty,
+// no error finding and exit 0. Retrying covers the cluster converging after a change
+// (EndpointSlices, readiness probes, DNS TTL); the final report is the one asserted.
+func awaitDoctor(t *testing.T, transcript *bytes.Buffer, what, check, want string, args ...string) doctor.Report {
+	t.Helper()
+	matches := func(r doctor.Report) bool {
+		if check == "" {
+			return r.Errors == 0
+		}
+		f := find(r, check)
+		return f != nil && f.Severity == doctor.Error && strings.Contains(f.Message, want)
+	}
+	var rep doctor.Report
+	var code int
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		rep, code, _ = runDoctor(t, args...)
+		if matches(rep) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	var errs []doctor.Finding
+	for _, f := range rep.Findings {
+		if f.Severity == doctor.Error {
+			errs = append(errs, f)
+		}
+	}
+	switch {
+	case check == "" && (len(errs) != 0 || code != 0):
+		t.Errorf("%s: want no error finding and exit 0, got exit %d and %s", what, code, summarize(errs))
+	case check != "" && (len(errs) != 1 || errs[0].Check != check || !strings.Contains(errs[0].Message, want) || code != 3):
+		t.Errorf("%s: want exactly one error from %s containing %q and exit 3, got exit %d and %s", what, check, want, code, summarize(errs))
+	}
+	// Log what the doctor said, as a user sees it.
+	text, _, _ := runDoctorText(t, args...)
+	t.Logf("%s: greeter doctor %s\n%s", what, strings.Join(args, " "), text)
+	fmt.Fprintf(transcript, "### %s\n$ greeter doctor -n %s %s\n%s\n", what, doctorNS, strings.Join(args, " "), text)
+	return rep
+}
+
+func find(r doctor.Report, check string) *doctor.Finding {
+	var found *doctor.Finding
+	for i, f := range r.Findings {
+		// The worst finding of the check.
+		if f.Check == check && (found == nil || f.Severity > found.Severity) {
+			found = &r.Findings[i]
+		}
+	}
+	return found
+}
+
+func summarize(fs []doctor.Finding) string {
+	if len(fs) == 0 {
+		return "no error"
+	}
+	var b strings.Builder
+	for _, f := range fs {
+		fmt.Fprintf(&b, "\n  %s %s: %s", f.Severity, f.Check, f.Message)
+	}
+	return b.String()
+}
+
+// runDoctor runs `greeter doctor -json` against doctorNS and returns its report, exit code
+// and stderr.
+func runDoctor(t *testing.T, args ...string) (doctor.Report, int, string) {
+	t.Helper()
+	return runDoctorKubeconfig(t, e.k.kubeconfig, args...)
+}
+
+func runDoctorKubeconfig(t *testing.T, kubeconfig string, args ...string) (doctor.Report, int, string) {
+	t.Helper()
+	stdout, code, stderr := doctorExec(t, kubeconfig, append(args, "-json")...)
+	var rep doctor.Report
+	if code == 0 || code == 3 {
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("greeter doctor %v: exit %d, not a JSON report: %v\n%s\n%s", args, code, err, stdout, stderr)
+		}
+	}
+	return rep, code, stderr
+}
+
+func runDoctorText(t *testing.T, args ...string) (string, int, string) {
+	t.Helper()
+	return doctorExec(t, e.k.kubeconfig, args...)
+}
+
+func doctorExec(t *testing.T, kubeconfig string, args ...string) (stdout string, code int, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	full := append([]string{"doctor", "-kubeconfig", kubeconfig, "-n", doctorNS}, args...)
+	c := exec.CommandContext(ctx, e.greeter, full...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("greeter %v: %v", full, err)
+	}
+	return out.String(), code, errb.String()
+}

@@ -1,0 +1,118 @@
+package doctor
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
+)
+
+// Errors Run returns; ExitCode maps them.
+var (
+	// ErrUsage: bad flags or an unusable kubeconfig (exit 2, as for the greeter).
+	ErrUsage = errors.New("usage")
+	// ErrFindings: the diagnosis ran and found at least one error-level finding (exit 3,
+	// the greeter's "assertion failed": the tool worked, the system under test did not).
+	ErrFindings = errors.New("error findings")
+)
+
+// ExitCode follows the greeter's conventions: 0 fine, 1 runtime failure (e.g. the API
+// server does not answer), 2 usage, 3 error-level findings.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrUsage):
+		return 2
+	case errors.Is(err, ErrFindings):
+		return 3
+	default:
+		return 1
+	}
+}
+
+// Config of one doctor run: where the Service is, and what the diagnosed client does.
+type Config struct {
+	Kubeconfig string // "" = as kubectl: $KUBECONFIG, then ~/.kube/config
+	Context    string
+	Namespace  string // "" = the context's namespace
+	Service    string
+	Port       int // Service port the client dials; 0 = the Service's gRPC port
+
+	FromPod string // [namespace/]pod the client runs in, for the NetworkPolicy check
+	TLS     bool   // the client uses TLS
+	LB      string // the client's LB policy
+
+	ClusterDomain string
+	Timeout       time.Duration // per gRPC or DNS exchange
+	JSON          bool
+	Verbose       bool
+}
+
+// ParseFlags parses the doctor's arguments (what follows "greeter doctor").
+func ParseFlags(args []string, usage io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("greeter doctor", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: as kubectl, $KUBECONFIG then ~/.kube/config)")
+	fs.StringVar(&c.Context, "context", "", "kubeconfig context (default: the current one)")
+	fs.StringVar(&c.Namespace, "namespace", "", "namespace of the Service (default: the context's)")
+	fs.StringVar(&c.Namespace, "n", "", "shorthand for -namespace")
+	fs.StringVar(&c.Service, "service", "", "the Service the client dials (required)")
+	fs.IntVar(&c.Port, "port", 0, "the Service port the client dials (default: the port named grpc, or the only one)")
+	fs.StringVar(&c.FromPod, "from-pod", "", "[namespace/]pod the client runs in: the NetworkPolicy check says whether it may connect")
+	fs.BoolVar(&c.TLS, "tls", false, "the client uses TLS (a plaintext server is then reported as a mismatch)")
+	fs.StringVar(&c.LB, "lb", dialer.RoundRobin, "the client's LB policy: round_robin or pick_first")
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "bound of each gRPC or DNS exchange")
+	fs.BoolVar(&c.JSON, "json", false, "print the findings as JSON")
+	fs.BoolVar(&c.Verbose, "v", false, "print evidence under every finding, not only warnings and errors")
+	fs.Usage = func() {
+		fmt.Fprint(usage, `Usage: greeter doctor -service NAME [-namespace NS] [-port P] [-from-pod [NS/]POD] [-tls] [-lb POLICY] [-json]
+
+Looks at a live cluster and says why gRPC calls to a Service fail or do not balance:
+the Service (selector, headless or not vs the client's LB policy, port -> targetPort ->
+containerPort, appProtocol), its endpoints (and why pods are not ready), each pod over
+gRPC through port-forward (listening, plaintext vs TLS, health, reflection), DNS as
+CoreDNS answers it, and the NetworkPolicies selecting the pods (evaluated from the
+objects, not by sending traffic).
+
+Flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprint(usage, `
+Exit codes: 0 no error finding, 1 the diagnosis could not run (API server), 2 bad flags
+or kubeconfig, 3 at least one error finding.
+`)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if strings.TrimSpace(c.Service) == "" {
+		errs = append(errs, errors.New("-service is required"))
+	}
+	if c.LB != dialer.RoundRobin && c.LB != dialer.PickFirst {
+		errs = append(errs, fmt.Errorf("-lb %q: want %s or %s", c.LB, dialer.RoundRobin, dialer.PickFirst))
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("-port %d: out of range", c.Port))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("-timeout %s: must be positive", c.Timeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return c, nil
+}

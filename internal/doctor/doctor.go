@@ -1,0 +1,103 @@
+// Package doctor diagnoses a gRPC Service in a live cluster: it reads the Service, its
+// pods, EndpointSlices, events and NetworkPolicies with client-go, talks gRPC to every pod
+// through port-forward, asks CoreDNS what the Service name resolves to, and turns what it
+// saw into findings that name the cause and the fix.
+//
+// Checks run from the Service down to the wire, and a check that finds the cause records
+// it: later checks that would only see the consequence (no endpoints after a selector
+// typo, connection refused after a wrong targetPort) report it as info that confirms the
+// cause instead of a second error. One fault, one error.
+package doctor
+
+import (
+	"context"
+	"net"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// DialFunc opens a TCP connection to port inside a pod. In a cluster it goes through the
+// API server's port-forward (package poddial), which is why it takes a pod, not an IP:
+// the host running the doctor usually cannot route to pod IPs.
+type DialFunc func(ctx context.Context, namespace, pod string, port int) (net.Conn, error)
+
+// Doctor holds what the checks need: the API, a way into pods, and the subject.
+type Doctor struct {
+	Kube kubernetes.Interface
+	Dial DialFunc
+	Cfg  Config // Namespace must be set
+}
+
+// Upstream causes already reported as errors; downstream checks consult them.
+const (
+	causeSelector = "selector" // the selector matches no pod
+	causePorts    = "ports"    // targetPort does not reach the server
+	causeNoReady  = "noReady"  // no endpoint is ready
+	causeTLS      = "tls"      // client and server disagree on TLS
+)
+
+// state is what one diagnosis learnt so far, passed from check to check.
+type state struct {
+	rep     *Report
+	svc     *corev1.Service
+	port    *corev1.ServicePort // the port the client dials
+	pods    []corev1.Pod        // selected by the Service, not finished
+	targets map[string]target   // pod name -> where targetPort lands in it
+	eps     []endpoint
+	probes  map[string]*probe // pod name -> what gRPC said
+	causes  map[string]bool
+}
+
+// target is the Service's targetPort resolved in one pod.
+type target struct {
+	port     int    // 0 when a named targetPort is not a port of the pod
+	name     string // containerPort name, if any
+	declared bool   // a containerPort of the pod has this number
+}
+
+// endpoint is one address of the Service's EndpointSlices.
+type endpoint struct {
+	ip, pod     string
+	ready       bool
+	terminating bool
+}
+
+func (s *state) add(f Finding) { s.rep.add(f) }
+
+func (s *state) pod(name string) *corev1.Pod {
+	for i := range s.pods {
+		if s.pods[i].Name == name {
+			return &s.pods[i]
+		}
+	}
+	return nil
+}
+
+// Diagnose runs every check and returns the report. It returns an error only when the
+// diagnosis itself cannot proceed (the API server fails); what is wrong with the Service
+// is in the findings.
+func (d *Doctor) Diagnose(ctx context.Context) (Report, error) {
+	rep := Report{Subject: Subject{Namespace: d.Cfg.Namespace, Service: d.Cfg.Service, LB: d.Cfg.LB, TLS: d.Cfg.TLS, FromPod: d.Cfg.FromPod}}
+	st := &state{rep: &rep, targets: map[string]target{}, probes: map[string]*probe{}, causes: map[string]bool{}}
+	if err := d.checkService(ctx, st); err != nil || st.svc == nil || st.port == nil {
+		return rep, err
+	}
+	rep.Subject.Port = st.port.Port
+	for _, check := range []func(context.Context, *state) error{
+		d.checkSelector,
+		d.checkBalancing,
+		d.probePods, // no findings of its own: ports, endpoints and tls read its results
+		d.checkPorts,
+		d.checkAppProtocol,
+		d.checkEndpoints,
+		d.reportProbes,
+		d.checkDNS,
+		d.checkNetworkPolicy,
+	} {
+		if err := check(ctx, st); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}

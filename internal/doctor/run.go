@@ -1,0 +1,56 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/poddial"
+)
+
+// Run loads the kubeconfig as kubectl does, diagnoses c's Service, and writes the report
+// to stdout. It returns an error wrapping ErrFindings when an error-level finding exists.
+func Run(ctx context.Context, c Config, stdout io.Writer) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules() // $KUBECONFIG, then ~/.kube/config
+	rules.ExplicitPath = c.Kubeconfig
+	kc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c.Context})
+	rc, err := kc.ClientConfig()
+	if err != nil {
+		return fmt.Errorf("%w: kubeconfig: %w", ErrUsage, err)
+	}
+	if c.Namespace == "" {
+		if c.Namespace, _, err = kc.Namespace(); err != nil {
+			return fmt.Errorf("%w: kubeconfig namespace: %w", ErrUsage, err)
+		}
+	}
+	// A diagnosis makes a few dozen requests at once (per pod); client-go's default rate
+	// limit (5/s) would make it crawl.
+	rc.QPS, rc.Burst = 50, 100
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("%w: kubernetes client: %w", ErrUsage, err)
+	}
+	pd := poddial.New(rc, cs.CoreV1().RESTClient())
+	defer pd.Close()
+
+	d := &Doctor{Kube: cs, Dial: pd.Dial, Cfg: c}
+	rep, err := d.Diagnose(ctx)
+	if err != nil {
+		return fmt.Errorf("diagnose %s/%s: %w", c.Namespace, c.Service, err)
+	}
+	if c.JSON {
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteText(stdout, c.Verbose)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Errors > 0 {
+		return fmt.Errorf("%w: %d error finding(s)", ErrFindings, rep.Errors)
+	}
+	return nil
+}
