@@ -22,8 +22,9 @@ type Config struct {
 	Port       int    // gRPC port
 	HTTPPort   int    // HTTP port: /metrics, /healthz, /readyz, /admin/health; -1 disables it
 
-	// Drain on SIGTERM: NOT_SERVING, wait DrainDelay, GracefulStop for at most
-	// ShutdownTimeout, then Stop.
+	// Drain on SIGTERM: NOT_SERVING and GOAWAY on open connections, new connections
+	// still served for DrainDelay, then GracefulStop for at most ShutdownTimeout, then
+	// Stop (see Server.drain).
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
 
@@ -65,7 +66,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.StringVar(&c.ListenHost, "listen-host", "", "address to bind, empty for all interfaces")
 	fs.IntVar(&c.Port, "port", 50051, "gRPC port (0 picks a free port)")
 	fs.IntVar(&c.HTTPPort, "http-port", 8080, "HTTP port for /metrics, /healthz, /readyz and /admin/health (-1 disables; 0 picks a free port)")
-	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "on SIGTERM, time between NOT_SERVING and GracefulStop, so balancers stop sending new calls")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "on SIGTERM (health NOT_SERVING, GOAWAY on open connections), how long new connections are still accepted and served, so proxies that still route here get answers")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "longest GracefulStop may take before in-flight calls are cut")
 	fs.DurationVar(&c.MaxConnectionAge, "max-connection-age", 30*time.Second, "close client connections after this long so clients re-resolve and find new pods (0 = never)")
 	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", 10*time.Second, "time in-flight calls get after max-connection-age")

@@ -30,15 +30,26 @@ type Service struct {
 
 // Server is a running gRPC server plus its HTTP side port.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	grpc     *grpc.Server
-	health   *drainableHealth
-	names    []string // "" (overall) and every service name: what health reports on
+	cfg    Config
+	log    *slog.Logger
+	health *drainableHealth
+	names  []string // "" (overall) and every service name: what health reports on
+	// newGRPC builds a grpc.Server with every service, health and reflection registered;
+	// gen is the one that takes new connections (a second one is built on SIGTERM, see
+	// handoff.go).
+	newGRPC  func() *grpc.Server
+	gen      atomic.Pointer[generation]
 	lis      net.Listener
 	httpLis  net.Listener
 	http     *http.Server
 	draining atomic.Bool
+	stopping atomic.Bool // the drain has closed the listener
+}
+
+// generation is one grpc.Server and the listener the accept loop feeds it through.
+type generation struct {
+	srv *grpc.Server
+	lis *handoffListener
 }
 
 // New builds the server and binds its listeners (so the ports are known before Serve).
@@ -80,14 +91,20 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		opts = append(opts, grpc.Creds(creds))
 	}
 
-	s := &Server{cfg: cfg, log: log, grpc: grpc.NewServer(opts...), health: newDrainableHealth(), names: []string{""}}
+	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}}
 	for _, svc := range services {
-		svc.Register(s.grpc)
 		s.names = append(s.names, svc.Name)
 	}
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc) // v1 and v1alpha: old and new grpcurl both work
-	metrics.InitializeMetrics(s.grpc)
+	s.newGRPC = func() *grpc.Server {
+		g := grpc.NewServer(opts...)
+		for _, svc := range services {
+			svc.Register(g)
+		}
+		healthpb.RegisterHealthServer(g, s.health) // one health state for every generation
+		reflection.Register(g)                     // v1 and v1alpha: old and new grpcurl both work
+		metrics.InitializeMetrics(g)
+		return g
+	}
 	s.SetServing(true)
 
 	var err error
@@ -127,12 +144,12 @@ func (s *Server) SetServing(serving bool) {
 	}
 }
 
-// Serve serves until ctx is cancelled (SIGTERM), then drains: health NOT_SERVING, wait
-// DrainDelay, GracefulStop bounded by ShutdownTimeout, then Stop. It returns nil after a
-// clean drain and an error if a listener fails.
+// Serve serves until ctx is cancelled (SIGTERM), then drains (see drain). It returns nil
+// after a clean drain and an error if a listener fails.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
-	go func() { errc <- s.grpc.Serve(s.lis) }()
+	errc := make(chan error, 3)
+	first := s.startGeneration(errc)
+	go s.acceptLoop(errc)
 	if s.http != nil {
 		go func() {
 			if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
@@ -146,35 +163,108 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	select {
 	case err := <-errc:
-		s.grpc.Stop()
+		s.draining.Store(true) // the accept loop's error on Close below is expected now
+		s.lis.Close()
+		s.gen.Load().srv.Stop()
+		first.srv.Stop()
 		s.closeHTTP()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.drain()
+	s.drain(errc)
 	return nil
 }
 
-func (s *Server) drain() {
+// startGeneration builds a grpc.Server, makes it the one new connections go to, and
+// serves it. Its Serve returns nil once stopped; anything else is reported on errc.
+func (s *Server) startGeneration(errc chan<- error) *generation {
+	g := &generation{srv: s.newGRPC(), lis: newHandoffListener(s.lis.Addr())}
+	s.gen.Store(g)
+	go func() {
+		if err := g.srv.Serve(g.lis); err != nil {
+			errc <- fmt.Errorf("gRPC server: %w", err)
+		}
+	}()
+	return g
+}
+
+// acceptLoop accepts TCP connections and hands each to the current generation. It ends
+// when the listener is closed.
+func (s *Server) acceptLoop(errc chan<- error) {
+	var backoff time.Duration
+	for {
+		c, err := s.lis.Accept()
+		if err != nil {
+			if s.draining.Load() && errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne interface{ Temporary() bool }
+			if errors.As(err, &ne) && ne.Temporary() { // e.g. out of file descriptors
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff.String())
+				time.Sleep(backoff)
+				continue
+			}
+			errc <- fmt.Errorf("accept: %w", err)
+			return
+		}
+		backoff = 0
+		// A generation stopped between Load and offer: the next Load returns its successor.
+		// When every generation is stopping, the listener is closed too: drop the conn.
+		for !s.gen.Load().lis.offer(c) {
+			if s.stopping.Load() {
+				c.Close()
+				break
+			}
+		}
+	}
+}
+
+// drain, on SIGTERM:
+//  1. health NOT_SERVING (health-checking clients and readiness probes hear it), a new
+//     generation takes new connections, the old one sends GOAWAY on every open connection
+//     (direct clients re-resolve and move to live pods) and finishes its calls;
+//  2. for DrainDelay new connections are still accepted and served: proxies that have not
+//     dropped the pod yet (its readiness probe has to fail and the EndpointSlice change has
+//     to reach them) keep getting answers instead of refused or hanging connections;
+//  3. the listener closes, GracefulStop bounded by ShutdownTimeout, then Stop.
+func (s *Server) drain(errc chan error) {
 	start := time.Now()
 	s.draining.Store(true)
 	s.health.Shutdown() // every status NOT_SERVING; health watchers (clients) hear it now
-	s.log.Info("drain 1/3: health NOT_SERVING; waiting drain-delay for balancers to stop sending", "drain_delay", s.cfg.DrainDelay.String())
+	old := s.gen.Load()
+	next := s.startGeneration(errc)
+	oldDone := stopGracefully(old.srv)
+	s.log.Info("drain 1/3: health NOT_SERVING, GOAWAY on open connections; accepting new ones for drain-delay", "drain_delay", s.cfg.DrainDelay.String())
 	time.Sleep(s.cfg.DrainDelay)
 
-	s.log.Info("drain 2/3: GracefulStop: GOAWAY sent, in-flight calls finishing", "timeout", s.cfg.ShutdownTimeout.String())
-	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
+	s.log.Info("drain 2/3: listener closed, GracefulStop: in-flight calls finishing", "timeout", s.cfg.ShutdownTimeout.String())
+	s.stopping.Store(true)
+	s.lis.Close()
+	nextDone := stopGracefully(next.srv)
 	s.health.endWatches() // open health Watch streams would otherwise hold GracefulStop
-	select {
-	case <-done:
-	case <-time.After(s.cfg.ShutdownTimeout):
-		s.log.Warn("drain: GracefulStop timed out; cutting remaining calls with Stop")
-		s.grpc.Stop()
-		<-done
+	timeout := time.After(s.cfg.ShutdownTimeout)
+	for _, g := range []struct {
+		srv  *grpc.Server
+		done <-chan struct{}
+	}{{old.srv, oldDone}, {next.srv, nextDone}} {
+		select {
+		case <-g.done:
+		case <-timeout:
+			s.log.Warn("drain: GracefulStop timed out; cutting remaining calls with Stop")
+			old.srv.Stop()
+			next.srv.Stop()
+			<-g.done
+		}
 	}
 	s.closeHTTP()
 	s.log.Info("drain 3/3: stopped", "took", time.Since(start).String())
+}
+
+func stopGracefully(g *grpc.Server) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	return done
 }
 
 func (s *Server) closeHTTP() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -201,6 +203,57 @@ func TestDrainOrder(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after the drain")
+	}
+}
+
+// On SIGTERM open connections get a GOAWAY at once (direct clients re-resolve and leave),
+// while new connections are still accepted and served for the drain delay (proxies that
+// have not dropped the pod yet); after it, the port refuses.
+func TestDrainGoAwayFirstAcceptUntilDelay(t *testing.T) {
+	const delay = 1500 * time.Millisecond
+	r := start(t, func(c *Config) { c.DrainDelay = delay })
+	if _, err := pb.NewHelloClient(r.cc).SayHello(context.Background(), &pb.SayHelloRequest{Name: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.cc.GetState(); s != connectivity.Ready {
+		t.Fatalf("client state %v before the drain, want READY", s)
+	}
+	sigterm := time.Now()
+	r.cancel()
+
+	ctx, cancel := context.WithTimeout(context.Background(), delay/2)
+	defer cancel()
+	if !r.cc.WaitForStateChange(ctx, connectivity.Ready) {
+		t.Fatalf("open connection still READY %s after SIGTERM: no GOAWAY", delay/2)
+	}
+	t.Logf("open connection left READY (%v) %s after SIGTERM", r.cc.GetState(), time.Since(sigterm).Round(time.Millisecond))
+
+	late, err := grpc.NewClient(r.srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	rep, err := pb.NewHelloClient(late).SayHello(context.Background(), &pb.SayHelloRequest{Name: "late"})
+	if err != nil {
+		t.Fatalf("new connection during the drain delay: %v, want it served", err)
+	}
+	if since := time.Since(sigterm); since >= delay {
+		t.Fatalf("the late call ended %s after SIGTERM, not inside the %s drain delay", since, delay)
+	}
+	t.Logf("new connection served during the drain delay: %q", rep.GetMessage())
+
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if err != nil {
+			t.Fatalf("Serve after drain: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after the drain")
+	}
+	if c, err := net.DialTimeout("tcp", r.srv.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the port still accepts connections after the drain")
 	}
 }
 
