@@ -197,6 +197,13 @@ func TestServiceMissing(t *testing.T) {
 	if len(rep.Findings) != 1 {
 		t.Errorf("nothing else can be checked without the Service:\n%s", dump(rep))
 	}
+
+	d := f.doctor("hello-grpc-headless", Config{})
+	d.Cfg.Namespace = "kti"
+	e = onlyError(t, diagnose(t, d), CheckService, "does not exist")
+	if !strings.Contains(strings.Join(e.Evidence, ""), "namespace kti does not exist") {
+		t.Errorf("a missing namespace should be named: %v", e.Evidence)
+	}
 }
 
 func TestPortNotInService(t *testing.T) {

@@ -23,7 +23,9 @@ func (d *Doctor) checkService(ctx context.Context, st *state) error {
 	if apierrors.IsNotFound(err) {
 		f := Finding{Severity: Error, Check: CheckService, Message: fmt.Sprintf("Service %s/%s does not exist", ns, name),
 			Fix: "check -service and -namespace (the client's target is dns:///NAME.NAMESPACE.svc.cluster.local:PORT)"}
-		if list, err := d.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		if _, err := d.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("namespace %s does not exist", ns))
+		} else if list, err := d.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{}); err == nil {
 			var names []string
 			for _, s := range list.Items {
 				names = append(names, s.Name)

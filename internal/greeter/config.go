@@ -102,6 +102,7 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
   greeter -target dns:///hello-headless.default.svc.cluster.local:50051 -n 300 -expect-backends 3 -max-skew 0
   greeter -target 127.0.0.1:8443 -authority grpc.kit.local -cacert ca.pem -service goodbye
   greeter -target dns:///localhost:50051 -c 8 -duration 30s -rate 500
+  greeter doctor -n grpc-kit-headless -service hello-grpc-headless   # why calls fail or do not balance (doctor -h)
 
 Flags (each also read from the environment variable shown):
 `)
