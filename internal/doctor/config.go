@@ -9,31 +9,21 @@ import (
 	"time"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 )
 
 // Errors Run returns; ExitCode maps them.
 var (
 	// ErrUsage: bad flags or an unusable kubeconfig (exit 2, as for the greeter).
-	ErrUsage = errors.New("usage")
+	ErrUsage = exitcode.ErrUsage
 	// ErrFindings: the diagnosis ran and found at least one error-level finding (exit 3,
 	// the greeter's "assertion failed": the tool worked, the system under test did not).
-	ErrFindings = errors.New("error findings")
+	ErrFindings = exitcode.MarkCheckFailed(errors.New("error findings"))
 )
 
-// ExitCode follows the greeter's conventions: 0 fine, 1 runtime failure (e.g. the API
-// server does not answer), 2 usage, 3 error-level findings.
-func ExitCode(err error) int {
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, ErrUsage):
-		return 2
-	case errors.Is(err, ErrFindings):
-		return 3
-	default:
-		return 1
-	}
-}
+// ExitCode follows the kit's convention (package exitcode): 0 fine, 1 runtime failure
+// (e.g. the API server does not answer), 2 usage, 3 error-level findings.
+func ExitCode(err error) int { return exitcode.Of(err) }
 
 // Config of one doctor run: where the Service is, and what the diagnosed client does.
 type Config struct {

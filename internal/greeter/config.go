@@ -13,6 +13,7 @@ import (
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 )
@@ -87,7 +88,7 @@ func (h headerFlag) Set(v string) error {
 }
 
 // ErrUsage marks bad flags or environment values (exit code 2).
-var ErrUsage = errors.New("usage")
+var ErrUsage = exitcode.ErrUsage
 
 // ParseFlags reads args and GREETER_* environment variables into a Config.
 func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Config, error) {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
@@ -21,23 +22,12 @@ import (
 
 // Exit conditions besides usage errors.
 var (
-	ErrCallsFailed     = errors.New("calls failed")
-	ErrAssertionFailed = errors.New("assertion failed")
+	ErrCallsFailed     = errors.New("calls failed")                               // exit 1
+	ErrAssertionFailed = exitcode.MarkCheckFailed(errors.New("assertion failed")) // exit 3
 )
 
-// ExitCode maps Run's error to the documented exit codes.
-func ExitCode(err error) int {
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, ErrUsage):
-		return 2
-	case errors.Is(err, ErrAssertionFailed):
-		return 3
-	default:
-		return 1
-	}
-}
+// ExitCode maps Run's error to the documented exit codes (package exitcode).
+func ExitCode(err error) int { return exitcode.Of(err) }
 
 // Run executes c: one call printed in full, or many calls summarised in a report.
 func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {

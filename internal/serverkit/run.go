@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 )
 
 // ErrUsage marks configuration errors (bad flag or environment value): exit code 2.
-var ErrUsage = errors.New("usage")
+var ErrUsage = exitcode.ErrUsage
 
 // Run is the whole life of a server process: config from args and env, identity from the
 // downward API, serve until ctx is cancelled, drain. newService builds the one service the
@@ -36,14 +37,6 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	return srv.Serve(ctx)
 }
 
-// ExitCode maps Run's error to a process exit code: 0 success or -h, 2 usage, 1 otherwise.
-func ExitCode(err error) int {
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, ErrUsage):
-		return 2
-	default:
-		return 1
-	}
-}
+// ExitCode maps Run's error to a process exit code (package exitcode): 0 success or -h,
+// 2 usage, 1 otherwise.
+func ExitCode(err error) int { return exitcode.Of(err) }
