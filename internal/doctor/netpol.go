@@ -52,15 +52,7 @@ func (d *Doctor) checkNetworkPolicy(ctx context.Context, st *state) error {
 		}
 		f := Finding{Severity: Info, Check: CheckNetworkPolicy,
 			Message: fmt.Sprintf("NetworkPolicy %s select(s) the pods: only these callers may connect (pass -from-pod to check one)", policyNames(ingress))}
-		for _, p := range ingress {
-			for i, r := range p.Spec.Ingress {
-				f.Evidence = append(f.Evidence, fmt.Sprintf("%s ingress[%d]: from %s on %s", p.Name, i, describePeers(r.From), describePorts(r.Ports)))
-			}
-			if len(p.Spec.Ingress) == 0 {
-				f.Evidence = append(f.Evidence, p.Name+": no ingress rule (denies every caller)")
-			}
-		}
-		f.Evidence = append(f.Evidence, staticCaveat)
+		f.Evidence = append(ruleEvidence(ingress, netv1.PolicyTypeIngress), staticCaveat)
 		st.add(f)
 		return nil
 	}
@@ -79,12 +71,7 @@ func (d *Doctor) checkNetworkPolicy(ctx context.Context, st *state) error {
 			f := Finding{Severity: Error, Check: CheckNetworkPolicy,
 				Message: fmt.Sprintf("NetworkPolicy %s select(s) the server pods and no ingress rule allows %s on port %d: its connections are dropped (timeouts, UNAVAILABLE)", policyNames(ingress), callerDesc, port),
 				Fix:     "label the caller to match a rule's podSelector (and namespaceSelector), or add an ingress rule that selects it on this port"}
-			for _, p := range ingress {
-				for i, r := range p.Spec.Ingress {
-					f.Evidence = append(f.Evidence, fmt.Sprintf("%s ingress[%d]: from %s on %s", p.Name, i, describePeers(r.From), describePorts(r.Ports)))
-				}
-			}
-			f.Evidence = append(f.Evidence, staticCaveat)
+			f.Evidence = append(ruleEvidence(ingress, netv1.PolicyTypeIngress), staticCaveat)
 			denials = append(denials, f)
 		} else {
 			st.add(Finding{Severity: OK, Check: CheckNetworkPolicy, Message: fmt.Sprintf("ingress from %s on port %d allowed by %s", callerDesc, port, rule), Evidence: []string{staticCaveat}})
@@ -99,12 +86,7 @@ func (d *Doctor) checkNetworkPolicy(ctx context.Context, st *state) error {
 			f := Finding{Severity: Error, Check: CheckNetworkPolicy,
 				Message: fmt.Sprintf("NetworkPolicy %s select(s) the caller %s for egress and no rule allows it to reach the server pods on port %d", policyNames(egress), callerDesc, port),
 				Fix:     "add an egress rule to the server pods on this port (and one to kube-dns on 53 for name resolution)"}
-			for _, p := range egress {
-				for i, r := range p.Spec.Egress {
-					f.Evidence = append(f.Evidence, fmt.Sprintf("%s egress[%d]: to %s on %s", p.Name, i, describePeers(r.To), describePorts(r.Ports)))
-				}
-			}
-			f.Evidence = append(f.Evidence, staticCaveat)
+			f.Evidence = append(ruleEvidence(egress, netv1.PolicyTypeEgress), staticCaveat)
 			denials = append(denials, f)
 		} else {
 			st.add(Finding{Severity: OK, Check: CheckNetworkPolicy, Message: fmt.Sprintf("egress from the caller allowed by %s", rule)})
@@ -117,6 +99,31 @@ func (d *Doctor) checkNetworkPolicy(ctx context.Context, st *state) error {
 		st.add(Finding{Severity: OK, Check: CheckNetworkPolicy, Message: fmt.Sprintf("no NetworkPolicy selects the server pods or %s: the connection is allowed", callerDesc)})
 	}
 	return nil
+}
+
+// ruleEvidence lists every rule of the policies in one direction, a line each; a policy
+// with none denies that direction entirely.
+func ruleEvidence(policies []netv1.NetworkPolicy, dir netv1.PolicyType) []string {
+	var ev []string
+	for _, p := range policies {
+		n := 0
+		if dir == netv1.PolicyTypeIngress {
+			for i, r := range p.Spec.Ingress {
+				ev = append(ev, fmt.Sprintf("%s ingress[%d]: from %s on %s", p.Name, i, describePeers(r.From), describePorts(r.Ports)))
+			}
+			n = len(p.Spec.Ingress)
+		} else {
+			for i, r := range p.Spec.Egress {
+				ev = append(ev, fmt.Sprintf("%s egress[%d]: to %s on %s", p.Name, i, describePeers(r.To), describePorts(r.Ports)))
+			}
+			n = len(p.Spec.Egress)
+		}
+		if n == 0 {
+			d := strings.ToLower(string(dir))
+			ev = append(ev, fmt.Sprintf("%s: no %s rule (denies all %s traffic of the pods it selects)", p.Name, d, d))
+		}
+	}
+	return ev
 }
 
 func (d *Doctor) callerPod(ctx context.Context) (peerPod, error) {
