@@ -43,7 +43,7 @@ type Server struct {
 	httpLis  net.Listener
 	http     *http.Server
 	draining atomic.Bool
-	stopping atomic.Bool // the drain has closed the listener
+	stopping atomic.Bool // the listener is being closed on purpose
 }
 
 // generation is one grpc.Server and the listener the accept loop feeds it through.
@@ -148,7 +148,7 @@ func (s *Server) SetServing(serving bool) {
 // after a clean drain and an error if a listener fails.
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 3)
-	first := s.startGeneration(errc)
+	s.startGeneration(errc)
 	go s.acceptLoop(errc)
 	if s.http != nil {
 		go func() {
@@ -163,10 +163,9 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	select {
 	case err := <-errc:
-		s.draining.Store(true) // the accept loop's error on Close below is expected now
+		s.stopping.Store(true) // the accept loop's error on Close below is expected now
 		s.lis.Close()
 		s.gen.Load().srv.Stop()
-		first.srv.Stop()
 		s.closeHTTP()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
@@ -195,7 +194,7 @@ func (s *Server) acceptLoop(errc chan<- error) {
 	for {
 		c, err := s.lis.Accept()
 		if err != nil {
-			if s.draining.Load() && errors.Is(err, net.ErrClosed) {
+			if s.stopping.Load() && errors.Is(err, net.ErrClosed) {
 				return
 			}
 			var ne interface{ Temporary() bool }
@@ -244,17 +243,14 @@ func (s *Server) drain(errc chan error) {
 	nextDone := stopGracefully(next.srv)
 	s.health.endWatches() // open health Watch streams would otherwise hold GracefulStop
 	timeout := time.After(s.cfg.ShutdownTimeout)
-	for _, g := range []struct {
-		srv  *grpc.Server
-		done <-chan struct{}
-	}{{old.srv, oldDone}, {next.srv, nextDone}} {
+	for _, done := range []<-chan struct{}{oldDone, nextDone} {
 		select {
-		case <-g.done:
+		case <-done:
 		case <-timeout:
 			s.log.Warn("drain: GracefulStop timed out; cutting remaining calls with Stop")
 			old.srv.Stop()
 			next.srv.Stop()
-			<-g.done
+			<-done
 		}
 	}
 	s.closeHTTP()
