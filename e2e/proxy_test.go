@@ -43,6 +43,20 @@ func waitFirstCalls(t *testing.T, what string, args ...string) {
 	t.Logf("%s: first calls succeeded after %s", what, took.Round(time.Second))
 }
 
+// waitBackends waits until calls through an entry point reach n distinct pods and a
+// following burst has no error. A first successful call is not enough behind a weighted
+// split: the proxy may know the 90 % backend and still answer "no available server" for
+// the 10 % one, whose endpoints it learns a moment later.
+func waitBackends(t *testing.T, what string, n int, args ...string) {
+	t.Helper()
+	took := eventually(t, 3*time.Minute, what+": "+strconv.Itoa(n)+" backends answer", func() bool {
+		_, code := greet(t, append(args, "-warmup", "60s", "-n", "40", "-c", "2", "-timeout", "3s",
+			"-expect-backends", strconv.Itoa(n), "-max-errors", "0")...)
+		return code == 0
+	})
+	t.Logf("%s: %d backends answer after %s", what, n, took.Round(time.Second))
+}
+
 // greetOne makes a single call and returns the reply as JSON fields.
 func greetOne(t *testing.T, args ...string) map[string]any {
 	t.Helper()

@@ -97,7 +97,7 @@ func setupIngress(t *testing.T) {
 	e.k.run(t, "apply", "-k", filepath.Join(e.root, "kustomize", "overlays", "nginx-ingress"))
 	createTLSSecret(t, ingressNS)
 	e.k.rollout(t, ingressNS, "hello", "goodbye")
-	waitFirstCalls(t, "ingress", "-target", websecureAddr, "-authority", ingressHost, "-cacert", e.caCert, "-health-check=false")
+	waitBackends(t, "ingress", 3, "-target", websecureAddr, "-authority", ingressHost, "-cacert", e.caCert, "-health-check=false")
 }
 
 func setupGateway(t *testing.T) {
@@ -105,7 +105,8 @@ func setupGateway(t *testing.T) {
 	createTLSSecret(t, gatewayNS)
 	e.k.rollout(t, gatewayNS, "hello", "hello-v2")
 	e.k.rollout(t, backendsNS, "goodbye")
-	waitFirstCalls(t, "gateway", "-target", webAddr, "-authority", gatewayHost, "-health-check=false")
+	// 3 hello pods behind the 90 % weight and hello-v2 behind the 10 %.
+	waitBackends(t, "gateway", 4, "-target", webAddr, "-authority", gatewayHost, "-health-check=false")
 }
 
 // checkRestricted: the namespace enforces Pod Security "restricted", so every running pod
