@@ -486,13 +486,20 @@ func failover(t *testing.T, tp topo) {
 	}
 	flipped := time.Now()
 	setHealth(t, tp.ns, victim, "NOT_SERVING")
-	lastIncrease := flipped
+	lastIncrease, scrapeErrs := flipped, 0
 	for time.Since(lastIncrease) < 6*time.Second && time.Since(flipped) < 20*time.Second {
 		time.Sleep(200 * time.Millisecond)
 		n, err := handled(tp.ns, victim)
 		if err != nil {
-			t.Fatal(err)
+			// A scrape goes through the API server's pod proxy; one that fails leaves a gap
+			// of 200 ms in the samples, three in a row end the test.
+			if scrapeErrs++; scrapeErrs == 3 {
+				t.Fatal(err)
+			}
+			t.Logf("failover sample skipped: %v", err)
+			continue
 		}
+		scrapeErrs = 0
 		if n > last {
 			last, lastIncrease = n, time.Now()
 		}
