@@ -410,8 +410,10 @@ func rollingRestart(t *testing.T, tp topo) {
 
 // podKilled takes a pod away abruptly, two ways, with the retry policy on and off:
 //   - deleted with --grace-period=0 --force, as the issue asks: the API object goes at once,
-//     so every balancer drops the pod while the kubelet still runs its preStop sleep; the
-//     server never stops under traffic and even retries off lose nothing.
+//     so every balancer drops the pod while the kubelet still runs its preStop sleep, and
+//     even retries off usually lose nothing. The kubelet SIGKILLs the server about 3 s
+//     later: a proxy that has not dropped the pod by then cuts a call in flight, which
+//     Traefik answers with HTTP 500 (UNKNOWN; the retry policy retries it).
 //   - its server process SIGKILLed (an OOM kill or a crash looks like this): no preStop, no
 //     drain, no GOAWAY; the kernel resets every connection and calls in flight fail with
 //     UNAVAILABLE. This is the case the retry policy exists for.
@@ -440,7 +442,7 @@ func podKilled(t *testing.T, tp topo) {
 			if !retry {
 				label = k.label + ", retry off"
 			}
-			resilience.add(tp.name, label, s.Failed, 0, fmt.Sprintf("%d calls", s.Calls))
+			resilience.add(tp.name, label, s.Failed, 0, fmt.Sprintf("%d calls%s", s.Calls, failedCodes(s)))
 			if retry && s.Failed != 0 {
 				t.Errorf("%s: %d of %d calls failed: %+v", label, s.Failed, s.Calls, s.Errors)
 			}
@@ -581,6 +583,19 @@ func scaleOutIn(t *testing.T, tp topo, age string) {
 	}
 	resilience.add(tp.name, label, s.Failed, 0, fmt.Sprintf("%d calls", s.Calls))
 	noFailures(t, "scale in", s)
+}
+
+// failedCodes names the status codes of failed calls for the table ("; Unavailable 115,
+// Unknown 1"), or "" when none failed.
+func failedCodes(s report.Summary) string {
+	var parts []string
+	for _, er := range s.Errors {
+		parts = append(parts, fmt.Sprintf("%s %d", er.Code, er.Count))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, ", ")
 }
 
 // noFailures: a pod removal (rolling restart, scale in) costs no call.

@@ -63,7 +63,7 @@ func TestServiceConfigIsWhatGrpcAccepts(t *testing.T) {
 		t.Errorf("lb config %v", got.LoadBalancingConfig)
 	}
 	if len(got.MethodConfig) != 1 || len(got.MethodConfig[0].Name) != 2 || got.MethodConfig[0].RetryPolicy.MaxAttempts != 5 ||
-		got.MethodConfig[0].RetryPolicy.RetryableStatusCodes[0] != "UNAVAILABLE" {
+		strings.Join(got.MethodConfig[0].RetryPolicy.RetryableStatusCodes, ",") != "UNAVAILABLE,UNKNOWN" {
 		t.Errorf("method config %+v", got.MethodConfig)
 	}
 	if got.HealthCheckConfig.ServiceName != "helloworld.Hello" {
@@ -127,6 +127,8 @@ func TestExplain(t *testing.T) {
 		{status.Error(codes.Unavailable, "name resolver error: produced zero addresses"), "headless"},
 		{status.Error(codes.Unavailable, "dial tcp 10.0.0.1:50051: connect: connection refused"), "targetPort"},
 		{status.Error(codes.Unimplemented, "unknown service"), "routing"},
+		{status.Error(codes.Unknown, `unexpected HTTP status code received from server: 500 (Internal Server Error); transport: received unexpected content-type "text/plain; charset=utf-8"`), "backend connection closes"},
+		{status.Error(codes.Unknown, `unexpected HTTP status code received from server: 404 (Not Found); transport: received unexpected content-type "text/plain"`), "did not come from a gRPC server"},
 		{status.Error(codes.InvalidArgument, "name is required"), ""},
 	} {
 		got := Explain(tc.err)

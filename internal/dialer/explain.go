@@ -57,6 +57,8 @@ func explain(code codes.Code, msg string) string {
 		return "nothing listens at that address and port: check the port (Service port vs targetPort vs the server's PORT) and that the pods run."
 	case code == codes.Unimplemented:
 		return "the server (or the proxy in front of it) does not serve this method: check routing rules (paths /helloworld.Hello and /helloworld.Goodbye) and the target."
+	case code == codes.Unknown && has("unexpected HTTP status code received from server: 500"):
+		return "a proxy answered HTTP 500: its call to the backend failed in a way it does not classify (Traefik does this when the backend connection closes with the call in flight, e.g. a pod killed). -retry retries it; if every call gets it, read the proxy's log."
 	case code == codes.Unknown && has("malformed header", "unexpected HTTP status", "content-type"):
 		return "the answer did not come from a gRPC server: a proxy answered with plain HTTP (missing route, backend-protocol not GRPC, or a ReferenceGrant missing)."
 	}

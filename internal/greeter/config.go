@@ -114,7 +114,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	}
 	fs.StringVar(&c.Dial.Target, "target", "dns:///localhost:50051", "dns:///name:port to balance over every address of name, or host:port of an ingress/gateway")
 	fs.StringVar(&c.Dial.LB, "lb", dialer.RoundRobin, "load-balancing policy: round_robin or pick_first")
-	fs.BoolVar(&c.Dial.Retry, "retry", true, "retry UNAVAILABLE calls on another backend (service-config retry policy)")
+	fs.BoolVar(&c.Dial.Retry, "retry", true, "retry calls that fail with UNAVAILABLE or UNKNOWN (a proxy's HTTP 500) on another backend (service-config retry policy; idempotent methods only)")
 	fs.BoolVar(&c.Dial.HealthCheck, "health-check", true, "client-side health checking: skip backends whose grpc.health.v1 status is NOT_SERVING (round_robin only)")
 	fs.StringVar(&c.Dial.HealthService, "health-service", "", "service name for client-side health checks (default: the called service)")
 	fs.BoolVar(&c.Dial.TLS, "tls", false, "use TLS (implied by -cacert and -insecure)")
