@@ -129,6 +129,8 @@ func TestExplain(t *testing.T) {
 		{status.Error(codes.Unimplemented, "unknown service"), "routing"},
 		{status.Error(codes.Unknown, `unexpected HTTP status code received from server: 500 (Internal Server Error); transport: received unexpected content-type "text/plain; charset=utf-8"`), "backend connection closes"},
 		{status.Error(codes.Unknown, `unexpected HTTP status code received from server: 404 (Not Found); transport: received unexpected content-type "text/plain"`), "did not come from a gRPC server"},
+		{status.Error(codes.Unavailable, "unexpected HTTP status code received from server: 502 (Bad Gateway); malformed header: missing HTTP content-type"), "could not reach the backend"},
+		{status.Error(codes.Unavailable, "unexpected HTTP status code received from server: 503 (Service Unavailable)"), "no ready backend"},
 		{status.Error(codes.InvalidArgument, "name is required"), ""},
 	} {
 		got := Explain(tc.err)

@@ -57,6 +57,10 @@ func explain(code codes.Code, msg string) string {
 		return "nothing listens at that address and port: check the port (Service port vs targetPort vs the server's PORT) and that the pods run."
 	case code == codes.Unimplemented:
 		return "the server (or the proxy in front of it) does not serve this method: check routing rules (paths /helloworld.Hello and /helloworld.Goodbye) and the target."
+	case code == codes.Unavailable && has("received from server: 503"):
+		return "a proxy answered HTTP 503: it has no ready backend for this route (no ready pods, or it has not seen their endpoints yet). Check the pods' readiness and the route's backend Service."
+	case code == codes.Unavailable && has("received from server: 502", "received from server: 504"):
+		return "a proxy answered HTTP 502/504: it could not reach the backend it picked (a pod that died or is going away, or a wrong backend port). -retry retries it; if every call gets it, check the backend Service's port and appProtocol."
 	case code == codes.Unknown && has("unexpected HTTP status code received from server: 500"):
 		return "a proxy answered HTTP 500: its call to the backend failed in a way it does not classify (Traefik does this when the backend connection closes with the call in flight, e.g. a pod killed). -retry retries it; if every call gets it, read the proxy's log."
 	case code == codes.Unknown && has("malformed header", "unexpected HTTP status", "content-type"):
