@@ -33,8 +33,8 @@ type Options struct {
 	LB     string // round_robin or pick_first
 
 	// Retry makes calls that failed with UNAVAILABLE or UNKNOWN retry on another backend
-	// (up to 5 attempts with backoff; ServiceConfig says why these codes). Only safe for idempotent
-	// methods: SayHello and SayGoodbye are.
+	// (up to 5 attempts with backoff; ServiceConfig says why these codes). Only safe for
+	// idempotent methods: SayHello and SayGoodbye are.
 	Retry bool
 	// HealthCheck turns on client-side health checking: the client watches each backend's
 	// grpc.health.v1 status for HealthService and stops picking NOT_SERVING ones at once,

@@ -21,22 +21,22 @@ import (
 // ingress-nginx in front of a pod. Its first failFirst requests get the bare HTTP status
 // a proxy sends when its upstream failed, instead of being forwarded.
 type h2cProxy struct {
-	addr      string
-	failFirst int64
-	status    int
-	requests  atomic.Int64
+	addr       string
+	failFirst  int64
+	httpStatus int
+	requests   atomic.Int64
 }
 
-func startH2CProxy(t *testing.T, backend string, failFirst int64, status int) *h2cProxy {
+func startH2CProxy(t *testing.T, backend string, failFirst int64, httpStatus int) *h2cProxy {
 	t.Helper()
 	var h2c http.Protocols
 	h2c.SetUnencryptedHTTP2(true)
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: backend})
 	rp.Transport = &http.Transport{Protocols: &h2c}
-	p := &h2cProxy{failFirst: failFirst, status: status}
+	p := &h2cProxy{failFirst: failFirst, httpStatus: httpStatus}
 	srv := &http.Server{Protocols: &h2c, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.requests.Add(1) <= p.failFirst {
-			http.Error(w, http.StatusText(p.status), p.status)
+			http.Error(w, http.StatusText(p.httpStatus), p.httpStatus)
 			return
 		}
 		rp.ServeHTTP(w, r)
