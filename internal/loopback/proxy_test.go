@@ -32,7 +32,9 @@ func startH2CProxy(t *testing.T, backend string, failFirst int64, httpStatus int
 	var h2c http.Protocols
 	h2c.SetUnencryptedHTTP2(true)
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: backend})
-	rp.Transport = &http.Transport{Protocols: &h2c}
+	upstream := &http.Transport{Protocols: &h2c}
+	t.Cleanup(upstream.CloseIdleConnections)
+	rp.Transport = upstream
 	p := &h2cProxy{failFirst: failFirst, httpStatus: httpStatus}
 	srv := &http.Server{Protocols: &h2c, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.requests.Add(1) <= p.failFirst {
