@@ -18,37 +18,37 @@ import (
 	"syscall"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/doctor"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	go func() { <-ctx.Done(); stop() }() // Ctrl-C ends the run with a report; a second one kills
-	isDoctor := len(os.Args) > 1 && os.Args[1] == "doctor"
-	if err := run(ctx, isDoctor); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		if isDoctor {
-			fmt.Fprintf(os.Stderr, "greeter doctor: %v\n", err)
-			os.Exit(doctor.ExitCode(err))
-		}
-		fmt.Fprintf(os.Stderr, "greeter: %v\n", err)
-		os.Exit(greeter.ExitCode(err))
+	name, err := "greeter", error(nil)
+	if len(os.Args) > 1 && os.Args[1] == "doctor" {
+		name, err = "greeter doctor", runDoctor(ctx, os.Args[2:])
+	} else {
+		err = runGreeter(ctx, os.Args[1:])
 	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	}
+	os.Exit(exitcode.Of(err))
 }
 
-func run(ctx context.Context, isDoctor bool) error {
-	if isDoctor {
-		cfg, err := doctor.ParseFlags(os.Args[2:], os.Stderr)
-		if err != nil {
-			return err
-		}
-		return doctor.Run(ctx, cfg, os.Stdout)
-	}
-	cfg, err := greeter.ParseFlags(os.Args[1:], os.Getenv, os.Stderr)
+func runGreeter(ctx context.Context, args []string) error {
+	cfg, err := greeter.ParseFlags(args, os.Getenv, os.Stderr)
 	if err != nil {
 		return err
 	}
 	return greeter.Run(ctx, cfg, os.Stdout, os.Stderr)
+}
+
+func runDoctor(ctx context.Context, args []string) error {
+	cfg, err := doctor.ParseFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	return doctor.Run(ctx, cfg, os.Stdout)
 }

@@ -26,7 +26,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	examplepb "google.golang.org/grpc/examples/helloworld/helloworld"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
@@ -78,12 +80,12 @@ var servers = []server{
 		env: func(p int) []string {
 			return []string{"LISTEN_HOST=127.0.0.1", "PORT=" + strconv.Itoa(p), "HTTP_PORT=-1", "POD_NAME=bench"}
 		},
-		method: "/helloworld.Hello/SayHello",
+		method: pb.Hello_SayHello_FullMethodName,
 	},
 	{
 		label: "grpc-go examples/helloworld/greeter_server", pkg: "google.golang.org/grpc/examples/helloworld/greeter_server",
 		args:   func(p int) []string { return []string{"-port", strconv.Itoa(p)} },
-		method: "/helloworld.Greeter/SayHello",
+		method: examplepb.Greeter_SayHello_FullMethodName,
 	},
 }
 
@@ -134,7 +136,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		// The same client for both: the greeter's dialer, round_robin, retry policy on.
 		// Client-side health checking is off because the example server has no health service.
 		cc, err := dialer.Dial(dialer.Options{Target: addr, LB: dialer.RoundRobin, Retry: true,
-			Services: []string{"helloworld.Hello", "helloworld.Greeter"}})
+			Services: []string{catalog.Hello().Name(), examplepb.Greeter_ServiceDesc.ServiceName}})
 		if err != nil {
 			return err
 		}

@@ -19,18 +19,14 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/grpc"
-
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/goodbye"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
-	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
 func main() {
@@ -45,17 +41,18 @@ func main() {
 	}
 }
 
+// group is one service's three servers behind one DNS name, as pods behind a headless Service.
 type group struct {
-	service, dnsName string
-	ips              []string
-}
-
-var groups = []group{
-	{"hello", "hello-headless.demo.test", []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}},
-	{"goodbye", "goodbye-headless.demo.test", []string{"127.0.0.5", "127.0.0.6", "127.0.0.7"}},
+	service catalog.Service
+	dnsName string
+	ips     []string
 }
 
 func run(ctx context.Context, calls int, serve bool, out io.Writer) error {
+	groups := []group{
+		{catalog.Hello(), "hello-headless.demo.test", []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}},
+		{catalog.Goodbye(), "goodbye-headless.demo.test", []string{"127.0.0.5", "127.0.0.6", "127.0.0.7"}},
+	}
 	dns, err := localdns.Start("127.0.0.1:0")
 	if err != nil {
 		return err
@@ -79,38 +76,38 @@ func run(ctx context.Context, calls int, serve bool, out io.Writer) error {
 			return err
 		}
 		for i, ip := range g.ips {
-			pod := fmt.Sprintf("%s-%d", g.service, i+1)
+			pod := fmt.Sprintf("%s-%d", g.service.Key, i+1)
 			if err := startServer(srvCtx, log, g.service, ip, port, pod); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintf(out, "  %-28s → %s  (%s servers on port %d)\n", g.dnsName, strings.Join(g.ips, ", "), g.service, port)
+		fmt.Fprintf(out, "  %-28s → %s  (%s servers on port %d)\n", g.dnsName, strings.Join(g.ips, ", "), g.service.Key, port)
 	}
 
-	type runSpec struct{ title, service, lb, dnsName string }
-	specs := []runSpec{
-		{"hello, round_robin", "hello", dialer.RoundRobin, groups[0].dnsName},
-		{"hello, pick_first", "hello", dialer.PickFirst, groups[0].dnsName},
-		{"goodbye, round_robin", "goodbye", dialer.RoundRobin, groups[1].dnsName},
+	type runSpec struct {
+		lb string
+		g  group
 	}
+	specs := []runSpec{{dialer.RoundRobin, groups[0]}, {dialer.PickFirst, groups[0]}, {dialer.RoundRobin, groups[1]}}
+	title := func(sp runSpec) string { return sp.g.service.Key + ", " + sp.lb }
 	results := map[string]map[string]int64{}
 	var pods []string
 	for _, sp := range specs {
-		target := fmt.Sprintf("dns://%s/%s:%d", dns.Addr(), sp.dnsName, port)
-		fmt.Fprintf(out, "\n$ greeter -target %s -service %s -lb %s -n %d\n", target, sp.service, sp.lb, calls)
-		s, err := callMany(ctx, target, sp.service, sp.lb, calls)
+		target := fmt.Sprintf("dns://%s/%s:%d", dns.Addr(), sp.g.dnsName, port)
+		fmt.Fprintf(out, "\n$ greeter -target %s -service %s -lb %s -n %d\n", target, sp.g.service.Key, sp.lb, calls)
+		s, err := callMany(ctx, target, sp.g.service, sp.lb, calls)
 		if err != nil {
 			return err
 		}
-		results[sp.title] = map[string]int64{}
+		results[title(sp)] = map[string]int64{}
 		for _, b := range s.Backends {
-			results[sp.title][b.Pod] = b.Calls
+			results[title(sp)][b.Pod] = b.Calls
 		}
 		fmt.Fprintf(out, "  %d ok, %d failed, served by %d of 3 servers\n", s.OK, s.Failed, len(s.Backends))
 	}
 	for _, g := range groups {
 		for i := range g.ips {
-			pods = append(pods, fmt.Sprintf("%s-%d", g.service, i+1))
+			pods = append(pods, fmt.Sprintf("%s-%d", g.service.Key, i+1))
 		}
 	}
 
@@ -118,13 +115,13 @@ func run(ctx context.Context, calls int, serve bool, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "SERVER\t")
 	for _, sp := range specs {
-		fmt.Fprintf(tw, "%s\t", sp.title)
+		fmt.Fprintf(tw, "%s\t", title(sp))
 	}
 	fmt.Fprintln(tw)
 	for _, pod := range pods {
 		fmt.Fprintf(tw, "%s\t", pod)
 		for _, sp := range specs {
-			fmt.Fprintf(tw, "%d\t", results[sp.title][pod])
+			fmt.Fprintf(tw, "%d\t", results[title(sp)][pod])
 		}
 		fmt.Fprintln(tw)
 	}
@@ -147,18 +144,14 @@ Servers stay up until Ctrl-C. Try:
 	return nil
 }
 
-func startServer(ctx context.Context, log *slog.Logger, service, ip string, port int, pod string) error {
+func startServer(ctx context.Context, log *slog.Logger, service catalog.Service, ip string, port int, pod string) error {
 	cfg, err := serverkit.Load("demo", []string{"-listen-host=" + ip, "-port=" + strconv.Itoa(port), "-http-port=-1", "-drain-delay=0s"},
 		func(string) string { return "" }, io.Discard)
 	if err != nil {
 		return err
 	}
 	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1", Node: "laptop"}
-	svc := serverkit.Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) { pb.RegisterHelloServer(r, hello.New(id, nil)) }}
-	if service == "goodbye" {
-		svc = serverkit.Service{Name: goodbye.ServiceName, Register: func(r grpc.ServiceRegistrar) { pb.RegisterGoodbyeServer(r, goodbye.New(id, nil)) }}
-	}
-	srv, err := serverkit.New(cfg, log, svc)
+	srv, err := serverkit.New(cfg, log, service.Server(id, nil))
 	if err != nil {
 		return fmt.Errorf("start %s on %s:%d: %w", pod, ip, port, err)
 	}
@@ -166,15 +159,14 @@ func startServer(ctx context.Context, log *slog.Logger, service, ip string, port
 	return nil
 }
 
-func callMany(ctx context.Context, target, service, lb string, n int) (report.Summary, error) {
-	svcName := map[string]string{"hello": hello.ServiceName, "goodbye": goodbye.ServiceName}[service]
+func callMany(ctx context.Context, target string, service catalog.Service, lb string, n int) (report.Summary, error) {
 	cc, err := dialer.Dial(dialer.Options{Target: target, LB: lb, Retry: true, HealthCheck: lb == dialer.RoundRobin,
-		HealthService: svcName, Services: []string{svcName}})
+		HealthService: service.Name(), Services: []string{service.Name()}})
 	if err != nil {
 		return report.Summary{}, err
 	}
 	defer cc.Close()
-	call := greeter.NewCall(cc, service, "demo", nil, nil)
+	call := greeter.NewCall(cc, service.Methods[0], "demo", nil, nil)
 	// Wait until every connection is up so round robin rotates over all three.
 	cc.Connect()
 	deadline := time.Now().Add(3 * time.Second)

@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 func TestCheckTarget(t *testing.T) {
@@ -114,34 +112,5 @@ func TestCACertErrors(t *testing.T) {
 	o.CACert = junk
 	if _, err := DialOptions(o); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("junk CA: %v", err)
-	}
-}
-
-func TestExplain(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`), "TLS mismatch"},
-		{status.Error(codes.Unavailable, "connection error: desc = \"error reading server preface: EOF\""), "plaintext client vs TLS server"},
-		{status.Error(codes.Unavailable, "name resolver error: produced zero addresses"), "headless"},
-		{status.Error(codes.Unavailable, "dial tcp 10.0.0.1:50051: connect: connection refused"), "targetPort"},
-		{status.Error(codes.Unimplemented, "unknown service"), "routing"},
-		{status.Error(codes.Unknown, `unexpected HTTP status code received from server: 500 (Internal Server Error); transport: received unexpected content-type "text/plain; charset=utf-8"`), "backend connection closes"},
-		{status.Error(codes.Unknown, `unexpected HTTP status code received from server: 404 (Not Found); transport: received unexpected content-type "text/plain"`), "did not come from a gRPC server"},
-		{status.Error(codes.Unavailable, "unexpected HTTP status code received from server: 502 (Bad Gateway); malformed header: missing HTTP content-type"), "could not reach the backend"},
-		{status.Error(codes.Unavailable, "unexpected HTTP status code received from server: 503 (Service Unavailable)"), "no ready backend"},
-		{status.Error(codes.InvalidArgument, "name is required"), ""},
-	} {
-		got := Explain(tc.err)
-		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
-			t.Errorf("Explain(%v) = %q, want it to mention %q", tc.err, got, tc.want)
-		}
-	}
-	if got := ExplainMessage("Unavailable", "produced zero addresses"); !strings.Contains(got, "no backends") {
-		t.Errorf("ExplainMessage: %q", got)
-	}
-	if got := ExplainMessage("Unimplemented", "x"); !strings.Contains(got, "routing") {
-		t.Errorf("ExplainMessage(Unimplemented): %q", got)
 	}
 }

@@ -12,18 +12,11 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 )
 
-// Errors Run returns; ExitCode maps them.
-var (
-	// ErrUsage: bad flags or an unusable kubeconfig (exit 2, as for the greeter).
-	ErrUsage = exitcode.ErrUsage
-	// ErrFindings: the diagnosis ran and found at least one error-level finding (exit 3,
-	// the greeter's "assertion failed": the tool worked, the system under test did not).
-	ErrFindings = exitcode.MarkCheckFailed(errors.New("error findings"))
-)
-
-// ExitCode follows the kit's convention (package exitcode): 0 fine, 1 runtime failure
-// (e.g. the API server does not answer), 2 usage, 3 error-level findings.
-func ExitCode(err error) int { return exitcode.Of(err) }
+// ErrFindings: the diagnosis ran and found at least one error-level finding (exit 3, the
+// greeter's "assertion failed": the tool worked, the system under test did not). Bad flags
+// and an unusable kubeconfig are marked exitcode.ErrUsage (exit 2); a runtime failure such
+// as an API server that does not answer exits 1.
+var ErrFindings = exitcode.MarkCheckFailed(errors.New("error findings"))
 
 // Config of one doctor run: where the Service is, and what the diagnosed client does.
 type Config struct {
@@ -83,7 +76,7 @@ or kubeconfig, 3 at least one error finding.
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
-		return c, fmt.Errorf("%w: %w", ErrUsage, err)
+		return c, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	var errs []error
 	if fs.NArg() > 0 {
@@ -102,7 +95,7 @@ or kubeconfig, 3 at least one error finding.
 		errs = append(errs, fmt.Errorf("-timeout %s: must be positive", c.Timeout))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrUsage, err)
+		return c, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	return c, nil
 }

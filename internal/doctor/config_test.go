@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -35,7 +38,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-nope"}, "not defined"},
 	} {
 		_, err := ParseFlags(tc.args, &bytes.Buffer{})
-		if !errors.Is(err, ErrUsage) || ExitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, exitcode.ErrUsage) || exitcode.Of(err) != 2 || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want a usage error containing %q", tc.args, err, tc.want)
 		}
 	}
@@ -45,30 +48,26 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+// ErrFindings carries exit 3 through the wrap Run puts on it.
 func TestExitCodes(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want int
-	}{{nil, 0}, {ErrUsage, 2}, {ErrFindings, 3}, {errors.New("api server down"), 1}} {
-		if got := ExitCode(tc.err); got != tc.want {
-			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
-		}
+	if got := exitcode.Of(fmt.Errorf("%w: 2 error finding(s)", ErrFindings)); got != exitcode.CheckFailed {
+		t.Errorf("findings: exit %d, want %d", got, exitcode.CheckFailed)
 	}
 }
 
 func TestRunBadKubeconfigIsUsage(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "kubeconfig")
 	err := Run(context.Background(), Config{Kubeconfig: missing, Service: "x", LB: "round_robin", Timeout: time.Second}, &bytes.Buffer{})
-	if ExitCode(err) != 2 || !strings.Contains(err.Error(), "kubeconfig") {
-		t.Errorf("missing kubeconfig: %v (exit %d), want a usage error naming the kubeconfig", err, ExitCode(err))
+	if exitcode.Of(err) != 2 || !strings.Contains(err.Error(), "kubeconfig") {
+		t.Errorf("missing kubeconfig: %v (exit %d), want a usage error naming the kubeconfig", err, exitcode.Of(err))
 	}
 	bad := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(bad, []byte("apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err = Run(context.Background(), Config{Kubeconfig: bad, Service: "x", LB: "round_robin", Timeout: time.Second}, &bytes.Buffer{})
-	if ExitCode(err) != 2 || !strings.Contains(err.Error(), "nowhere") {
-		t.Errorf("unknown context: %v (exit %d)", err, ExitCode(err))
+	if exitcode.Of(err) != 2 || !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("unknown context: %v (exit %d)", err, exitcode.Of(err))
 	}
 }
 

@@ -133,12 +133,8 @@ func (d *Doctor) notReadyReasons(ctx context.Context, st *state, pod *corev1.Pod
 		reasons = append(reasons, "kubelet: "+ev)
 	}
 	if p := st.probes[pod.Name]; p != nil && p.transportOK() {
-		h := []string{"overall " + p.overall}
-		for _, n := range sortedKeys(p.services) {
-			h = append(h, n+" "+p.services[n])
-		}
-		reasons = append(reasons, "gRPC health now: "+strings.Join(h, ", "))
-		notServing = strings.Contains(strings.Join(h, " "), "NOT_SERVING")
+		reasons = append(reasons, "gRPC health now: "+p.healthLine(false))
+		notServing = p.notServing()
 	}
 	if len(reasons) == 0 {
 		reasons = append(reasons, "not Ready (no reason recorded)")

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,12 +19,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/certgen"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
-	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
 // The fixture is a namespace "kit" in a fake clientset whose pods are real Hello servers
@@ -72,10 +70,7 @@ func newFixture(t *testing.T, n int, serverTLS bool) *fixture {
 			KeepaliveTime: 30 * time.Second, KeepaliveTimeout: 10 * time.Second, KeepaliveMinTime: 5 * time.Second,
 			MaxRecvMsgSize: 4096, MaxConcurrentStreams: 100, LogLevel: "error", LogFormat: "text",
 			TLSCertFile: certFile, TLSKeyFile: keyFile}
-		srv, err := serverkit.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), serverkit.Service{Name: hello.ServiceName,
-			Register: func(r grpc.ServiceRegistrar) {
-				pb.RegisterHelloServer(r, hello.New(identity.Identity{Pod: name, PodIP: ip}, nil))
-			}})
+		srv, err := serverkit.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), catalog.Hello().Server(identity.Identity{Pod: name, PodIP: ip}, nil))
 		if err != nil {
 			t.Fatalf("start %s: %v", name, err)
 		}
@@ -95,7 +90,7 @@ func helloPod(name, ip string, port int, ready bool) *corev1.Pod {
 	if !ready {
 		cond = corev1.ConditionFalse
 	}
-	svc := hello.ServiceName
+	svc := catalog.Hello().Name()
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{
 			"app.kubernetes.io/name": "hello", "app.kubernetes.io/component": "server", "app.kubernetes.io/part-of": "grpc-k8s-kit"}},

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hint"
 )
 
 const (
@@ -37,8 +37,8 @@ type probe struct {
 	refused    bool   // nothing listens on the port
 	serverMode string // what the server speaks, when some mode worked
 
-	overall    string            // grpc.health.v1 status of "" (or an error text)
-	services   map[string]string // per-service status (or an error text)
+	overall    healthResult            // grpc.health.v1 status of ""
+	services   map[string]healthResult // per service
 	reflection []string
 	reflErr    error
 }
@@ -101,9 +101,9 @@ func (d *Doctor) probe(ctx context.Context, pod *corev1.Pod, p *probe) {
 		return
 	}
 	defer cc.Close()
-	if _, err := d.health(ctx, cc, ""); transportFailed(err) {
-		p.clientErr = err
-		if strings.Contains(err.Error(), "connection refused") {
+	if h := d.health(ctx, cc, ""); transportFailed(h.err) {
+		p.clientErr = h.err
+		if strings.Contains(h.err.Error(), "connection refused") {
 			p.refused = true
 			return
 		}
@@ -112,7 +112,7 @@ func (d *Doctor) probe(ctx context.Context, pod *corev1.Pod, p *probe) {
 			return
 		}
 		defer occ.Close()
-		if _, err := d.health(ctx, occ, ""); transportFailed(err) {
+		if h := d.health(ctx, occ, ""); transportFailed(h.err) {
 			return
 		}
 		p.serverMode = other
@@ -122,12 +122,12 @@ func (d *Doctor) probe(ctx context.Context, pod *corev1.Pod, p *probe) {
 	}
 
 	// The transport works: health overall and per service, and reflection.
-	p.overall = statusText(d.health(ctx, cc, ""))
+	p.overall = d.health(ctx, cc, "")
 	names, rerr := d.listServices(ctx, cc)
 	p.reflection, p.reflErr = names, rerr
-	p.services = map[string]string{}
+	p.services = map[string]healthResult{}
 	for _, n := range servicesToCheck(pod, names) {
-		p.services[n] = statusText(d.health(ctx, cc, n))
+		p.services[n] = d.health(ctx, cc, n)
 	}
 }
 
@@ -148,14 +148,11 @@ func (d *Doctor) grpcClient(namespace, pod string, port int, useTLS bool) (*grpc
 	return cc, nil
 }
 
-func (d *Doctor) health(ctx context.Context, cc *grpc.ClientConn, service string) (healthpb.HealthCheckResponse_ServingStatus, error) {
+func (d *Doctor) health(ctx context.Context, cc *grpc.ClientConn, service string) healthResult {
 	ctx, cancel := context.WithTimeout(ctx, d.Cfg.Timeout)
 	defer cancel()
 	r, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
-	if err != nil {
-		return 0, err
-	}
-	return r.GetStatus(), nil
+	return healthResult{status: r.GetStatus(), err: err}
 }
 
 // transportFailed: the RPC never reached a gRPC server (as opposed to a server answering
@@ -168,17 +165,59 @@ func transportFailed(err error) bool {
 	return c == codes.Unavailable || c == codes.DeadlineExceeded || c == codes.Unknown || c == codes.Internal
 }
 
-func statusText(s healthpb.HealthCheckResponse_ServingStatus, err error) string {
+// healthResult is one grpc.health.v1 Check answer: a status, or the error instead.
+type healthResult struct {
+	status healthpb.HealthCheckResponse_ServingStatus
+	err    error
+}
+
+func (h healthResult) is(s healthpb.HealthCheckResponse_ServingStatus) bool {
+	return h.err == nil && h.status == s
+}
+
+func (h healthResult) unimplemented() bool { return status.Code(h.err) == codes.Unimplemented }
+
+// String is the status as the evidence lines print it.
+func (h healthResult) String() string {
 	switch {
-	case err == nil:
-		return s.String()
-	case status.Code(err) == codes.NotFound:
+	case h.err == nil:
+		return h.status.String()
+	case status.Code(h.err) == codes.NotFound:
 		return "SERVICE_UNKNOWN"
-	case status.Code(err) == codes.Unimplemented:
+	case h.unimplemented():
 		return "UNIMPLEMENTED"
 	default:
-		return "error: " + firstLine(err)
+		return "error: " + firstLine(h.err)
 	}
+}
+
+// notServing: the overall status or some service's is NOT_SERVING.
+func (p *probe) notServing() bool {
+	if p.overall.is(healthpb.HealthCheckResponse_NOT_SERVING) {
+		return true
+	}
+	for _, h := range p.services {
+		if h.is(healthpb.HealthCheckResponse_NOT_SERVING) {
+			return true
+		}
+	}
+	return false
+}
+
+// healthLine is "overall SERVING, helloworld.Hello NOT_SERVING"; with onlyBad, the
+// statuses other than SERVING.
+func (p *probe) healthLine(onlyBad bool) string {
+	var parts []string
+	add := func(name string, h healthResult) {
+		if !onlyBad || !h.is(healthpb.HealthCheckResponse_SERVING) {
+			parts = append(parts, name+" "+h.String())
+		}
+	}
+	add("overall", p.overall)
+	for _, n := range sortedKeys(p.services) {
+		add(n, p.services[n])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (d *Doctor) listServices(ctx context.Context, cc *grpc.ClientConn) ([]string, error) {
@@ -270,7 +309,7 @@ func (d *Doctor) reportProbes(_ context.Context, st *state) error {
 		for _, p := range failed {
 			f.Evidence = append(f.Evidence, fmt.Sprintf("%s:%d: %s", p.pod, p.port, cause(p.clientErr)))
 		}
-		f.Fix = dialer.Explain(failed[0].clientErr)
+		f.Fix = hint.ForError(failed[0].clientErr)
 		if f.Fix == "" {
 			f.Fix = "check that the port is the gRPC port (not the HTTP one) and the server's logs (kubectl logs)"
 		}
@@ -289,24 +328,16 @@ func (d *Doctor) reportHealth(st *state, reached []*probe) {
 	serving := 0
 	for _, p := range reached {
 		pod := st.pod(p.pod)
-		bad := []string{}
-		if p.overall != healthpb.HealthCheckResponse_SERVING.String() {
-			bad = append(bad, fmt.Sprintf("overall %s", p.overall))
-		}
-		for _, n := range sortedKeys(p.services) {
-			if s := p.services[n]; s != healthpb.HealthCheckResponse_SERVING.String() {
-				bad = append(bad, fmt.Sprintf("%s %s", n, s))
-			}
-		}
-		line := fmt.Sprintf("%s: %s", p.pod, strings.Join(bad, ", "))
+		bad := p.healthLine(true)
+		line := p.pod + ": " + bad
 		switch {
-		case p.overall == "UNIMPLEMENTED":
+		case p.overall.unimplemented():
 			unimpl = append(unimpl, p.pod)
-		case len(bad) == 0:
+		case bad == "":
 			serving++
-		case strings.Contains(line, "NOT_SERVING") && !podReady(pod):
+		case p.notServing() && !podReady(pod):
 			notServingUnready = append(notServingUnready, line)
-		case strings.Contains(line, "NOT_SERVING"):
+		case p.notServing():
 			notServingReady = append(notServingReady, line)
 		default:
 			unknown = append(unknown, line)

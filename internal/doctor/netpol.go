@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
+
 	corev1 "k8s.io/api/core/v1"
 	netv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,7 +62,7 @@ func (d *Doctor) checkNetworkPolicy(ctx context.Context, st *state) error {
 	caller, err := d.callerPod(ctx)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("%w: -from-pod %s: %w", ErrUsage, d.Cfg.FromPod, err)
+			return fmt.Errorf("%w: -from-pod %s: %w", exitcode.ErrUsage, d.Cfg.FromPod, err)
 		}
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
+
 	corev1 "k8s.io/api/core/v1"
 	netv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,7 +117,7 @@ func TestNetworkPolicyUnknownCallerIsUsage(t *testing.T) {
 	server := helloPod("hello-1", "10.244.0.10", 50051, true)
 	st := &state{rep: &Report{}, pods: []corev1.Pod{*server}, targets: map[string]target{"hello-1": {port: 50051}}, causes: map[string]bool{}}
 	err := d.checkNetworkPolicy(context.Background(), st)
-	if err == nil || ExitCode(err) != 2 || !strings.Contains(err.Error(), "nope") {
-		t.Fatalf("unknown -from-pod: %v (exit %d), want a usage error naming it", err, ExitCode(err))
+	if err == nil || exitcode.Of(err) != 2 || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown -from-pod: %v (exit %d), want a usage error naming it", err, exitcode.Of(err))
 	}
 }

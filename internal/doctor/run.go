@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/poddial"
 )
 
@@ -19,11 +20,11 @@ func Run(ctx context.Context, c Config, stdout io.Writer) error {
 	kc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c.Context})
 	rc, err := kc.ClientConfig()
 	if err != nil {
-		return fmt.Errorf("%w: kubeconfig: %w", ErrUsage, err)
+		return fmt.Errorf("%w: kubeconfig: %w", exitcode.ErrUsage, err)
 	}
 	if c.Namespace == "" {
 		if c.Namespace, _, err = kc.Namespace(); err != nil {
-			return fmt.Errorf("%w: kubeconfig namespace: %w", ErrUsage, err)
+			return fmt.Errorf("%w: kubeconfig namespace: %w", exitcode.ErrUsage, err)
 		}
 	}
 	// A diagnosis makes a few dozen requests at once (per pod); client-go's default rate
@@ -31,7 +32,7 @@ func Run(ctx context.Context, c Config, stdout io.Writer) error {
 	rc.QPS, rc.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return fmt.Errorf("%w: kubernetes client: %w", ErrUsage, err)
+		return fmt.Errorf("%w: kubernetes client: %w", exitcode.ErrUsage, err)
 	}
 	pd := poddial.New(rc, cs.CoreV1().RESTClient())
 	defer pd.Close()

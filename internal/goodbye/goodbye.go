@@ -13,9 +13,6 @@ import (
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
-// ServiceName is the full gRPC name, also the health-check service name.
-const ServiceName = "helloworld.Goodbye"
-
 // Saying is a famous quotation.
 type Saying struct{ Text, Author string }
 
@@ -46,7 +43,7 @@ type Server struct {
 // New returns a Goodbye server that reports id, echoes the request metadata keys in
 // echo, and picks sayings at random.
 func New(id identity.Identity, echo reqmeta.Keys) *Server {
-	return &Server{backend: id.Backend(ServiceName), echo: echo, pick: rand.IntN}
+	return &Server{backend: id.Backend(pb.Goodbye_ServiceDesc.ServiceName), echo: echo, pick: rand.IntN}
 }
 
 // SayGoodbye bids req.Name farewell.

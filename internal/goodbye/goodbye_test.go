@@ -19,7 +19,7 @@ func TestSayGoodbyeAnswersWithASaying(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.GetMessage() != "Goodbye, Ryo." || resp.GetBackend().GetPod() != "goodbye-1" || resp.GetBackend().GetService() != ServiceName {
+		if resp.GetMessage() != "Goodbye, Ryo." || resp.GetBackend().GetPod() != "goodbye-1" || resp.GetBackend().GetService() != pb.Goodbye_ServiceDesc.ServiceName {
 			t.Fatalf("reply %v", resp)
 		}
 		if got := resp.GetSaying(); got.GetText() != Sayings[i].Text || got.GetAuthor() == "" {

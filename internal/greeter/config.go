@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
@@ -18,13 +17,11 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 )
 
-// Services the greeter can call, by -service value.
-var services = map[string]string{"hello": "helloworld.Hello", "goodbye": "helloworld.Goodbye"}
-
 // Config of one greeter run.
 type Config struct {
 	Dial    dialer.Options
-	Service string // hello or goodbye
+	Service catalog.Service // from -service
+	Method  catalog.Method  // from -method
 	Name    string
 	Headers []Header
 	Plan    loadgen.Plan
@@ -45,18 +42,11 @@ type Header struct{ Key, Value string }
 
 // MultiCall reports whether the run makes more than one call (and so ends with a report).
 func (c Config) MultiCall() bool {
-	return c.Plan.Calls != 1 || c.Plan.Duration > 0 || c.Expect.Code != ""
+	return c.Plan.Calls != 1 || c.Plan.Duration > 0 || c.Expect.Code != nil
 }
 
-// Method is the full method name called.
-func (c Config) Method() string {
-	switch c.Service {
-	case "goodbye":
-		return "helloworld.Goodbye/SayGoodbye"
-	default:
-		return "helloworld.Hello/SayHello"
-	}
-}
+// FullMethod is the method called, e.g. helloworld.Hello/SayHello.
+func (c Config) FullMethod() string { return c.Service.FullMethod(c.Method) }
 
 type headerFlag struct{ hs *[]Header }
 
@@ -87,14 +77,12 @@ func (h headerFlag) Set(v string) error {
 	return nil
 }
 
-// ErrUsage marks bad flags or environment values (exit code 2).
-var ErrUsage = exitcode.ErrUsage
-
 // ParseFlags reads args and GREETER_* environment variables into a Config.
 func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
 	var c Config
 	var nameBytes int
-	c.Expect = report.NoExpect
+	var service, method string
+	c.Expect = report.NoExpect()
 	fs := flag.NewFlagSet("greeter", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	fs.Usage = func() {
@@ -124,7 +112,8 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.DurationVar(&c.Dial.Keepalive, "keepalive", 0, "send keepalive pings this often (0 = off; must be ≥ the server's keepalive-min-time)")
 	fs.DurationVar(&c.DNSMinResolve, "dns-min-resolve", 0, "shortest interval between DNS re-resolutions (0 keeps grpc-go's default of 30s)")
 	fs.Var(headerFlag{&c.Headers}, "H", "metadata header key=value, repeatable (e.g. -H x-experiment-group=canary)")
-	fs.StringVar(&c.Service, "service", "hello", "which service to call: hello or goodbye")
+	fs.StringVar(&service, "service", catalog.Keys()[0], "which service to call: "+strings.Join(catalog.Keys(), " or "))
+	fs.StringVar(&method, "method", "", "which method of -service to call (default: its first, e.g. SayHello)")
 	fs.StringVar(&c.Name, "name", "world", "name to send")
 	fs.IntVar(&nameBytes, "name-bytes", 0, "send a name of this many bytes instead of -name (to test size limits)")
 	fs.IntVar(&c.Plan.Calls, "n", 1, "number of calls (0 with -duration: as many as fit)")
@@ -137,7 +126,11 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.IntVar(&c.Expect.Backends, "expect-backends", -1, "exit 3 unless exactly this many backends served calls")
 	fs.Float64Var(&c.Expect.MaxSkew, "max-skew", -1, "exit 3 if a backend's call count is off the even share by more than this fraction (0 = exact)")
 	fs.Int64Var(&c.Expect.MaxErrors, "max-errors", -1, "exit 3 if more calls than this fail")
-	fs.StringVar(&c.Expect.Code, "expect-code", "", "exit 3 unless every call ends with this status code, e.g. InvalidArgument (tests of bad input)")
+	fs.Func("expect-code", "exit 3 unless every call ends with this status code, e.g. InvalidArgument (tests of bad input)", func(v string) error {
+		code, err := report.ParseCode(v)
+		c.Expect.Code = &code
+		return err
+	})
 	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON on stdout")
 	fs.BoolVar(&c.Verbose, "v", false, "print every call's backend")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
@@ -148,10 +141,10 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
-		return c, fmt.Errorf("%w: %w", ErrUsage, err)
+		return c, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("%w: unexpected arguments %q (did you mean -target?)", ErrUsage, fs.Args())
+		return c, fmt.Errorf("%w: unexpected arguments %q (did you mean -target?)", exitcode.ErrUsage, fs.Args())
 	}
 	if c.Plan.Duration > 0 && !flagSet(fs, "n") {
 		c.Plan.Calls = 0 // -duration alone: as many calls as fit, not the single default call
@@ -159,13 +152,16 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	if nameBytes > 0 {
 		c.Name = strings.Repeat("x", nameBytes)
 	}
-	svc, ok := services[c.Service]
-	if !ok {
-		return c, fmt.Errorf("%w: -service %q: want hello or goodbye", ErrUsage, c.Service)
+	var err error
+	if c.Service, err = catalog.Lookup(service); err != nil {
+		return c, fmt.Errorf("%w: -service: %w", exitcode.ErrUsage, err)
 	}
-	c.Dial.Services = []string{"helloworld.Hello", "helloworld.Goodbye"}
+	if c.Method, err = c.Service.Method(method); err != nil {
+		return c, fmt.Errorf("%w: -method: %w", exitcode.ErrUsage, err)
+	}
+	c.Dial.Services = catalog.Names()
 	if c.Dial.HealthService == "" {
-		c.Dial.HealthService = svc
+		c.Dial.HealthService = c.Service.Name()
 	}
 	if c.Dial.LB == dialer.PickFirst && !flagSet(fs, "health-check") {
 		c.Dial.HealthCheck = false // pick_first has no health checking; only complain if asked for
@@ -178,26 +174,13 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	if err := c.Dial.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Expect.Code != "" && !validCode(c.Expect.Code) {
-		errs = append(errs, fmt.Errorf("-expect-code %q: want a status code name such as OK, InvalidArgument, ResourceExhausted, DeadlineExceeded", c.Expect.Code))
-	}
 	if err := c.Plan.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrUsage, err)
+		return c, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	return c, nil
-}
-
-// validCode reports whether s is a gRPC status code name as codes.Code.String prints it.
-func validCode(s string) bool {
-	for c := codes.OK; c <= codes.Unauthenticated; c++ {
-		if c.String() == s {
-			return true
-		}
-	}
-	return false
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (Config, error) {
@@ -20,7 +25,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Dial.LB != "round_robin" || !c.Dial.Retry || !c.Dial.HealthCheck || c.Dial.HealthService != "helloworld.Hello" ||
-		c.Plan.Calls != 1 || c.MultiCall() || c.Method() != "helloworld.Hello/SayHello" {
+		c.Plan.Calls != 1 || c.MultiCall() || c.FullMethod() != "helloworld.Hello/SayHello" {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -32,7 +37,7 @@ func TestFlagsAndEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Dial.Target != env["GREETER_TARGET"] || c.Plan.Concurrency != 8 || c.Method() != "helloworld.Goodbye/SayGoodbye" ||
+	if c.Dial.Target != env["GREETER_TARGET"] || c.Plan.Concurrency != 8 || c.FullMethod() != "helloworld.Goodbye/SayGoodbye" ||
 		c.Dial.HealthService != "helloworld.Goodbye" || !c.Dial.TLS || c.Name != strings.Repeat("x", 10) || !c.MultiCall() {
 		t.Fatalf("parsed %+v", c)
 	}
@@ -70,7 +75,9 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-service", "howdy"}, `-service "howdy"`},
+		{[]string{"-service", "howdy"}, `no service "howdy": want hello or goodbye`},
+		{[]string{"-method", "SayGoodbye"}, `helloworld.Hello has no method "SayGoodbye"`},
+		{[]string{"-expect-code", "Teapot"}, `"Teapot" is not a status code name`},
 		{[]string{"-H", "novalue"}, "want key=value"},
 		{[]string{"-H", ":authority=x"}, "reserved"},
 		{[]string{"-target", "dns://h:1"}, "three slashes"},
@@ -79,7 +86,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"stray"}, "did you mean -target"},
 	} {
 		_, err := parse(t, nil, tc.args...)
-		if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != 2 {
+		if err == nil || !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), tc.want) || exitcode.Of(err) != exitcode.Usage {
 			t.Errorf("%v: %v, want a usage error containing %q", tc.args, err, tc.want)
 		}
 	}
@@ -90,13 +97,17 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// The errors Run returns carry the documented exit codes.
 func TestExitCodes(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
 		want int
-	}{{nil, 0}, {ErrUsage, 2}, {ErrAssertionFailed, 3}, {ErrCallsFailed, 1}} {
-		if got := ExitCode(tc.err); got != tc.want {
-			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
+	}{{ErrAssertionFailed, exitcode.CheckFailed}, {ErrCallsFailed, exitcode.Failure}} {
+		if got := exitcode.Of(fmt.Errorf("wrapped: %w", tc.err)); got != tc.want {
+			t.Errorf("exit code of %v = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+	if c, err := parse(t, nil, "-expect-code", "InvalidArgument"); err != nil || c.Expect.Code == nil || *c.Expect.Code != codes.InvalidArgument || !c.MultiCall() {
+		t.Errorf("-expect-code InvalidArgument: %v %+v", err, c.Expect)
 	}
 }

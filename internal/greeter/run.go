@@ -13,8 +13,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hint"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
@@ -25,9 +27,6 @@ var (
 	ErrCallsFailed     = errors.New("calls failed")                               // exit 1
 	ErrAssertionFailed = exitcode.MarkCheckFailed(errors.New("assertion failed")) // exit 3
 )
-
-// ExitCode maps Run's error to the documented exit codes (package exitcode).
-func ExitCode(err error) int { return exitcode.Of(err) }
 
 // Run executes c: one call printed in full, or many calls summarised in a report.
 func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
@@ -44,7 +43,7 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	}
 	cc, err := dialer.Dial(c.Dial)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
+		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	defer cc.Close()
 
@@ -62,26 +61,14 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	return many(ctx, c, cc, md, opts, stdout, stderr)
 }
 
-// NewCall returns a function calling the chosen service once. reply, when not nil,
+// NewCall returns a function calling method once with name. reply, when not nil,
 // receives every reply message.
-func NewCall(cc grpc.ClientConnInterface, service, name string, md metadata.MD, reply func(proto.Message), opts ...grpc.CallOption) loadgen.CallFunc {
-	hello, goodbye := pb.NewHelloClient(cc), pb.NewGoodbyeClient(cc)
+func NewCall(cc grpc.ClientConnInterface, method catalog.Method, name string, md metadata.MD, reply func(proto.Message), opts ...grpc.CallOption) loadgen.CallFunc {
 	return func(ctx context.Context) (*pb.Backend, error) {
 		if md.Len() > 0 {
 			ctx = metadata.NewOutgoingContext(ctx, md)
 		}
-		var (
-			msg interface {
-				proto.Message
-				GetBackend() *pb.Backend
-			}
-			err error
-		)
-		if service == "goodbye" {
-			msg, err = goodbye.SayGoodbye(ctx, &pb.SayGoodbyeRequest{Name: name}, opts...)
-		} else {
-			msg, err = hello.SayHello(ctx, &pb.SayHelloRequest{Name: name}, opts...)
-		}
+		msg, err := method.Call(ctx, cc, name, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -94,17 +81,17 @@ func NewCall(cc grpc.ClientConnInterface, service, name string, md metadata.MD, 
 
 func single(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadata.MD, opts []grpc.CallOption, stdout io.Writer) error {
 	var got proto.Message
-	call := NewCall(cc, c.Service, c.Name, md, func(m proto.Message) { got = m }, opts...)
+	call := NewCall(cc, c.Method, c.Name, md, func(m proto.Message) { got = m }, opts...)
 	ctx, cancel := context.WithTimeout(ctx, c.Plan.Timeout)
 	defer cancel()
 	t0 := time.Now()
 	b, err := call(ctx)
 	lat := time.Since(t0)
 	if err != nil {
-		if hint := dialer.Explain(err); hint != "" {
-			err = fmt.Errorf("%w\nhint: %s", err, hint)
+		if h := hint.ForError(err); h != "" {
+			err = fmt.Errorf("%w\nhint: %s", err, h)
 		}
-		return fmt.Errorf("%w: %s %s: %w", ErrCallsFailed, c.Method(), c.Dial.Target, err)
+		return fmt.Errorf("%w: %s %s: %w", ErrCallsFailed, c.FullMethod(), c.Dial.Target, err)
 	}
 	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(got)
 	if err != nil {
@@ -120,7 +107,7 @@ func single(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metad
 }
 
 func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadata.MD, opts []grpc.CallOption, stdout, stderr io.Writer) error {
-	call := NewCall(cc, c.Service, c.Name, md, nil, opts...)
+	call := NewCall(cc, c.Method, c.Name, md, nil, opts...)
 	if c.Verbose {
 		inner := call
 		call = func(ctx context.Context) (*pb.Backend, error) {
@@ -147,16 +134,16 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 		}
 	}
 	if c.Warmup > 0 {
-		warmup(ctx, c, NewCall(cc, c.Service, c.Name, md, nil, opts...), stderr)
+		warmup(ctx, c, NewCall(cc, c.Method, c.Name, md, nil, opts...), stderr)
 	}
 	tally, elapsed, err := loadgen.Run(ctx, c.Plan, call, c.ProgressEvery, progress)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
+		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	s := tally.Summary(elapsed)
-	s.Target, s.Method, s.LB = c.Dial.Target, c.Method(), c.Dial.LB
+	s.Target, s.Method, s.LB = c.Dial.Target, c.FullMethod(), c.Dial.LB
 	for i := range s.Errors {
-		s.Errors[i].Hint = dialer.ExplainMessage(s.Errors[i].Code, s.Errors[i].Example)
+		s.Errors[i].Hint = hint.For(s.Errors[i].Code, s.Errors[i].Example)
 	}
 	s.Assertions = report.Check(s, c.Expect)
 	if c.JSON {
@@ -170,7 +157,7 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	switch {
 	case !report.Passed(s.Assertions):
 		return ErrAssertionFailed
-	case c.Expect.Code != "":
+	case c.Expect.Code != nil:
 		return nil // failures were asked for, and they came
 	case s.Calls > 0 && s.OK == 0:
 		return fmt.Errorf("%w: all %d calls failed", ErrCallsFailed, s.Calls)

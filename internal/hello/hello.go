@@ -12,9 +12,6 @@ import (
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
-// ServiceName is the full gRPC name, also the health-check service name.
-const ServiceName = "helloworld.Hello"
-
 // Server answers SayHello and names the backend that served it.
 type Server struct {
 	pb.UnimplementedHelloServer
@@ -25,7 +22,7 @@ type Server struct {
 // New returns a Hello server that reports id in every reply and echoes the request
 // metadata keys in echo.
 func New(id identity.Identity, echo reqmeta.Keys) *Server {
-	return &Server{backend: id.Backend(ServiceName), echo: echo}
+	return &Server{backend: id.Backend(pb.Hello_ServiceDesc.ServiceName), echo: echo}
 }
 
 // SayHello greets req.Name.

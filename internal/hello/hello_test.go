@@ -24,7 +24,7 @@ func TestSayHello(t *testing.T) {
 	}
 	b := resp.GetBackend()
 	if b.GetPod() != "hello-abc" || b.GetPodIp() != "10.0.0.7" || b.GetNode() != "n1" || b.GetNamespace() != "kit" ||
-		b.GetVersion() != "v2" || b.GetService() != ServiceName {
+		b.GetVersion() != "v2" || b.GetService() != pb.Hello_ServiceDesc.ServiceName {
 		t.Errorf("backend %v does not carry the identity", b)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 )
@@ -44,7 +45,7 @@ func TestGreeterCommand(t *testing.T) {
 
 	// pick_first with the round robin expectations: exit code 3 and a FAIL line.
 	out, err = runGreeter(t, "-target", c.target, "-lb", "pick_first", "-n", "30", "-expect-backends", "3")
-	if !errors.Is(err, greeter.ErrAssertionFailed) || greeter.ExitCode(err) != 3 || !strings.Contains(out, "FAIL expect-backends: 1 backends served calls, want 3") {
+	if !errors.Is(err, greeter.ErrAssertionFailed) || exitcode.Of(err) != exitcode.CheckFailed || !strings.Contains(out, "FAIL expect-backends: 1 backends served calls, want 3") {
 		t.Fatalf("pick_first assertion: err=%v\n%s", err, out)
 	}
 
@@ -56,7 +57,7 @@ func TestGreeterCommand(t *testing.T) {
 
 	// Bad input through the CLI: a clear status, exit code 1.
 	_, err = runGreeter(t, "-target", c.target, "-name-bytes", "300")
-	if greeter.ExitCode(err) != 1 || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "at most 256 bytes") {
+	if exitcode.Of(err) != exitcode.Failure || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "at most 256 bytes") {
 		t.Fatalf("over-long name: %v", err)
 	}
 
@@ -85,7 +86,7 @@ func TestGreeterExpectCode(t *testing.T) {
 			t.Errorf("%v: %v\n%s", tc.args, err, out)
 		}
 	}
-	if _, err := runGreeter(t, "-target", c.target, "-n", "3", "-expect-code", "InvalidArgument"); greeter.ExitCode(err) != 3 {
+	if _, err := runGreeter(t, "-target", c.target, "-n", "3", "-expect-code", "InvalidArgument"); exitcode.Of(err) != exitcode.CheckFailed {
 		t.Errorf("good calls passed -expect-code InvalidArgument: %v", err)
 	}
 }

@@ -17,15 +17,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/resolver/dns"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
-	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
 // binDir holds binaries built once for the tests that need real processes.
@@ -110,9 +109,7 @@ func startBackend(t *testing.T, ip string, port int, pod string, tweak func(*ser
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("pod", pod)
 	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1"}
-	srv, err := serverkit.New(cfg, log, serverkit.Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) {
-		pb.RegisterHelloServer(r, hello.New(id, nil))
-	}})
+	srv, err := serverkit.New(cfg, log, catalog.Hello().Server(id, nil))
 	if err != nil {
 		t.Fatalf("start %s: %v", pod, err)
 	}
@@ -163,7 +160,7 @@ func (c *cluster) client(t *testing.T, lb string, healthCheck bool) *grpc.Client
 	t.Helper()
 	cc, err := dialer.Dial(dialer.Options{
 		Target: c.target, LB: lb, Retry: true, HealthCheck: healthCheck,
-		HealthService: hello.ServiceName, Services: []string{hello.ServiceName},
+		HealthService: catalog.Hello().Name(), Services: []string{catalog.Hello().Name()},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +170,7 @@ func (c *cluster) client(t *testing.T, lb string, healthCheck bool) *grpc.Client
 }
 
 func helloCall(cc *grpc.ClientConn) loadgen.CallFunc {
-	return greeter.NewCall(cc, "hello", "loopback", nil, nil)
+	return greeter.NewCall(cc, catalog.Hello().Methods[0], "loopback", nil, nil)
 }
 
 // run makes calls with the real load generator and returns the summary.

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
 )
 
 // h2cProxy is a plaintext HTTP/2 reverse proxy in front of one backend, like Traefik or
@@ -81,7 +81,7 @@ func TestRetryPolicyRetriesProxyErrors(t *testing.T) {
 				p := startH2CProxy(t, backend, 2, tc.status)
 				cc, err := dialer.Dial(dialer.Options{
 					Target: p.addr, LB: dialer.RoundRobin, Retry: retry,
-					Services: []string{hello.ServiceName},
+					Services: []string{catalog.Hello().Name()},
 				})
 				if err != nil {
 					t.Fatal(err)

@@ -1,20 +1,21 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+)
 
 // Expect is what a run must show. Negative values mean "not asserted".
 type Expect struct {
-	Backends  int     // exactly this many distinct backends served calls
-	MaxSkew   float64 // Skew() at most this (0 = exact round robin)
-	MaxErrors int64   // at most this many failed calls
-	Code      string  // every call ended with this status code ("" = not asserted), e.g. InvalidArgument
+	Backends  int         // exactly this many distinct backends served calls
+	MaxSkew   float64     // Skew() at most this (0 = exact round robin)
+	MaxErrors int64       // at most this many failed calls
+	Code      *codes.Code // every call ended with this status code (nil = not asserted)
 }
 
 // NoExpect asserts nothing.
-var NoExpect = Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1}
-
-// ok is the code name of a successful call in Summary reports.
-const ok = "OK"
+func NoExpect() Expect { return Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1} }
 
 // Assertion is one checked expectation.
 type Assertion struct {
@@ -41,18 +42,10 @@ func Check(s Summary, e Expect) []Assertion {
 		out = append(out, Assertion{"max-errors", s.Failed <= e.MaxErrors,
 			fmt.Sprintf("%d failed calls, allowed %d", s.Failed, e.MaxErrors)})
 	}
-	if e.Code != "" {
-		n := int64(0)
-		if e.Code == ok {
-			n = s.OK
-		}
-		for _, er := range s.Errors {
-			if er.Code == e.Code {
-				n += er.Count
-			}
-		}
+	if e.Code != nil {
+		n := s.Count(*e.Code)
 		out = append(out, Assertion{"expect-code", s.Calls > 0 && n == s.Calls,
-			fmt.Sprintf("%d of %d calls ended with %s", n, s.Calls, e.Code)})
+			fmt.Sprintf("%d of %d calls ended with %s", n, s.Calls, *e.Code)})
 	}
 	return out
 }
@@ -65,4 +58,18 @@ func Passed(as []Assertion) bool {
 		}
 	}
 	return true
+}
+
+// Count is how many calls of s ended with code (OK counts the successful ones).
+func (s Summary) Count(code codes.Code) int64 {
+	if code == codes.OK {
+		return s.OK
+	}
+	n := int64(0)
+	for _, er := range s.Errors {
+		if er.Code == code {
+			n += er.Count
+		}
+	}
+	return n
 }

@@ -53,7 +53,7 @@ func TestSummaryAndAssertions(t *testing.T) {
 	if Passed(Check(skewed, Expect{Backends: 3, MaxSkew: 0.25, MaxErrors: 2})) != true {
 		t.Error("within tolerance should pass")
 	}
-	if len(Check(skewed, NoExpect)) != 0 {
+	if len(Check(skewed, NoExpect())) != 0 {
 		t.Error("NoExpect asserted something")
 	}
 }
@@ -95,21 +95,38 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back Summary
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.OK != 3 || back.Backends[0].Pod != "hello-1" || back.Errors[0].Code != "Unavailable" {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.OK != 3 || back.Backends[0].Pod != "hello-1" || back.Errors[0].Code != codes.Unavailable ||
+		!strings.Contains(js.String(), `"code": "Unavailable"`) {
 		t.Fatalf("JSON round trip: %v %+v", err, back)
 	}
 }
 
 func TestExpectCode(t *testing.T) {
+	expect := func(c codes.Code) Expect { e := NoExpect(); e.Code = &c; return e }
 	s := tally(nil, "v1", 5).Summary(time.Second)
-	if !Passed(Check(s, Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1, Code: "Unavailable"})) {
+	if !Passed(Check(s, expect(codes.Unavailable))) {
 		t.Fatal("5 Unavailable calls do not pass expect-code Unavailable")
 	}
-	if Passed(Check(s, Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1, Code: "InvalidArgument"})) {
+	if Passed(Check(s, expect(codes.InvalidArgument))) {
 		t.Fatal("Unavailable calls pass expect-code InvalidArgument")
 	}
 	okRun := tally(map[string]int{"a": 3}, "v1", 0).Summary(time.Second)
-	if !Passed(Check(okRun, Expect{Backends: -1, MaxSkew: -1, MaxErrors: -1, Code: "OK"})) {
+	if !Passed(Check(okRun, expect(codes.OK))) {
 		t.Fatal("successful calls do not pass expect-code OK")
+	}
+}
+
+func TestParseCodeAndJSON(t *testing.T) {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if got, err := ParseCode(c.String()); err != nil || got != c {
+			t.Errorf("ParseCode(%q) = %v, %v", c.String(), got, err)
+		}
+	}
+	if _, err := ParseCode("UNAVAILABLE"); err == nil {
+		t.Error("ParseCode accepted an upper-case name the report never writes")
+	}
+	var e ErrorCount
+	if err := json.Unmarshal([]byte(`{"code":"Teapot","count":1}`), &e); err == nil || !strings.Contains(err.Error(), "Teapot") {
+		t.Errorf("unknown code in JSON: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+
+	"google.golang.org/grpc/codes"
 )
 
 // Summary of a run: the shape of `greeter -json`.
@@ -35,11 +37,12 @@ type BackendCount struct {
 
 // ErrorCount is how many calls failed with one status code, with a sample message and,
 // when the kit recognises the cause, a hint.
+// It is written to JSON with the code by name (code.go).
 type ErrorCount struct {
-	Code    string `json:"code"`
-	Count   int64  `json:"count"`
-	Example string `json:"example"`
-	Hint    string `json:"hint,omitempty"`
+	Code    codes.Code
+	Count   int64
+	Example string
+	Hint    string
 }
 
 // Latency percentiles of successful calls, in milliseconds.
@@ -90,7 +93,7 @@ func (s Summary) WriteText(w io.Writer) error {
 	if len(s.Errors) > 0 {
 		fmt.Fprintln(&b, "\nERRORS")
 		for _, e := range s.Errors {
-			fmt.Fprintf(&b, "  %-18s %6d  e.g. %s\n", e.Code, e.Count, e.Example)
+			fmt.Fprintf(&b, "  %-18s %6d  e.g. %s\n", e.Code.String(), e.Count, e.Example)
 			if e.Hint != "" {
 				fmt.Fprintf(&b, "  %-18s         hint: %s\n", "", e.Hint)
 			}

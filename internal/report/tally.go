@@ -104,7 +104,7 @@ func (t *Tally) Summary(elapsed time.Duration) Summary {
 		return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Node, b.Node))
 	})
 	for c, n := range t.errors {
-		s.Errors = append(s.Errors, ErrorCount{Code: c.String(), Count: n, Example: t.examples[c]})
+		s.Errors = append(s.Errors, ErrorCount{Code: c, Count: n, Example: t.examples[c]})
 	}
 	slices.SortFunc(s.Errors, func(a, b ErrorCount) int { return cmp.Compare(b.Count, a.Count) })
 	if t.ok > 0 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 )
 
 // Config of one server process. Every field is a flag with an environment equivalent.
@@ -85,12 +86,18 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 	envflag.AnnotateUsage(fs, "")
 	if err := envflag.Parse(fs, args, "", getenv); err != nil {
-		return Config{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments %q: %s takes flags only", fs.Args(), name)
+		return Config{}, fmt.Errorf("%w: unexpected arguments %q: %s takes flags only", exitcode.ErrUsage, fs.Args(), name)
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+	}
+	return c, nil
 }
 
 // Validate reports every problem in c at once.

@@ -1,10 +1,19 @@
 package serverkit
 
 import (
+	"context"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 )
 
 func TestLoadDefaults(t *testing.T) {
@@ -45,17 +54,49 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// Every way Load and Run reject their input exits 2; -h exits 0; a server that cannot
+// bind its port exits 1.
 func TestExitCode(t *testing.T) {
-	_, err := Load("hello", []string{"-port=x"}, func(string) string { return "" }, io.Discard)
-	if err == nil {
-		t.Fatal("want an error for -port=x")
-	}
+	noEnv := func(string) string { return "" }
 	for _, tc := range []struct {
-		err  error
+		name string
+		args []string
+		env  map[string]string
 		want int
-	}{{nil, 0}, {ErrUsage, 2}, {io.EOF, 1}} {
-		if got := ExitCode(tc.err); got != tc.want {
-			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
+	}{
+		{"unparsable flag", []string{"-port=x"}, nil, exitcode.Usage},
+		{"unknown flag", []string{"-nope"}, nil, exitcode.Usage},
+		{"unparsable env", nil, map[string]string{"MAX_CONNECTION_AGE": "soon"}, exitcode.Usage},
+		{"invalid value", []string{"-port=70000"}, nil, exitcode.Usage},
+		{"positional argument", []string{"extra"}, nil, exitcode.Usage},
+		{"help", []string{"-h"}, nil, exitcode.OK},
+	} {
+		getenv := noEnv
+		if tc.env != nil {
+			getenv = func(k string) string { return tc.env[k] }
+		}
+		_, err := Load("hello", tc.args, getenv, io.Discard)
+		if got := exitcode.Of(err); got != tc.want {
+			t.Errorf("Load %s: %v, exit %d, want %d", tc.name, err, got, tc.want)
+		}
+		err = Run(context.Background(), "hello", tc.args, getenv, io.Discard, io.Discard, testService)
+		if got := exitcode.Of(err); got != tc.want {
+			t.Errorf("Run %s: %v, exit %d, want %d", tc.name, err, got, tc.want)
 		}
 	}
+	// A runtime failure: the gRPC port is taken.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	port := strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
+	err = Run(context.Background(), "hello", []string{"-listen-host=127.0.0.1", "-port=" + port, "-http-port=-1"}, noEnv, io.Discard, io.Discard, testService)
+	if got := exitcode.Of(err); err == nil || got != exitcode.Failure {
+		t.Errorf("Run on a taken port: %v, exit %d, want %d", err, got, exitcode.Failure)
+	}
+}
+
+func testService(identity.Identity, reqmeta.Keys) Service {
+	return Service{Name: "test.Service", Register: func(grpc.ServiceRegistrar) {}}
 }

@@ -51,7 +51,7 @@ func start(t *testing.T, tweak func(*Config)) *running {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	srv, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)), Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) {
+	srv, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)), Service{Name: pb.Hello_ServiceDesc.ServiceName, Register: func(r grpc.ServiceRegistrar) {
 		pb.RegisterHelloServer(r, panicky{hello.New(identity.Identity{Pod: "p1"}, nil)})
 	}})
 	if err != nil {
@@ -127,7 +127,7 @@ func TestHealthAndAdmin(t *testing.T) {
 		}
 		return resp.GetStatus()
 	}
-	if check("") != healthpb.HealthCheckResponse_SERVING || check(hello.ServiceName) != healthpb.HealthCheckResponse_SERVING {
+	if check("") != healthpb.HealthCheckResponse_SERVING || check(pb.Hello_ServiceDesc.ServiceName) != healthpb.HealthCheckResponse_SERVING {
 		t.Fatal("not SERVING at start")
 	}
 	if code, _ := r.get(t, "/readyz"); code != 200 {
@@ -148,7 +148,7 @@ func TestHealthAndAdmin(t *testing.T) {
 	if code := post("?status=NOT_SERVING"); code != 200 {
 		t.Fatalf("flip: HTTP %d", code)
 	}
-	if check("") != healthpb.HealthCheckResponse_NOT_SERVING || check(hello.ServiceName) != healthpb.HealthCheckResponse_NOT_SERVING {
+	if check("") != healthpb.HealthCheckResponse_NOT_SERVING || check(pb.Hello_ServiceDesc.ServiceName) != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatal("admin flip did not reach every status")
 	}
 	if code, _ := r.get(t, "/readyz"); code != 503 {
@@ -158,7 +158,7 @@ func TestHealthAndAdmin(t *testing.T) {
 		t.Fatalf("/healthz must stay 200 (liveness): %d %q", code, body)
 	}
 	post("?status=SERVING")
-	if check(hello.ServiceName) != healthpb.HealthCheckResponse_SERVING {
+	if check(pb.Hello_ServiceDesc.ServiceName) != healthpb.HealthCheckResponse_SERVING {
 		t.Fatal("flip back failed")
 	}
 }
@@ -180,7 +180,7 @@ func TestAdminDisabled(t *testing.T) {
 func TestDrainOrder(t *testing.T) {
 	r := start(t, func(c *Config) { c.DrainDelay = 400 * time.Millisecond })
 	h := healthpb.NewHealthClient(r.cc)
-	watch, err := h.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: hello.ServiceName})
+	watch, err := h.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: pb.Hello_ServiceDesc.ServiceName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestCallLogging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, NewLogger(cfg, &buf), Service{Name: hello.ServiceName, Register: func(r grpc.ServiceRegistrar) {
+	srv, err := New(cfg, NewLogger(cfg, &buf), Service{Name: pb.Hello_ServiceDesc.ServiceName, Register: func(r grpc.ServiceRegistrar) {
 		pb.RegisterHelloServer(r, hello.New(identity.Identity{Pod: "p1"}, nil))
 	}})
 	if err != nil {

@@ -10,30 +10,22 @@ import (
 	"os/signal"
 	"syscall"
 
-	"google.golang.org/grpc"
-
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/goodbye"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
-	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	go func() { <-ctx.Done(); stop() }() // a second signal kills at once
 	err := run(ctx)
-	if code := serverkit.ExitCode(err); code != 0 {
+	if code := exitcode.Of(err); code != 0 {
 		fmt.Fprintf(os.Stderr, "goodbye: %v\n", err)
 		os.Exit(code)
 	}
 }
 
 func run(ctx context.Context) error {
-	return serverkit.Run(ctx, "goodbye", os.Args[1:], os.Getenv, os.Stdout, os.Stderr,
-		func(id identity.Identity, echo reqmeta.Keys) serverkit.Service {
-			return serverkit.Service{Name: goodbye.ServiceName, Register: func(r grpc.ServiceRegistrar) {
-				pb.RegisterGoodbyeServer(r, goodbye.New(id, echo))
-			}}
-		})
+	svc := catalog.Goodbye()
+	return serverkit.Run(ctx, svc.Key, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, svc.Server)
 }

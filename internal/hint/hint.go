@@ -1,4 +1,6 @@
-package dialer
+// Package hint turns the gRPC errors people meet most into a sentence that names the
+// cause and the fix: the greeter prints them under failed calls, the doctor as fixes.
+package hint
 
 import (
 	"strings"
@@ -7,29 +9,17 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Explain turns the raw errors people meet most into a sentence that names the cause and
-// the fix. It returns "" when it has nothing to add.
-func Explain(err error) string {
+// ForError is For of err's status; "" when err carries no gRPC status or nothing is known.
+func ForError(err error) string {
 	st, ok := status.FromError(err)
 	if !ok {
 		return ""
 	}
-	return explain(st.Code(), st.Message())
+	return For(st.Code(), st.Message())
 }
 
-// ExplainMessage is Explain for a status already split into its code name (as
-// codes.Code.String prints it, e.g. "Unavailable") and message.
-func ExplainMessage(code, msg string) string {
-	c := codes.Unknown
-	for k := codes.OK; k <= codes.Unauthenticated; k++ {
-		if k.String() == code {
-			c = k
-		}
-	}
-	return explain(c, msg)
-}
-
-func explain(code codes.Code, msg string) string {
+// For is the hint for a status code and message, or "" when the kit has nothing to add.
+func For(code codes.Code, msg string) string {
 	has := func(subs ...string) bool {
 		for _, s := range subs {
 			if strings.Contains(msg, s) {
