@@ -89,7 +89,7 @@ func (d *Doctor) corednsPod(ctx context.Context) (string, int, error) {
 		return "", 0, fmt.Errorf("list CoreDNS pods: %w", err)
 	}
 	for _, p := range list.Items {
-		if p.Labels["k8s-app"] != "kube-dns" || !podReady(&p) || p.DeletionTimestamp != nil {
+		if !podReady(&p) || p.DeletionTimestamp != nil {
 			continue
 		}
 		port := 53

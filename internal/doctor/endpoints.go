@@ -21,9 +21,6 @@ func (d *Doctor) checkEndpoints(ctx context.Context, st *state) error {
 	}
 	seen := map[string]bool{}
 	for _, s := range list.Items {
-		if s.Labels[discoveryv1.LabelServiceName] != name {
-			continue // the fake clientset ignores label selectors
-		}
 		for _, ep := range s.Endpoints {
 			for _, ip := range ep.Addresses {
 				if seen[ip] {

@@ -188,6 +188,7 @@ func (f *fixture) doctor(svc string, cfg Config, objs ...runtime.Object) *Doctor
 	}
 	all := []runtime.Object{dnsPod,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"kubernetes.io/metadata.name": ns}}}}
+	all = append(all, decoys(f.port)...)
 	for _, p := range f.pods {
 		all = append(all, p)
 	}
@@ -268,3 +269,16 @@ func dump(rep Report) string {
 }
 
 func fqdn(svc string) string { return svc + "." + ns + ".svc.cluster.local." }
+
+// decoys are objects the doctor's label selectors must leave out (it lists through them,
+// and client-go's fake clientset applies label selectors as an API server does): a Ready
+// pod of another app in the namespace, a Ready kube-system pod that is not CoreDNS, and an
+// EndpointSlice of another Service. Were any picked, the fixture's counts would be off and
+// the DNS check would dial a port where nothing listens.
+func decoys(port int) []runtime.Object {
+	other := helloPod("goodbye-1", "127.0.0.250", port, true)
+	other.Labels["app.kubernetes.io/name"] = "goodbye"
+	notDNS := helloPod("metrics-server-1", "127.0.0.251", port, true)
+	notDNS.Namespace, notDNS.Labels = "kube-system", map[string]string{"k8s-app": "metrics-server"}
+	return []runtime.Object{other, notDNS, slice("goodbye-grpc-headless", other)}
+}

@@ -102,8 +102,7 @@ func (d *Doctor) checkSelector(ctx context.Context, st *state) error {
 		return fmt.Errorf("list pods of Service %s/%s: %w", ns, svc.Name, err)
 	}
 	for _, p := range list.Items {
-		// The fake clientset ignores label selectors; a real API server already applied it.
-		if !sel.Matches(labels.Set(p.Labels)) || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
 		st.pods = append(st.pods, p)
