@@ -62,6 +62,9 @@ func run(ctx context.Context, calls int, serve bool, out io.Writer) error {
 	for _, g := range groups {
 		all = append(all, g.ips...)
 	}
+	if err := localdns.CheckLoopback(all...); err != nil {
+		return err
+	}
 	port, err := localdns.FreePortOn(all...)
 	if err != nil {
 		return err

@@ -47,6 +47,9 @@ var podIPs = []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
 func newFixture(t *testing.T, n int, serverTLS bool) *fixture {
 	t.Helper()
 	ips := podIPs[:n]
+	if err := localdns.CheckLoopback(ips...); err != nil {
+		t.Fatal(err)
+	}
 	port, err := localdns.FreePortOn(append([]string{"127.0.0.1"}, ips...)...)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -62,5 +63,16 @@ func TestFreePortOn(t *testing.T) {
 	}
 	if _, err := FreePortOn(); err == nil {
 		t.Fatal("no addresses accepted")
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	if err := CheckLoopback(LoopbackAddrs()...); err != nil {
+		t.Fatal(err)
+	}
+	// 192.0.2.1 (TEST-NET-1) is on no interface of a test machine: the error says what to do.
+	err := CheckLoopback("127.0.0.2", "192.0.2.1")
+	if err == nil || !strings.Contains(err.Error(), "cannot listen on 192.0.2.1") || !strings.Contains(err.Error(), "ifconfig lo0 alias") {
+		t.Errorf("unbindable address: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package loopback
 import (
 	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -174,16 +173,8 @@ func TestSIGTERMUnderLoadLosesNoCall(t *testing.T) {
 	call := helloCall(c.client(t, dialer.RoundRobin, true))
 	warmUp(t, call, 3)
 
-	var (
-		wg      sync.WaitGroup
-		exitErr error
-		summary report.Summary
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		summary = run(t, call, loadgen.Plan{Duration: 3 * time.Second, Concurrency: 4})
-	}()
+	var exitErr error
+	load := runAsync(call, loadgen.Plan{Duration: 3 * time.Second, Concurrency: 4})
 	time.Sleep(time.Second)
 	// Kubernetes removes a terminating pod from DNS and sends SIGTERM at about the same time.
 	if err := c.dns.Set(c.name, ips[1:]...); err != nil {
@@ -199,7 +190,11 @@ func TestSIGTERMUnderLoadLosesNoCall(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not exit within 10s of SIGTERM")
 	}
-	wg.Wait()
+	r := <-load
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	summary := r.s
 	if exitErr != nil {
 		t.Errorf("server exit after SIGTERM: %v, want status 0", exitErr)
 	}

@@ -2,6 +2,7 @@ package loopback
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,7 +31,19 @@ import (
 // binDir holds binaries built once for the tests that need real processes.
 var binDir string
 
+// TestMain checks the loopback addresses before any test binds one, and leaves the whole
+// package out of `go test -short` (make test-short): these tests start real servers and
+// processes and take minutes.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("loopback: integration tests not run with -short (make test runs them)")
+		os.Exit(0)
+	}
+	if err := localdns.CheckLoopback(localdns.LoopbackAddrs()...); err != nil {
+		fmt.Fprintln(os.Stderr, "loopback:", err)
+		os.Exit(1)
+	}
 	// grpc-go re-resolves at most every 30s by default; the tests watch DNS changes in
 	// seconds. Process-wide, so set once here.
 	dns.SetMinResolutionInterval(100 * time.Millisecond)
@@ -176,17 +189,11 @@ func helloCall(cc *grpc.ClientConn) loadgen.CallFunc {
 // run makes calls with the real load generator and returns the summary.
 func run(t *testing.T, call loadgen.CallFunc, p loadgen.Plan) report.Summary {
 	t.Helper()
-	if p.Concurrency == 0 {
-		p.Concurrency = 1
+	r := <-runAsync(call, p)
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
-	if p.Timeout == 0 {
-		p.Timeout = 5 * time.Second
-	}
-	tally, elapsed, err := loadgen.Run(context.Background(), p, call, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tally.Summary(elapsed)
+	return r.s
 }
 
 func counts(s report.Summary) map[string]int64 {
@@ -231,4 +238,30 @@ func waitListening(t *testing.T, addr string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+type loadResult struct {
+	s   report.Summary
+	err error
+}
+
+// runAsync runs a load in its own goroutine; the test reads the result (and fails, if it
+// must, on its own goroutine: t.Fatal only works there).
+func runAsync(call loadgen.CallFunc, p loadgen.Plan) <-chan loadResult {
+	if p.Concurrency == 0 {
+		p.Concurrency = 1
+	}
+	if p.Timeout == 0 {
+		p.Timeout = 5 * time.Second
+	}
+	ch := make(chan loadResult, 1)
+	go func() {
+		tally, elapsed, err := loadgen.Run(context.Background(), p, call, 0, nil)
+		if err != nil {
+			ch <- loadResult{err: err}
+			return
+		}
+		ch <- loadResult{s: tally.Summary(elapsed)}
+	}()
+	return ch
 }
