@@ -198,8 +198,11 @@ func TestSummary(t *testing.T) {
 	}
 }
 
-// TestWriteSamples writes the sample pictures to $PLOT_SAMPLES when set, to
-// look at them: PLOT_SAMPLES=/tmp/plots go test -run WriteSamples ./internal/plot/
+// TestWriteSamples writes the sample pictures, and the series as JSON, to
+// $PLOT_SAMPLES when set, to look at them:
+//
+//	PLOT_SAMPLES=/tmp/plots go test -run WriteSamples ./internal/plot/
+//	go run ./internal/plot/cmd/plotjson -in /tmp/plots/rollout.json -out /tmp/plots/again.png
 func TestWriteSamples(t *testing.T) {
 	dir := os.Getenv("PLOT_SAMPLES")
 	if dir == "" {
@@ -210,5 +213,13 @@ func TestWriteSamples(t *testing.T) {
 		if err := Render(s, "rolling update: hello, 3 → 2 pods", filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	f, err := os.Create(filepath.Join(dir, "rollout.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := s.WriteJSON(f); err != nil {
+		t.Fatal(err)
 	}
 }
