@@ -30,16 +30,21 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/timeline"
 )
 
-// Size of a picture: 10 × 5 inches, 960 × 480 pixels in PNG (96 dpi). The
-// height grows when the legend needs more room.
 const (
+	// Size of a picture: 10 × 5 inches, 960 × 480 pixels in PNG (96 dpi).
+	// The height grows when the legend needs more room.
+	width  = 10 * vg.Inch
+	height = 5 * vg.Inch
+
+	// svgFonts replaces the SVG's bare font-family, adding fallbacks.
 	svgFonts = "font-family:'Liberation Sans',Arial,Helvetica,sans-serif;"
-	width    = 10 * vg.Inch
-	height   = 5 * vg.Inch
 )
 
 // Render draws s with the given title to the file at path, replacing it.
-// The extension of path picks the format: ".svg" or ".png".
+// The extension of path picks the format: ".svg" or ".png". SVG is the
+// smaller (about 30 kB for 60 s of 5 pods, against 160 kB of PNG) and stays
+// sharp when zoomed; its text names Liberation Sans with fallbacks rather
+// than embedding the font, which would add about 550 kB a file.
 //
 // Each pod's line shows the rate of the successful calls it served, per
 // bucket, at the middle of the bucket; a line starts one bucket before the

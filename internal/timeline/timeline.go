@@ -211,6 +211,9 @@ func (s Series) Buckets() int {
 // the successful calls that pod served (zero where it served none).
 func (s Series) Rates(pod string) []float64 {
 	rates := make([]float64, s.Buckets())
+	if len(rates) == 0 {
+		return rates
+	}
 	for _, p := range s.Points {
 		if i := int(p.Offset / s.Bucket); p.Pod == pod && p.Code == codes.OK && i >= 0 && i < len(rates) {
 			rates[i] += float64(p.Calls) / s.Bucket.Seconds()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -176,6 +177,17 @@ func TestNewPanicsOnBadBucket(t *testing.T) {
 		}
 	}()
 	New(t0, 0)
+}
+
+func TestZeroSeries(t *testing.T) {
+	var s Series // no bucket: nothing to divide by
+	s.Points = []Point{{Offset: time.Second, Pod: "a", Calls: 1}}
+	if got := s.Rates("a"); len(got) != 0 || s.Buckets() != 0 {
+		t.Errorf("zero-bucket series: Rates = %v, Buckets = %d", got, s.Buckets())
+	}
+	if err := s.WriteCSV(io.Discard); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestAddEvent(t *testing.T) {
