@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -51,8 +52,8 @@ spec:
         - dns:///hello-grpc.grpc-kit-headless.svc.cluster.local:50051
         - -lb=round_robin
         resources:
-          requests: {cpu: 50m, memory: 32Mi}
-          limits: {cpu: 500m, memory: 128Mi}
+          requests: {cpu: 50m, memory: 32Mi, ephemeral-storage: 16Mi}
+          limits: {cpu: 500m, memory: 128Mi, ephemeral-storage: 64Mi}
         securityContext:
           allowPrivilegeEscalation: false
           readOnlyRootFilesystem: true
@@ -148,6 +149,18 @@ func TestMutationsAreCaught(t *testing.T) {
 			delete(job(t, objs, "greeter-pick-first").Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory)
 			return objs
 		}, []string{"Job grpc-kit-headless/greeter-pick-first", "containers[greeter].resources.limits.memory", "missing"}},
+		{"no ephemeral-storage request", func(t *testing.T, objs []object) []object {
+			delete(deployment(t, objs, "goodbye").Spec.Template.Spec.Containers[0].Resources.Requests, corev1.ResourceEphemeralStorage)
+			return objs
+		}, []string{"Deployment grpc-kit-headless/goodbye", "containers[goodbye].resources.requests.ephemeral-storage", "missing"}},
+		{"no ephemeral-storage limit on an init container", func(t *testing.T, objs []object) []object {
+			delete(job(t, objs, "greeter-hello").Spec.Template.Spec.InitContainers[0].Resources.Limits, corev1.ResourceEphemeralStorage)
+			return objs
+		}, []string{"Job grpc-kit-headless/greeter-hello", "initContainers[wait-for-backends].resources.limits.ephemeral-storage", "missing"}},
+		{"request above its limit", func(t *testing.T, objs []object) []object {
+			deployment(t, objs, "hello").Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceEphemeralStorage] = resource.MustParse("1Gi")
+			return objs
+		}, []string{"Deployment grpc-kit-headless/hello", "resources.requests.ephemeral-storage", "1Gi exceeds the limit 128Mi"}},
 		{"image with a registry host", func(t *testing.T, objs []object) []object {
 			deployment(t, objs, "hello").Spec.Template.Spec.Containers[0].Image = "registry.example.com/grpc-k8s-kit/hello:dev"
 			return objs

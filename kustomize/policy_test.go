@@ -123,7 +123,8 @@ func containers(spec *corev1.PodSpec, path string) []container {
 
 // checkPod: every pod of the kit passes Pod Security "restricted" (evaluated by the
 // admission code itself), and on top of it has a read-only root filesystem, no service
-// account token, resources on every container and image names without a registry host.
+// account token, resources (checkResources) on every container and image names without a
+// registry host.
 func checkPod(f *findings, o object, meta *metav1.ObjectMeta, spec *corev1.PodSpec, path string) {
 	lv := psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}
 	for _, r := range psaEvaluator.EvaluatePod(lv, meta, spec) {
@@ -150,17 +151,29 @@ func checkPod(f *findings, o object, meta *metav1.ObjectMeta, spec *corev1.PodSp
 				f.add(o, c.path+".securityContext.capabilities.drop", "must contain ALL")
 			}
 		}
-		res := c.c.Resources
-		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			if _, ok := res.Requests[name]; !ok {
-				f.add(o, c.path+".resources.requests."+string(name), "missing")
-			}
-			if _, ok := res.Limits[name]; !ok {
-				f.add(o, c.path+".resources.limits."+string(name), "missing")
-			}
-		}
+		checkResources(f, o, c)
 		if host, ok := registryHost(c.c.Image); ok {
 			f.add(o, c.path+".image", "%q names the registry host %q: keep image names host-free and set the registry with kustomize images:", c.c.Image, host)
+		}
+	}
+}
+
+// checkResources: CPU, memory and ephemeral storage (the container's log and writable
+// layer) are requested, so the scheduler reserves them, and limited, so one container
+// cannot starve or fill its node; a request never exceeds its limit.
+func checkResources(f *findings, o object, c container) {
+	res := c.c.Resources
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage} {
+		req, hasReq := res.Requests[name]
+		lim, hasLim := res.Limits[name]
+		if !hasReq {
+			f.add(o, c.path+".resources.requests."+string(name), "missing")
+		}
+		if !hasLim {
+			f.add(o, c.path+".resources.limits."+string(name), "missing")
+		}
+		if hasReq && hasLim && req.Cmp(lim) > 0 {
+			f.add(o, c.path+".resources.requests."+string(name), "%s exceeds the limit %s", req.String(), lim.String())
 		}
 	}
 }
