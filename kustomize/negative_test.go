@@ -1,6 +1,7 @@
 package kustomize
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -195,6 +196,26 @@ func TestMutationsAreCaught(t *testing.T) {
 			deployment(t, objs, "hello").Spec.Replicas = ptr.To[int32](2)
 			return objs
 		}, []string{"Job grpc-kit-headless/greeter-hello", "args[-expect-backends]", "3, but the Deployments behind Service grpc-kit-headless/hello-grpc-headless have 2 replicas"}},
+		{"greeter flag the greeter rejects", func(t *testing.T, objs []object) []object {
+			c := &job(t, objs, "greeter-hello").Spec.Template.Spec.Containers[0]
+			c.Args = append(c.Args, "-lb=random")
+			return objs
+		}, []string{"Job grpc-kit-headless/greeter-hello", "containers[greeter].args", "the greeter rejects its flags", `lb "random"`}},
+		{"target from GREETER_TARGET, in the wrong namespace", func(t *testing.T, objs []object) []object {
+			c := &job(t, objs, "greeter-goodbye").Spec.Template.Spec.Containers[0]
+			c.Args = slices.DeleteFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "-target=") })
+			c.Env = append(c.Env, corev1.EnvVar{Name: "GREETER_TARGET", Value: "dns:///goodbye-grpc-headless.elsewhere:50051"})
+			return objs
+		}, []string{"Job grpc-kit-headless/greeter-goodbye", "containers[greeter].args[-target]", "Service elsewhere/goodbye-grpc-headless is not in this render"}},
+		{"wrong port in a target", func(t *testing.T, objs []object) []object {
+			c := &job(t, objs, "greeter-pick-first").Spec.Template.Spec.InitContainers[0]
+			for i, a := range c.Args {
+				if strings.HasPrefix(a, "-target=") {
+					c.Args[i] = strings.Replace(a, ":50051", ":50052", 1)
+				}
+			}
+			return objs
+		}, []string{"Job grpc-kit-headless/greeter-pick-first", "initContainers[wait-for-backends].args[-target]", "has no port 50052"}},
 		{"no disruption budget", func(t *testing.T, objs []object) []object {
 			var out []object
 			for _, o := range objs {
