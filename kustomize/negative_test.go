@@ -1,11 +1,13 @@
 package kustomize
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -51,8 +53,8 @@ spec:
         - dns:///hello-grpc.grpc-kit-headless.svc.cluster.local:50051
         - -lb=round_robin
         resources:
-          requests: {cpu: 50m, memory: 32Mi}
-          limits: {cpu: 500m, memory: 128Mi}
+          requests: {cpu: 50m, memory: 32Mi, ephemeral-storage: 16Mi}
+          limits: {cpu: 500m, memory: 128Mi, ephemeral-storage: 64Mi}
         securityContext:
           allowPrivilegeEscalation: false
           readOnlyRootFilesystem: true
@@ -148,6 +150,18 @@ func TestMutationsAreCaught(t *testing.T) {
 			delete(job(t, objs, "greeter-pick-first").Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory)
 			return objs
 		}, []string{"Job grpc-kit-headless/greeter-pick-first", "containers[greeter].resources.limits.memory", "missing"}},
+		{"no ephemeral-storage request", func(t *testing.T, objs []object) []object {
+			delete(deployment(t, objs, "goodbye").Spec.Template.Spec.Containers[0].Resources.Requests, corev1.ResourceEphemeralStorage)
+			return objs
+		}, []string{"Deployment grpc-kit-headless/goodbye", "containers[goodbye].resources.requests.ephemeral-storage", "missing"}},
+		{"no ephemeral-storage limit on an init container", func(t *testing.T, objs []object) []object {
+			delete(job(t, objs, "greeter-hello").Spec.Template.Spec.InitContainers[0].Resources.Limits, corev1.ResourceEphemeralStorage)
+			return objs
+		}, []string{"Job grpc-kit-headless/greeter-hello", "initContainers[wait-for-backends].resources.limits.ephemeral-storage", "missing"}},
+		{"request above its limit", func(t *testing.T, objs []object) []object {
+			deployment(t, objs, "hello").Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceEphemeralStorage] = resource.MustParse("1Gi")
+			return objs
+		}, []string{"Deployment grpc-kit-headless/hello", "resources.requests.ephemeral-storage", "1Gi exceeds the limit 128Mi"}},
 		{"image with a registry host", func(t *testing.T, objs []object) []object {
 			deployment(t, objs, "hello").Spec.Template.Spec.Containers[0].Image = "registry.example.com/grpc-k8s-kit/hello:dev"
 			return objs
@@ -182,6 +196,26 @@ func TestMutationsAreCaught(t *testing.T) {
 			deployment(t, objs, "hello").Spec.Replicas = ptr.To[int32](2)
 			return objs
 		}, []string{"Job grpc-kit-headless/greeter-hello", "args[-expect-backends]", "3, but the Deployments behind Service grpc-kit-headless/hello-grpc-headless have 2 replicas"}},
+		{"greeter flag the greeter rejects", func(t *testing.T, objs []object) []object {
+			c := &job(t, objs, "greeter-hello").Spec.Template.Spec.Containers[0]
+			c.Args = append(c.Args, "-lb=random")
+			return objs
+		}, []string{"Job grpc-kit-headless/greeter-hello", "containers[greeter].args", "the greeter rejects its flags", `lb "random"`}},
+		{"target from GREETER_TARGET, in the wrong namespace", func(t *testing.T, objs []object) []object {
+			c := &job(t, objs, "greeter-goodbye").Spec.Template.Spec.Containers[0]
+			c.Args = slices.DeleteFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "-target=") })
+			c.Env = append(c.Env, corev1.EnvVar{Name: "GREETER_TARGET", Value: "dns:///goodbye-grpc-headless.elsewhere:50051"})
+			return objs
+		}, []string{"Job grpc-kit-headless/greeter-goodbye", "containers[greeter].args[-target]", "Service elsewhere/goodbye-grpc-headless is not in this render"}},
+		{"wrong port in a target", func(t *testing.T, objs []object) []object {
+			c := &job(t, objs, "greeter-pick-first").Spec.Template.Spec.InitContainers[0]
+			for i, a := range c.Args {
+				if strings.HasPrefix(a, "-target=") {
+					c.Args[i] = strings.Replace(a, ":50051", ":50052", 1)
+				}
+			}
+			return objs
+		}, []string{"Job grpc-kit-headless/greeter-pick-first", "initContainers[wait-for-backends].args[-target]", "has no port 50052"}},
 		{"no disruption budget", func(t *testing.T, objs []object) []object {
 			var out []object
 			for _, o := range objs {

@@ -2,8 +2,9 @@ package kustomize
 
 import (
 	"fmt"
-	"net"
+	"io"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,6 +23,8 @@ import (
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
 )
 
 // The rules every manifest of the kit follows. Each finding names the object and the
@@ -32,7 +35,6 @@ const (
 	h2c               = "kubernetes.io/h2c"
 	psaEnforceLabel   = "pod-security.kubernetes.io/enforce"
 	roundRobin        = "round_robin"
-	pickFirst         = "pick_first"
 	traefikClass      = "traefik"
 	traefikDeployment = "../deploy/traefik/deployment.yaml"
 )
@@ -123,7 +125,8 @@ func containers(spec *corev1.PodSpec, path string) []container {
 
 // checkPod: every pod of the kit passes Pod Security "restricted" (evaluated by the
 // admission code itself), and on top of it has a read-only root filesystem, no service
-// account token, resources on every container and image names without a registry host.
+// account token, resources (checkResources) on every container and image names without a
+// registry host.
 func checkPod(f *findings, o object, meta *metav1.ObjectMeta, spec *corev1.PodSpec, path string) {
 	lv := psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}
 	for _, r := range psaEvaluator.EvaluatePod(lv, meta, spec) {
@@ -150,17 +153,29 @@ func checkPod(f *findings, o object, meta *metav1.ObjectMeta, spec *corev1.PodSp
 				f.add(o, c.path+".securityContext.capabilities.drop", "must contain ALL")
 			}
 		}
-		res := c.c.Resources
-		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			if _, ok := res.Requests[name]; !ok {
-				f.add(o, c.path+".resources.requests."+string(name), "missing")
-			}
-			if _, ok := res.Limits[name]; !ok {
-				f.add(o, c.path+".resources.limits."+string(name), "missing")
-			}
-		}
+		checkResources(f, o, c)
 		if host, ok := registryHost(c.c.Image); ok {
 			f.add(o, c.path+".image", "%q names the registry host %q: keep image names host-free and set the registry with kustomize images:", c.c.Image, host)
+		}
+	}
+}
+
+// checkResources: CPU, memory and ephemeral storage (the container's log and writable
+// layer) are requested, so the scheduler reserves them, and limited, so one container
+// cannot starve or fill its node; a request never exceeds its limit.
+func checkResources(f *findings, o object, c container) {
+	res := c.c.Resources
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage} {
+		req, hasReq := res.Requests[name]
+		lim, hasLim := res.Limits[name]
+		if !hasReq {
+			f.add(o, c.path+".resources.requests."+string(name), "missing")
+		}
+		if !hasLim {
+			f.add(o, c.path+".resources.limits."+string(name), "missing")
+		}
+		if hasReq && hasLim && req.Cmp(lim) > 0 {
+			f.add(o, c.path+".resources.requests."+string(name), "%s exceeds the limit %s", req.String(), lim.String())
 		}
 	}
 }
@@ -342,79 +357,46 @@ func traefikEntryPoints() ([]int, error) {
 	return ports, nil
 }
 
-// greeterTarget is what a greeter container dials, and how many backends it expects.
-type greeterTarget struct {
-	target, lb     string
-	expectBackends int // -1: not asserted
-}
-
-// greeterArgs reads -target, -lb and -expect-backends from a container's args
-// (-flag=value, -flag value, --flag...) and from GREETER_* environment variables, as the
-// greeter does. ok is false for containers that are not greeters (no target).
-func greeterArgs(c *corev1.Container) (g greeterTarget, ok bool) {
-	g = greeterTarget{lb: roundRobin, expectBackends: -1}
-	set := func(name, value string) {
-		switch name {
-		case "target":
-			g.target, ok = value, true
-		case "lb":
-			g.lb = value
-		case "expect-backends":
-			if n, err := strconv.Atoi(value); err == nil {
-				g.expectBackends = n
-			}
-		}
+// greeterConfig parses a greeter container's args and environment with the greeter's own
+// parser (what the container will run with). ok is false for containers that do not run
+// the greeter image.
+func greeterConfig(c *corev1.Container) (cfg greeter.Config, ok bool, err error) {
+	if !isGreeterImage(c.Image) {
+		return greeter.Config{}, false, nil
 	}
+	env := map[string]string{}
 	for _, e := range c.Env {
-		if name, found := strings.CutPrefix(e.Name, "GREETER_"); found {
-			set(strings.ReplaceAll(strings.ToLower(name), "_", "-"), e.Value)
-		}
+		env[e.Name] = e.Value
 	}
-	args := append(append([]string{}, c.Command...), c.Args...)
-	for i := 0; i < len(args); i++ {
-		if !strings.HasPrefix(args[i], "-") {
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if name != "target" && name != "lb" && name != "expect-backends" {
-			continue
-		}
-		if !hasValue && i+1 < len(args) {
-			i++
-			value = args[i]
-		}
-		set(name, value)
+	args := c.Args
+	if len(c.Command) > 1 { // a command that names the binary and then flags
+		args = append(append([]string{}, c.Command[1:]...), c.Args...)
 	}
-	return g, ok
+	cfg, err = greeter.ParseFlags(args, func(k string) string { return env[k] }, io.Discard)
+	return cfg, true, err
 }
 
-// serviceFromTarget turns dns:///name:port into the Service it names, for names of the
-// forms svc, svc.ns, svc.ns.svc and svc.ns.svc.cluster.local (relative to namespace ns).
-func serviceFromTarget(target, ns string) (svcNS, svc string, port int, err error) {
-	rest, ok := strings.CutPrefix(target, "dns://")
-	if !ok {
-		return "", "", 0, fmt.Errorf("not a dns:// target")
+// isGreeterImage: grpc-k8s-kit/greeter, under any registry prefix and tag.
+func isGreeterImage(image string) bool {
+	repo, _, _ := strings.Cut(image, "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
 	}
-	if i := strings.Index(rest, "/"); i >= 0 { // dns://[authority]/host:port
-		rest = rest[i+1:]
-	}
-	host, portStr, err := net.SplitHostPort(rest)
-	if err != nil {
-		return "", "", 0, err
-	}
-	port, err = strconv.Atoi(portStr)
-	if err != nil {
-		return "", "", 0, err
-	}
+	return path.Base(repo) == "greeter"
+}
+
+// serviceOf names the Service behind a DNS name in a pod of namespace ns: svc, svc.ns,
+// svc.ns.svc or svc.ns.svc.cluster.local.
+func serviceOf(host, ns string) (svcNS, svc string, err error) {
 	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
 	switch {
 	case len(parts) == 1:
-		return ns, parts[0], port, nil
+		return ns, parts[0], nil
 	case len(parts) == 2, len(parts) == 3 && parts[2] == "svc",
 		len(parts) == 5 && strings.Join(parts[2:], ".") == "svc.cluster.local":
-		return parts[1], parts[0], port, nil
+		return parts[1], parts[0], nil
 	}
-	return "", "", 0, fmt.Errorf("%q is not a Service name (svc, svc.ns, svc.ns.svc[.cluster.local])", host)
+	return "", "", fmt.Errorf("%q is not a Service name (svc, svc.ns, svc.ns.svc[.cluster.local])", host)
 }
 
 // checkGreeterTargets: a round_robin client only balances when DNS returns every pod,
@@ -433,36 +415,43 @@ func checkGreeterTargets(f *findings, objs []object) {
 			continue
 		}
 		for _, c := range containers(spec, path) {
-			g, ok := greeterArgs(c.c)
+			cfg, ok, err := greeterConfig(c.c)
 			if !ok {
 				continue
 			}
-			field := c.path + ".args[-target]"
-			ns, name, port, err := serviceFromTarget(g.target, o.Namespace)
 			if err != nil {
-				if g.lb == roundRobin {
-					f.add(o, field, "%s with %s: %v: round_robin needs dns:/// and a Service name", g.target, g.lb, err)
+				f.add(o, c.path+".args", "the greeter rejects its flags: %v", err)
+				continue
+			}
+			// expect is -1 when -expect-backends is not set.
+			target, lb, expect := cfg.Dial.Target, cfg.Dial.LB, cfg.Expect.Backends
+			field := c.path + ".args[-target]"
+			host, port, err := greeter.TargetHostPort(target)
+			var ns, name string
+			if err == nil {
+				ns, name, err = serviceOf(host, o.Namespace)
+			}
+			if err != nil {
+				if lb == roundRobin {
+					f.add(o, field, "%s with %s: %v: round_robin needs dns:/// and a Service name", target, lb, err)
 				}
 				continue
 			}
 			s, ok := services[ns+"/"+name]
 			if !ok {
-				f.add(o, field, "%s: Service %s/%s is not in this render (wrong name or namespace?)", g.target, ns, name)
+				f.add(o, field, "%s: Service %s/%s is not in this render (wrong name or namespace?)", target, ns, name)
 				continue
 			}
 			if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return int(p.Port) == port }) {
-				f.add(o, field, "%s: Service %s/%s has no port %d", g.target, ns, name, port)
+				f.add(o, field, "%s: Service %s/%s has no port %d", target, ns, name, port)
 			}
-			if g.lb == roundRobin && s.Spec.ClusterIP != corev1.ClusterIPNone {
-				f.add(o, field, "%s with round_robin: Service %s/%s is not headless (spec.clusterIP %q, want None): DNS returns one virtual IP and every call goes to one pod", g.target, ns, name, s.Spec.ClusterIP)
+			if lb == roundRobin && s.Spec.ClusterIP != corev1.ClusterIPNone {
+				f.add(o, field, "%s with round_robin: Service %s/%s is not headless (spec.clusterIP %q, want None): DNS returns one virtual IP and every call goes to one pod", target, ns, name, s.Spec.ClusterIP)
 			}
-			if g.lb == roundRobin && g.expectBackends >= 0 {
-				if n := replicasBehind(objs, ns, s); n != g.expectBackends {
-					f.add(o, c.path+".args[-expect-backends]", "%d, but the Deployments behind Service %s/%s have %d replicas", g.expectBackends, ns, name, n)
+			if lb == roundRobin && expect >= 0 {
+				if n := replicasBehind(objs, ns, s); n != expect {
+					f.add(o, c.path+".args[-expect-backends]", "%d, but the Deployments behind Service %s/%s have %d replicas", expect, ns, name, n)
 				}
-			}
-			if g.lb != roundRobin && g.lb != pickFirst {
-				f.add(o, c.path+".args[-lb]", "%q: want %s or %s", g.lb, roundRobin, pickFirst)
 			}
 		}
 	}

@@ -187,8 +187,13 @@ var targets = []target{
 	{name: "base+components/network-policies", components: []string{"components/network-policies"}},
 	{name: "base+components/prometheus-rule", components: []string{"components/prometheus-rule"}},
 	{name: "base+components/mesh-gamma", components: []string{"components/mesh-gamma"}},
+	{name: "base+components/admin-endpoint-for-tests", components: []string{adminComponent}},
 	{name: "examples/all-in-one", dir: "examples/all-in-one", complete: true},
 	{name: "examples/gateway-envoy", dir: "examples/gateway-envoy", complete: true},
+	// What the e2e suite applies: an overlay plus components/admin-endpoint-for-tests.
+	{name: "e2e/overlays/headless", dir: "../e2e/overlays/headless", complete: true},
+	{name: "e2e/overlays/nginx-ingress", dir: "../e2e/overlays/nginx-ingress", complete: true},
+	{name: "e2e/overlays/gateway-api", dir: "../e2e/overlays/gateway-api", complete: true},
 }
 
 func (tg target) render(t *testing.T) []object {
@@ -224,7 +229,8 @@ func TestRender(t *testing.T) {
 }
 
 // TestEveryKustomizationIsRendered fails when a kustomization or component is added
-// under kustomize/ without a line in targets, so nothing escapes the checks.
+// under kustomize/ (or e2e/overlays/) without a line in targets, so nothing escapes the
+// checks.
 func TestEveryKustomizationIsRendered(t *testing.T) {
 	covered := map[string]bool{}
 	for _, tg := range targets {
@@ -235,21 +241,23 @@ func TestEveryKustomizationIsRendered(t *testing.T) {
 			covered[c] = true
 		}
 	}
-	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || d.Name() != "kustomization.yaml" {
+	for _, root := range []string{".", "../e2e/overlays"} {
+		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || d.Name() != "kustomization.yaml" {
+				return nil
+			}
+			dir := filepath.ToSlash(filepath.Dir(path))
+			if !covered[dir] {
+				t.Errorf("%s: not rendered by any test: add it to targets in render_test.go", path)
+			}
 			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		dir := filepath.ToSlash(filepath.Dir(path))
-		if !covered[dir] {
-			t.Errorf("%s: not rendered by any test: add it to targets in render_test.go", path)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

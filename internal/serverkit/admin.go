@@ -19,7 +19,8 @@ import (
 //	GET  /healthz                        200 while the process runs (liveness)
 //	GET  /readyz                         200 when SERVING, 503 when NOT_SERVING or draining
 //	GET  /admin/health                   every health status as JSON
-//	POST /admin/health?status=NOT_SERVING  flip every status (SERVING to flip back)
+//	POST /admin/health?status=NOT_SERVING  flip every status (SERVING to flip back); only with
+//	                                     --admin (off by default: it is unauthenticated)
 //	GET  /debug/pprof/...                Go profiles, only with --pprof
 func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
@@ -42,7 +43,7 @@ func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("GET /admin/health", s.writeStatuses)
 	mux.HandleFunc("POST /admin/health", func(w http.ResponseWriter, r *http.Request) {
 		if !s.cfg.AdminEnabled {
-			http.Error(w, "admin endpoint disabled (--admin=false)", http.StatusForbidden)
+			http.Error(w, "admin endpoint off: start the server with --admin (ADMIN=true) to flip health", http.StatusForbidden)
 			return
 		}
 		want := r.FormValue("status")

@@ -52,7 +52,7 @@ type Config struct {
 	TLSKeyFile  string
 
 	EchoMetadata string // comma-separated request metadata keys replies echo
-	AdminEnabled bool   // POST /admin/health flips health for demos and failover tests
+	AdminEnabled bool   // POST /admin/health flips health (demos, failover tests); off by default: it is unauthenticated
 	Pprof        bool   // /debug/pprof on the HTTP port
 	LogLevel     string // debug, info, warn, error
 	LogFormat    string // json or text
@@ -80,7 +80,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate: serve TLS instead of plaintext")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key for -tls-cert-file")
 	fs.StringVar(&c.EchoMetadata, "echo-metadata", "x-experiment-group,x-routed-by", "request metadata keys replies echo in request_metadata (comma-separated; empty for none)")
-	fs.BoolVar(&c.AdminEnabled, "admin", true, "serve POST /admin/health on the HTTP port to flip health (demos, failover tests)")
+	fs.BoolVar(&c.AdminEnabled, "admin", false, "allow POST /admin/health on the HTTP port to flip health (demos, failover tests). Unauthenticated: whoever reaches the HTTP port can take the server out of rotation, so keep it off in production")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof on the HTTP port")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")

@@ -118,7 +118,7 @@ func TestInputLimits(t *testing.T) {
 }
 
 func TestHealthAndAdmin(t *testing.T) {
-	r := start(t, nil)
+	r := start(t, func(c *Config) { c.AdminEnabled = true })
 	h := healthpb.NewHealthClient(r.cc)
 	check := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
 		resp, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
@@ -163,8 +163,10 @@ func TestHealthAndAdmin(t *testing.T) {
 	}
 }
 
-func TestAdminDisabled(t *testing.T) {
-	r := start(t, func(c *Config) { c.AdminEnabled = false })
+// TestAdminOffByDefault: without --admin, POST /admin/health is refused and the health
+// status does not change (the endpoint is unauthenticated).
+func TestAdminOffByDefault(t *testing.T) {
+	r := start(t, nil)
 	resp, err := http.Post("http://"+r.srv.HTTPAddr().String()+"/admin/health?status=NOT_SERVING", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +174,10 @@ func TestAdminDisabled(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("HTTP %d, want 403", resp.StatusCode)
+	}
+	st, err := healthpb.NewHealthClient(r.cc).Check(context.Background(), &healthpb.HealthCheckRequest{Service: hello.ServiceName})
+	if err != nil || st.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health after a refused flip: %v %v, want SERVING", st, err)
 	}
 }
 

@@ -1,0 +1,101 @@
+package kustomize
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// POST /admin/health is unauthenticated, so the templates leave it off (the binaries
+// default to --admin=false) and only components/admin-endpoint-for-tests turns it on,
+// for the e2e suite (e2e/overlays).
+const adminComponent = "components/admin-endpoint-for-tests"
+
+// adminOn reports whether a container sets ADMIN to a true value, and how many ADMIN
+// entries it has.
+func adminOn(c *corev1.Container) (on bool, entries int) {
+	for _, e := range c.Env {
+		if e.Name == "ADMIN" {
+			entries++
+			v, err := strconv.ParseBool(e.Value)
+			on = on || err != nil || v // an unparsable value is not "off"
+		}
+	}
+	return on, entries
+}
+
+// TestAdminOffInTemplates: no template of the kit turns the admin endpoint on; only
+// targets that add the component may.
+func TestAdminOffInTemplates(t *testing.T) {
+	for _, tg := range targets {
+		if slices.Contains(tg.components, adminComponent) || strings.HasPrefix(tg.dir, "../e2e/") {
+			continue
+		}
+		t.Run(tg.name, func(t *testing.T) {
+			for _, o := range tg.render(t) {
+				spec, _, path := podTemplate(o)
+				if spec == nil {
+					continue
+				}
+				for _, c := range containers(spec, path) {
+					if on, _ := adminOn(c.c); on {
+						t.Errorf("%s: %s.env[ADMIN]: turns on the unauthenticated POST /admin/health: leave it to %s (tests only)", o, c.path, adminComponent)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestAdminComponent: each e2e overlay is its kustomize/ overlay with ADMIN=true added to
+// the container of every server Deployment (hello, goodbye, hello-v2, in every
+// namespace), once, and nothing else changed.
+func TestAdminComponent(t *testing.T) {
+	for _, name := range []string{"headless", "nginx-ingress", "gateway-api"} {
+		t.Run(name, func(t *testing.T) {
+			plain, err := render("overlays/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			withAdmin, err := render("../e2e/overlays/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			servers := 0
+			for _, o := range withAdmin {
+				d, ok := o.Obj.(*appsv1.Deployment)
+				if !ok {
+					continue
+				}
+				servers++
+				for i := range d.Spec.Template.Spec.Containers {
+					c := &d.Spec.Template.Spec.Containers[i]
+					if on, n := adminOn(c); !on || n != 1 {
+						t.Errorf("%s: container %s: ADMIN on=%v in %d env entries, want one ADMIN=true", o, c.Name, on, n)
+					}
+					c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "ADMIN" })
+				}
+			}
+			if servers == 0 {
+				t.Fatal("no Deployment in the render")
+			}
+			// With ADMIN removed again, the two renders must be the same objects.
+			key := func(objs []object) map[string]any {
+				m := map[string]any{}
+				for _, o := range objs {
+					m[fmt.Sprint(o)] = o.Obj
+				}
+				return m
+			}
+			if d := cmp.Diff(key(plain), key(withAdmin)); d != "" {
+				t.Errorf("e2e/overlays/%s differs from kustomize/overlays/%s beyond ADMIN (-overlay +e2e):\n%s", name, name, d)
+			}
+		})
+	}
+}
