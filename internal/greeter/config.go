@@ -15,6 +15,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/statuscode"
 )
 
 // Config of one greeter run.
@@ -127,7 +128,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.Float64Var(&c.Expect.MaxSkew, "max-skew", -1, "exit 3 if a backend's call count is off the even share by more than this fraction (0 = exact)")
 	fs.Int64Var(&c.Expect.MaxErrors, "max-errors", -1, "exit 3 if more calls than this fail")
 	fs.Func("expect-code", "exit 3 unless every call ends with this status code, e.g. InvalidArgument (tests of bad input)", func(v string) error {
-		code, err := report.ParseCode(v)
+		code, err := statuscode.Parse(v)
 		c.Expect.Code = &code
 		return err
 	})

@@ -4,19 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/grpc/codes"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/statuscode"
 )
-
-// ParseCode reads a status code name as codes.Code.String prints it ("Unavailable",
-// "InvalidArgument"): the form of -expect-code and of the JSON report.
-func ParseCode(name string) (codes.Code, error) {
-	for c := codes.OK; c <= codes.Unauthenticated; c++ {
-		if c.String() == name {
-			return c, nil
-		}
-	}
-	return 0, fmt.Errorf("%q is not a status code name such as OK, InvalidArgument, ResourceExhausted, DeadlineExceeded", name)
-}
 
 // errorCountJSON is ErrorCount on the wire: the code by name.
 type errorCountJSON struct {
@@ -37,7 +26,7 @@ func (e *ErrorCount) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	c, err := ParseCode(j.Code)
+	c, err := statuscode.Parse(j.Code)
 	if err != nil {
 		return fmt.Errorf("errors[].code: %w", err)
 	}

@@ -175,7 +175,7 @@ func TestAdminOffByDefault(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("HTTP %d, want 403", resp.StatusCode)
 	}
-	st, err := healthpb.NewHealthClient(r.cc).Check(context.Background(), &healthpb.HealthCheckRequest{Service: hello.ServiceName})
+	st, err := healthpb.NewHealthClient(r.cc).Check(context.Background(), &healthpb.HealthCheckRequest{Service: pb.Hello_ServiceDesc.ServiceName})
 	if err != nil || st.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health after a refused flip: %v %v, want SERVING", st, err)
 	}

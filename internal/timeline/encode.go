@@ -3,15 +3,15 @@ package timeline
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/statuscode"
 )
 
 // WriteCSV writes s as one CSV table with the header
@@ -182,7 +182,7 @@ func ReadJSON(r io.Reader) (Series, error) {
 		}
 		code := codes.OK
 		if jp.Code != "" {
-			if code, err = ParseCode(jp.Code); err != nil {
+			if code, err = statuscode.Parse(jp.Code); err != nil {
 				return Series{}, fmt.Errorf("timeline: reading JSON: point %d: %w", i, err)
 			}
 		}
@@ -196,7 +196,7 @@ func ReadJSON(r io.Reader) (Series, error) {
 		if err != nil {
 			return Series{}, fmt.Errorf("timeline: reading JSON: failure %d: %w", i, err)
 		}
-		code, err := ParseCode(jf.Code)
+		code, err := statuscode.Parse(jf.Code)
 		if err != nil {
 			return Series{}, fmt.Errorf("timeline: reading JSON: failure %d: %w", i, err)
 		}
@@ -220,27 +220,4 @@ func duration(sec float64) (time.Duration, error) {
 		return 0, fmt.Errorf("seconds %v out of range", sec)
 	}
 	return time.Duration(ns), nil
-}
-
-// ParseCode parses a gRPC code name as codes.Code.String writes it
-// ("Unavailable", "Code(17)"), or as the gRPC spec spells it
-// ("UNAVAILABLE").
-func ParseCode(name string) (codes.Code, error) {
-	for c := codes.OK; c <= codes.Unauthenticated; c++ {
-		if c.String() == name {
-			return c, nil
-		}
-	}
-	if n, ok := strings.CutPrefix(name, "Code("); ok {
-		if n, ok := strings.CutSuffix(n, ")"); ok {
-			if v, err := strconv.ParseUint(n, 10, 32); err == nil {
-				return codes.Code(v), nil
-			}
-		}
-	}
-	var c codes.Code
-	if err := c.UnmarshalJSON([]byte(strconv.Quote(name))); err == nil {
-		return c, nil
-	}
-	return 0, errors.New("unknown gRPC code " + strconv.Quote(name))
 }

@@ -274,29 +274,6 @@ func TestReadJSONErrors(t *testing.T) {
 	}
 }
 
-func TestParseCode(t *testing.T) {
-	for in, want := range map[string]codes.Code{
-		"OK":               codes.OK,
-		"Unavailable":      codes.Unavailable,
-		"UNAVAILABLE":      codes.Unavailable,
-		"DeadlineExceeded": codes.DeadlineExceeded,
-		"Unauthenticated":  codes.Unauthenticated,
-		"Code(42)":         codes.Code(42),
-	} {
-		if got, err := ParseCode(in); err != nil || got != want {
-			t.Errorf("ParseCode(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for c := codes.OK; c <= 20; c++ {
-		if got, err := ParseCode(c.String()); err != nil || got != c {
-			t.Errorf("ParseCode(%q) = %v, %v", c.String(), got, err)
-		}
-	}
-	if _, err := ParseCode("Code(x)"); err == nil {
-		t.Error(`ParseCode("Code(x)") succeeded`)
-	}
-}
-
 func TestWriteCSV(t *testing.T) {
 	s := sample()
 	var buf bytes.Buffer

@@ -1,0 +1,29 @@
+// Package statuscode reads gRPC status code names back: the greeter's -expect-code, its
+// JSON report and its timeline files write codes as codes.Code.String prints them.
+package statuscode
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+)
+
+// Parse reads a name as codes.Code.String prints it: "Unavailable", "InvalidArgument",
+// or "Code(17)" for a number outside the known codes.
+func Parse(name string) (codes.Code, error) {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if c.String() == name {
+			return c, nil
+		}
+	}
+	if n, ok := strings.CutPrefix(name, "Code("); ok {
+		if n, ok := strings.CutSuffix(n, ")"); ok {
+			if v, err := strconv.ParseUint(n, 10, 32); err == nil {
+				return codes.Code(v), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%q is not a status code name such as OK, InvalidArgument, ResourceExhausted, DeadlineExceeded", name)
+}
