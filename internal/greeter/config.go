@@ -36,6 +36,10 @@ type Config struct {
 	Quiet              bool
 	ProgressEvery      time.Duration
 	PrintServiceConfig bool
+	// Timeline is where the per-bucket series goes: a .csv or JSON file, or "-" for the
+	// "timeline" field of the -json report. "" records none.
+	Timeline       string
+	TimelineBucket time.Duration
 }
 
 // Header is one -H key=value metadata entry.
@@ -137,6 +141,8 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	fs.DurationVar(&c.ProgressEvery, "progress", 2*time.Second, "progress line interval on stderr for long runs")
 	fs.BoolVar(&c.PrintServiceConfig, "print-service-config", false, "print the service config these flags produce, and exit")
+	fs.StringVar(&c.Timeline, "timeline", "", "write calls per second per pod and every failed call over time to this file (.csv: CSV, else JSON; - : into the -json report), to plot a run (go run ./internal/plot/cmd/plotjson)")
+	fs.DurationVar(&c.TimelineBucket, "timeline-bucket", 500*time.Millisecond, "width of one -timeline sample")
 	envflag.AnnotateUsage(fs, "GREETER_")
 	if err := envflag.Parse(fs, args, "GREETER_", getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -177,6 +183,12 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	}
 	if err := c.Plan.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Timeline == "-" && !c.JSON {
+		errs = append(errs, errors.New("-timeline - puts the series in the JSON report: add -json, or give a file name"))
+	}
+	if c.TimelineBucket <= 0 {
+		errs = append(errs, errors.New("-timeline-bucket must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)

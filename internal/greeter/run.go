@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,6 +22,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hint"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/timeline"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
@@ -136,11 +140,31 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	if c.Warmup > 0 {
 		warmup(ctx, c, NewCall(cc, c.Method, c.Name, md, nil, opts...), stderr)
 	}
+	var rec *timeline.Recorder
+	if c.Timeline != "" {
+		rec = timeline.New(time.Now(), c.TimelineBucket)
+		inner := call
+		call = func(ctx context.Context) (*pb.Backend, error) {
+			b, err := inner(ctx)
+			if ctx.Err() == nil { // as the tally: calls cut by Ctrl-C are not counted
+				rec.Record(time.Now(), b.GetPod(), err)
+			}
+			return b, err
+		}
+	}
 	tally, elapsed, err := loadgen.Run(ctx, c.Plan, call, c.ProgressEvery, progress)
 	if err != nil {
 		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	s := tally.Summary(elapsed)
+	if rec != nil {
+		series := rec.Series()
+		if c.Timeline == "-" {
+			s.Timeline = &series
+		} else if err := writeTimeline(c.Timeline, series); err != nil {
+			return err
+		}
+	}
 	s.Target, s.Method, s.LB = c.Dial.Target, c.FullMethod(), c.Dial.LB
 	for i := range s.Errors {
 		s.Errors[i].Hint = hint.For(s.Errors[i].Code, s.Errors[i].Example)
@@ -196,4 +220,24 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeTimeline writes series to path: CSV for a .csv name, JSON otherwise.
+func writeTimeline(path string, series timeline.Series) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("-timeline: %w", err)
+	}
+	write := series.WriteJSON
+	if strings.EqualFold(filepath.Ext(path), ".csv") {
+		write = series.WriteCSV
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("-timeline %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("-timeline %s: %w", path, err)
+	}
+	return nil
 }

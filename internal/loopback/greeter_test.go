@@ -3,11 +3,15 @@ package loopback
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
@@ -89,4 +93,54 @@ func TestGreeterExpectCode(t *testing.T) {
 	if _, err := runGreeter(t, "-target", c.target, "-n", "3", "-expect-code", "InvalidArgument"); exitcode.Of(err) != exitcode.CheckFailed {
 		t.Errorf("good calls passed -expect-code InvalidArgument: %v", err)
 	}
+}
+
+// -timeline: the series the greeter writes agrees with its own report, in the JSON report
+// and in a CSV file.
+func TestGreeterTimeline(t *testing.T) {
+	c, _ := threeBackends(t, nil)
+	out, err := runGreeter(t, "-target", c.target, "-duration", "2s", "-c", "3", "-warmup", "5s", "-expect-backends", "3",
+		"-json", "-timeline", "-", "-timeline-bucket", "250ms")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var s report.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Timeline == nil {
+		t.Fatalf("report without a timeline: %v\n%s", err, out)
+	}
+	tl := s.Timeline
+	if int64(tl.Calls()) != s.Calls || len(tl.Pods) != 3 || tl.Bucket != 250*time.Millisecond || tl.Buckets() < 8 {
+		t.Fatalf("timeline: %d calls over %v in %d buckets of %s; report: %d calls", tl.Calls(), tl.Pods, tl.Buckets(), tl.Bucket, s.Calls)
+	}
+	for _, b := range s.Backends {
+		sum := 0.0
+		for _, r := range tl.Rates(b.Pod) {
+			sum += r * tl.Bucket.Seconds()
+		}
+		if int64(sum+0.5) != b.Calls {
+			t.Errorf("%s: timeline sums to %.0f calls, report says %d", b.Pod, sum, b.Calls)
+		}
+	}
+
+	file := filepath.Join(t.TempDir(), "run.csv")
+	if _, err := runGreeter(t, "-target", c.target, "-n", "30", "-timeline", file); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(mustOpen(t, file)).ReadAll()
+	if err != nil || len(rows) < 2 || rows[0][0] != "kind" {
+		t.Fatalf("CSV %s: %v %v", file, err, rows)
+	}
+	if _, err := greeter.ParseFlags([]string{"-timeline", "-"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("-timeline - without -json: no usage error")
+	}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

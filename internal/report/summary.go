@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/timeline"
 )
 
 // Summary of a run: the shape of `greeter -json`.
@@ -26,6 +28,9 @@ type Summary struct {
 	Errors     []ErrorCount     `json:"errors"`
 	Latency    *Latency         `json:"latency_ms,omitempty"`
 	Assertions []Assertion      `json:"assertions,omitempty"`
+	// Timeline is the run over time (greeter -timeline -): calls per second per pod and
+	// the failed calls.
+	Timeline *timeline.Series `json:"timeline,omitempty"`
 }
 
 // BackendCount is how many successful calls one backend served and its share of them.

@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -220,4 +221,24 @@ func duration(sec float64) (time.Duration, error) {
 		return 0, fmt.Errorf("seconds %v out of range", sec)
 	}
 	return time.Duration(ns), nil
+}
+
+// MarshalJSON is WriteJSON, so a Series can sit inside another JSON document (the
+// greeter's -json report with -timeline -).
+func (s Series) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	if err := s.WriteJSON(&b); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+// UnmarshalJSON is ReadJSON.
+func (s *Series) UnmarshalJSON(b []byte) error {
+	got, err := ReadJSON(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	*s = got
+	return nil
 }

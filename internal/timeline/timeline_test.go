@@ -3,6 +3,7 @@ package timeline
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -330,4 +331,29 @@ func flatten(rows [][]string) []string {
 		out[i] = strings.Join(r, "|")
 	}
 	return out
+}
+
+// A Series inside another JSON document round-trips through MarshalJSON/UnmarshalJSON.
+func TestSeriesEmbedsInJSON(t *testing.T) {
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	r := New(start, time.Second)
+	r.Record(start.Add(1500*time.Millisecond), "hello-1", nil)
+	r.Record(start.Add(2500*time.Millisecond), "", status.Error(codes.Unavailable, "gone"))
+	r.Mark(start.Add(2*time.Second), "pod killed")
+	type doc struct {
+		Calls    int     `json:"calls"`
+		Timeline *Series `json:"timeline,omitempty"`
+	}
+	s := r.Series()
+	b, err := json.Marshal(doc{Calls: 2, Timeline: &s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back doc
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if back.Timeline == nil || back.Timeline.Calls() != 2 || back.Timeline.Failed() != 1 || len(back.Timeline.Events) != 1 {
+		t.Fatalf("round trip: %+v from %s", back.Timeline, b)
+	}
 }
