@@ -26,6 +26,7 @@ const doctorNS = "grpc-kit-doctor"
 // `greeter doctor` names that exact cause as its only error; on the healthy kit it reports
 // no error. What doctor said for each fault is logged and written to e2e/out/doctor.txt.
 func TestDoctor(t *testing.T) {
+	t.Parallel()
 	deployDoctorKit(t)
 	transcript := &bytes.Buffer{}
 	t.Cleanup(func() {
@@ -129,8 +130,15 @@ func deployDoctorKit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The NOT_SERVING fault is injected through the servers' admin endpoint, which only
+	// the tests' component turns on.
+	admin, err := filepath.Rel(dir, filepath.Join(e.root, "kustomize", "components", "admin-endpoint-for-tests"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	files := map[string]string{
-		"kustomization.yaml": fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n- namespace.yaml\n- %s\n", doctorNS, base),
+		"kustomization.yaml": fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\n"+
+			"resources:\n- namespace.yaml\n- %s\ncomponents:\n- %s\n", doctorNS, base, admin),
 		"namespace.yaml": fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n"+
 			"    pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/warn: restricted\n", doctorNS),
 	}
@@ -175,7 +183,7 @@ spec:
     image: grpc-k8s-kit/greeter:dev
     imagePullPolicy: IfNotPresent
     args: ["-target", "dns:///hello-grpc-headless.%[2]s.svc.cluster.local:50051", "-duration", "30m", "-rate", "1", "-quiet"]
-    resources: {requests: {cpu: 5m, memory: 16Mi}, limits: {cpu: 100m, memory: 64Mi}}
+    resources: {requests: {cpu: 5m, memory: 16Mi, ephemeral-storage: 16Mi}, limits: {cpu: 100m, memory: 64Mi, ephemeral-storage: 64Mi}}
     securityContext:
       allowPrivilegeEscalation: false
       readOnlyRootFilesystem: true

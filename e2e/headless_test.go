@@ -16,7 +16,7 @@ const headlessNS = "grpc-kit-headless"
 // Every overlay is accepted by the cluster's API server (server-side dry-run: admission,
 // Pod Security "restricted", CRD schemas), before anything is applied for real.
 func TestServerSideDryRun(t *testing.T) {
-	for _, overlay := range []string{"headless", "nginx-ingress", "gateway-api"} {
+	for _, overlay := range topologyNames() {
 		t.Run(overlay, func(t *testing.T) {
 			dir := filepath.Join(e.root, "kustomize", "overlays", overlay)
 			// Namespaced objects need their namespace to exist even in a dry run: create the
@@ -40,8 +40,11 @@ func TestServerSideDryRun(t *testing.T) {
 
 // Client-side round robin over the headless Service, in the cluster: the overlay's greeter
 // Jobs assert an exact split and the pick_first negative control asserts one pod.
+//
+// Then the resilience scenarios, under load, while the other topologies run theirs.
 func TestHeadless(t *testing.T) {
-	dir := filepath.Join(e.root, "kustomize", "overlays", "headless")
+	t.Parallel()
+	dir := overlayDir("headless")
 	// Jobs are immutable: delete the previous run's before applying.
 	e.k.exec("-n", headlessNS, "delete", "job", "greeter-hello", "greeter-goodbye", "greeter-pick-first", "--ignore-not-found", "--wait=true")
 	e.k.run(t, "apply", "-k", dir)
@@ -80,6 +83,8 @@ func TestHeadless(t *testing.T) {
 		addr := e.k.portForward(t, headlessNS, "deploy/hello", 50051)
 		grpcurlSession(t, "direct (port-forward)", addr, "-plaintext")
 	})
+	progressf("headless", "routing checks done")
+	t.Run("resilience", func(t *testing.T) { runResilience(t, headlessTopo()) })
 }
 
 // grpcurlSession runs list, describe and a call with grpcurl at addr; flags choose the

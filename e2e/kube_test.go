@@ -27,7 +27,7 @@ func (k kube) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	return c
 }
 
-// applied records the kustomize/overlays/* this run applied, so TestMain deletes those
+// applied records the e2e/overlays/* this run applied, so TestMain deletes those
 // only. Tests apply through exec (run calls it), which is where it is recorded.
 var applied = struct {
 	sync.Mutex

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,8 @@ var (
 	e          *env
 	results    = newTable()
 	resilience = newResilienceTable()
+	plots      = &plotIndex{}
+	suiteStart = time.Now()
 )
 
 func TestMain(m *testing.M) {
@@ -49,6 +52,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if err := plots.write(filepath.Join(e.out, "plots")); err != nil {
+		fmt.Fprintf(os.Stderr, "plots index: %v\n", err)
+	} else if len(plots.entries) > 0 {
+		fmt.Printf("\n%d plots: %s\n", len(plots.entries), filepath.Join(e.out, "plots", "index.html"))
+	}
 	for name, text := range map[string]string{"distribution.txt": results.String(), "resilience.txt": resilience.String()} {
 		if text == "" {
 			continue
@@ -62,14 +70,28 @@ func TestMain(m *testing.M) {
 		// Topologies stay deployed across tests (the resilience scenarios reuse them); remove
 		// them once at the end, and only those this run applied: a focused run
 		// (E2E_RUN=TestDoctor) must not remove topologies another run deployed.
-		for _, o := range []string{"headless", "nginx-ingress", "gateway-api"} {
+		for _, o := range topologyNames() {
 			if overlayApplied(o) {
-				e.k.exec("delete", "-k", filepath.Join(e.root, "kustomize", "overlays", o), "--ignore-not-found", "--wait=false")
+				e.k.exec("delete", "-k", overlayDir(o), "--ignore-not-found", "--wait=false")
 			}
 		}
 	}
 	os.Exit(code)
 }
+
+// topologyNames are the kit's topologies (kustomize/overlays/<name>), in the order the
+// suite reports them.
+func topologyNames() []string { return []string{"headless", "nginx-ingress", "gateway-api"} }
+
+// byTopology orders a and b by topologyNames.
+func byTopology(a, b string) int {
+	names := topologyNames()
+	return slices.Index(names, a) - slices.Index(names, b)
+}
+
+// overlayDir is the e2e's kustomization of a topology: kustomize/overlays/<name> plus the
+// components only tests need (e2e/overlays/<name>/kustomization.yaml says which).
+func overlayDir(name string) string { return filepath.Join(e.root, "e2e", "overlays", name) }
 
 func setup() (*env, error) {
 	cache := os.Getenv("KIT_CACHE")

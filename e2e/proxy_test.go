@@ -89,8 +89,10 @@ const (
 
 // The nginx-ingress overlay, served by Traefik's ingress-nginx provider here (and by
 // ingress-nginx itself on machines that can pull it).
+// Then the resilience scenarios, under load, while the other topologies run theirs.
 func TestNginxIngress(t *testing.T) {
-	dir := filepath.Join(e.root, "kustomize", "overlays", "nginx-ingress")
+	t.Parallel()
+	dir := overlayDir("nginx-ingress")
 	e.k.run(t, "apply", "-k", dir)
 	createTLSSecret(t, ingressNS)
 	e.k.rollout(t, ingressNS, "hello", "goodbye")
@@ -122,6 +124,8 @@ func TestNginxIngress(t *testing.T) {
 	t.Run("grpcurl", func(t *testing.T) {
 		grpcurlSession(t, "nginx-ingress", websecureAddr, "-cacert", e.caCert, "-authority", ingressHost)
 	})
+	progressf("nginx-ingress", "routing checks done")
+	t.Run("resilience", func(t *testing.T) { runResilience(t, ingressTopo()) })
 }
 
 const (
@@ -130,9 +134,12 @@ const (
 	gatewayHost = "grpc-gateway.kit.local"
 )
 
+// The gateway-api overlay through Traefik's Gateway API provider; then the resilience
+// scenarios, under load, while the other topologies run theirs.
 func TestGatewayAPI(t *testing.T) {
-	dir := filepath.Join(e.root, "kustomize", "overlays", "gateway-api")
-	grant := filepath.Join(dir, "reference-grant")
+	t.Parallel()
+	dir := overlayDir("gateway-api")
+	grant := filepath.Join(e.root, "kustomize", "overlays", "gateway-api", "reference-grant")
 	e.k.run(t, "apply", "-k", dir)
 	createTLSSecret(t, gatewayNS)
 	e.k.rollout(t, gatewayNS, "hello", "hello-v2")
@@ -245,4 +252,6 @@ func TestGatewayAPI(t *testing.T) {
 		grpcurlSession(t, "gateway (h2c)", webAddr, "-plaintext", "-authority", gatewayHost)
 		grpcurlSession(t, "gateway (TLS)", websecureAddr, "-cacert", e.caCert, "-authority", gatewayHost)
 	})
+	progressf("gateway-api", "routing checks done")
+	t.Run("resilience", func(t *testing.T) { runResilience(t, gatewayTopo()) })
 }

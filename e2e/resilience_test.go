@@ -5,10 +5,10 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,237 +16,210 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/plot"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/statuscode"
 )
 
-// Load used by every scenario: ≥ 30 s and ≥ 5 000 calls.
+// A load makes baselineCalls before a scenario acts (so the picture shows the steady state
+// first) and tailCalls after its last event (so what the event caused is inside the load).
 const (
-	loadRate    = "250" // calls per second
-	loadConc    = "4"
-	loadSeconds = 32
+	baselineCalls = 1000 // 2.5 s at loadRate
+	tailCalls     = 800  // 2 s
 )
 
 // topo is one way in to the hello pods, under load.
 type topo struct {
 	name string
 	ns   string // namespace of deploy/hello
-	// setup deploys the topology and waits until calls flow.
-	setup func(t *testing.T)
-	// start begins a load of d and returns its report when it ends.
-	start func(t *testing.T, d time.Duration, extra ...string) <-chan loadResult
+	// start begins a load (flags appended to the topology's own) and returns it running.
+	start func(t *testing.T, name string, extra ...string) *load
 	// failover target: the stop-receiving time the issue asks for.
 	failoverTarget time.Duration
+	// ready waits until every hello pod behind the entry point answers.
+	ready func(t *testing.T)
 }
 
-type loadResult struct {
-	s   report.Summary
-	err error
+func headlessTopo() topo {
+	return topo{name: "headless", ns: headlessNS, failoverTarget: time.Second,
+		start: func(t *testing.T, name string, extra ...string) *load {
+			return inClusterLoad(t, name, append([]string{"-warmup=60s", "-expect-backends=3"}, extra...)...)
+		},
+		ready: func(t *testing.T) { waitPodsReady(t, headlessNS, 3) }}
 }
 
-func topologies() []topo {
-	return []topo{
-		{name: "headless", ns: headlessNS, setup: setupHeadless, start: inClusterLoad, failoverTarget: time.Second},
-		{name: "nginx-ingress", ns: ingressNS, setup: setupIngress, failoverTarget: 6 * time.Second,
-			start: hostLoad("-target", websecureAddr, "-authority", ingressHost, "-cacert")},
-		{name: "gateway-api", ns: gatewayNS, setup: setupGateway, failoverTarget: 6 * time.Second,
-			start: hostLoad("-target", webAddr, "-authority", gatewayHost)},
+func ingressTopo() topo {
+	return topo{name: "nginx-ingress", ns: ingressNS, failoverTarget: 6 * time.Second,
+		start: hostLoad("-target", websecureAddr, "-authority", ingressHost, "-cacert"),
+		ready: func(t *testing.T) {
+			waitPodsReady(t, ingressNS, 3)
+			waitBackends(t, "ingress", 3, "-target", websecureAddr, "-authority", ingressHost, "-cacert", e.caCert, "-health-check=false")
+		}}
+}
+
+func gatewayTopo() topo {
+	return topo{name: "gateway-api", ns: gatewayNS, failoverTarget: 6 * time.Second,
+		start: hostLoad("-target", webAddr, "-authority", gatewayHost),
+		ready: func(t *testing.T) {
+			waitPodsReady(t, gatewayNS, 3)
+			// 3 hello pods behind the 90 % weight and hello-v2 behind the 10 %.
+			waitBackends(t, "gateway", 4, "-target", webAddr, "-authority", gatewayHost, "-health-check=false")
+		}}
+}
+
+// runResilience runs every scenario in one topology under load, one after the other (they
+// act on the same Deployment); the topologies run theirs at the same time, each in its
+// own namespaces.
+func runResilience(t *testing.T, tp topo) {
+	checkRestricted(t, tp.ns)
+	tp.ready(t)
+	type step struct {
+		name string
+		run  func(t *testing.T)
 	}
-}
-
-// TestResilience runs every scenario in every topology under load and prints the table.
-func TestResilience(t *testing.T) {
-	for _, tp := range topologies() {
-		t.Run(tp.name, func(t *testing.T) {
-			// One topology at a time: a 2-core kind node cannot hold the requests of all three
-			// plus the scale-out pods.
-			for _, other := range topologies() {
-				if other.name != tp.name {
-					e.k.run(t, "delete", "-k", filepath.Join(e.root, "kustomize", "overlays", other.name), "--ignore-not-found", "--wait=true", "--timeout=180s")
-				}
-			}
-			tp.setup(t)
-			checkRestricted(t, tp.ns)
-			t.Run("bad input", func(t *testing.T) { badInput(t, tp) })
-			t.Run("rolling restart", func(t *testing.T) { rollingRestart(t, tp) })
-			t.Run("pod killed", func(t *testing.T) { podKilled(t, tp) })
-			t.Run("failover", func(t *testing.T) { failover(t, tp) })
-			t.Run("scale out and in", func(t *testing.T) { scaleOutIn(t, tp, "") })
-			if tp.name == "headless" {
-				// Clients only re-resolve when a connection closes: MaxConnectionAge decides
-				// how soon new pods get traffic.
-				for _, age := range []string{"5s", "5m"} {
-					t.Run("scale out with MAX_CONNECTION_AGE="+age, func(t *testing.T) {
-						e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE="+age)
-						e.k.rollout(t, tp.ns, "hello")
-						scaleOutIn(t, tp, age)
-					})
-				}
-				e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE-")
+	steps := []step{
+		{"bad input", func(t *testing.T) { badInput(t, tp) }},
+		{"rolling restart", func(t *testing.T) { rollingRestart(t, tp) }},
+		{"pod killed", func(t *testing.T) { podKilled(t, tp) }},
+		{"failover", func(t *testing.T) { failover(t, tp) }},
+		{"scale out and in", func(t *testing.T) { scaleOutIn(t, tp, "") }},
+	}
+	if tp.name == "headless" {
+		// Clients only re-resolve when a connection closes: MaxConnectionAge decides how
+		// soon new pods get traffic.
+		for _, age := range []string{"5s", "5m"} {
+			steps = append(steps, step{"scale out with MAX_CONNECTION_AGE=" + age, func(t *testing.T) {
+				e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE="+age)
 				e.k.rollout(t, tp.ns, "hello")
-			}
+				waitPodsReady(t, tp.ns, 3)
+				scaleOutIn(t, tp, age)
+			}})
+		}
+		t.Cleanup(func() {
+			e.k.exec("-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE-")
 		})
 	}
+	for i, s := range steps {
+		progressf(tp.name, "scenario %d of %d: %s", i+1, len(steps), s.name)
+		t.Run(s.name, s.run)
+	}
+	progressf(tp.name, "resilience done")
 }
 
-func setupHeadless(t *testing.T) {
-	e.k.run(t, "apply", "-k", filepath.Join(e.root, "kustomize", "overlays", "headless"))
-	e.k.rollout(t, headlessNS, "hello", "goodbye")
+// scen is one scenario in one topology: the events it caused, for its pictures.
+type scen struct {
+	tp     topo
+	events []mark
 }
 
-func setupIngress(t *testing.T) {
-	e.k.run(t, "apply", "-k", filepath.Join(e.root, "kustomize", "overlays", "nginx-ingress"))
-	createTLSSecret(t, ingressNS)
-	e.k.rollout(t, ingressNS, "hello", "goodbye")
-	waitBackends(t, "ingress", 3, "-target", websecureAddr, "-authority", ingressHost, "-cacert", e.caCert, "-health-check=false")
+type mark struct {
+	at    time.Time
+	label string
 }
 
-func setupGateway(t *testing.T) {
-	e.k.run(t, "apply", "-k", filepath.Join(e.root, "kustomize", "overlays", "gateway-api"))
-	createTLSSecret(t, gatewayNS)
-	e.k.rollout(t, gatewayNS, "hello", "hello-v2")
-	e.k.rollout(t, backendsNS, "goodbye")
-	// 3 hello pods behind the 90 % weight and hello-v2 behind the 10 %.
-	waitBackends(t, "gateway", 4, "-target", webAddr, "-authority", gatewayHost, "-health-check=false")
+func newScen(tp topo) *scen { return &scen{tp: tp} }
+
+// mark records an event now and returns its time.
+func (sc *scen) mark(label string) time.Time {
+	now := time.Now()
+	sc.markAt(now, label)
+	return now
 }
 
-// checkRestricted: the namespace enforces Pod Security "restricted", so every running pod
-// in it was admitted under that profile.
-func checkRestricted(t *testing.T, ns string) {
+func (sc *scen) markAt(at time.Time, label string) {
+	sc.events = append(sc.events, mark{at, label})
+	progressf(sc.tp.name, "%s", label)
+}
+
+// record adds a row to the resilience table and, when the load carries a timeline, draws
+// its picture with the scenario's events.
+func (sc *scen) record(t *testing.T, row string, s report.Summary, d time.Duration, note string) {
 	t.Helper()
-	var n struct {
-		Metadata struct{ Labels map[string]string }
+	resilience.add(sc.tp.name, row, s.Failed, d, note)
+	if s.Timeline == nil {
+		t.Errorf("%s: the load's report has no timeline", row)
+		return
 	}
-	e.k.getJSON(t, &n, "get", "namespace", ns)
-	if n.Metadata.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
-		t.Errorf("namespace %s does not enforce Pod Security restricted: %v", ns, n.Metadata.Labels)
+	tl := *s.Timeline
+	for _, m := range sc.events {
+		tl.AddEvent(m.at, m.label)
 	}
+	rel := filepath.Join(slug(sc.tp.name), slug(row)+".svg")
+	if err := plot.Render(tl, sc.tp.name+": "+row, filepath.Join(e.out, "plots", rel)); err != nil {
+		t.Errorf("plot %s: %v", row, err)
+		return
+	}
+	caption := fmt.Sprintf("%d calls, %d failed%s", s.Calls, s.Failed, failedCodes(s))
+	if d > 0 {
+		caption += fmt.Sprintf("; %.1f s", d.Seconds())
+	}
+	if note != "" {
+		caption += "; " + note
+	}
+	plots.add(plot.IndexEntry{Topology: sc.tp.name, Scenario: row, File: rel, Caption: caption})
 }
 
-// hostLoad runs the greeter on the host through a proxy entry point. A "-cacert" at the end
-// of base gets the suite's CA appended.
-func hostLoad(base ...string) func(t *testing.T, d time.Duration, extra ...string) <-chan loadResult {
-	return func(t *testing.T, d time.Duration, extra ...string) <-chan loadResult {
-		t.Helper()
-		args := append([]string{}, base...)
-		if args[len(args)-1] == "-cacert" {
-			args = append(args, e.caCert)
-		}
-		args = append(args, "-health-check=false", "-duration", d.String(), "-c", loadConc, "-rate", loadRate,
-			"-timeout", "5s", "-json", "-quiet")
-		args = append(args, extra...)
-		ch := make(chan loadResult, 1)
-		cmd := exec.Command(e.greeter, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			err := cmd.Wait()
-			var s report.Summary
-			if jerr := json.Unmarshal(stdout.Bytes(), &s); jerr != nil {
-				ch <- loadResult{err: fmt.Errorf("greeter %v: %v, no report: %v: %s", args, err, jerr, stderr.String())}
-				return
-			}
-			ch <- loadResult{s: s}
-		}()
-		time.Sleep(time.Second) // connections up
-		return ch
+var nonWord = regexp.MustCompile(`[^a-z0-9]+`)
+
+func slug(s string) string {
+	return strings.Trim(nonWord.ReplaceAllString(strings.ToLower(s), "-"), "-")
+}
+
+// plotIndex collects the pictures for e2e/out/plots/index.html.
+type plotIndex struct {
+	mu      sync.Mutex
+	entries []plot.IndexEntry
+}
+
+func (p *plotIndex) add(x plot.IndexEntry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.entries = append(p.entries, x)
+}
+
+// write writes the index page, topologies in the suite's order.
+func (p *plotIndex) write(dir string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.entries) == 0 {
+		return nil
 	}
+	slices.SortStableFunc(p.entries, func(a, b plot.IndexEntry) int { return byTopology(a.Topology, b.Topology) })
+	return plot.Index(dir, p.entries)
 }
 
-var loadSeq struct {
-	sync.Mutex
-	n int
+// progressf prints one line of progress, so `make e2e` never sits silent for minutes.
+func progressf(topology, format string, args ...any) {
+	el := time.Since(suiteStart).Round(time.Second)
+	fmt.Printf("[e2e %02d:%02d] %s: %s\n", int(el.Minutes()), int(el.Seconds())%60, topology, fmt.Sprintf(format, args...))
 }
 
-// inClusterLoad runs the greeter as a Job against the headless Service (client-side round
-// robin needs pod IPs, which only the cluster network reaches).
-func inClusterLoad(t *testing.T, d time.Duration, extra ...string) <-chan loadResult {
+// waitPodsReady waits until ns has exactly n Ready hello v1 pods and none terminating.
+func waitPodsReady(t *testing.T, ns string, n int) {
 	t.Helper()
-	loadSeq.Lock()
-	loadSeq.n++
-	name := fmt.Sprintf("load-%d-%d", time.Now().Unix()%100000, loadSeq.n)
-	loadSeq.Unlock()
-	args := []string{"-target=dns:///hello-grpc-headless." + headlessNS + ".svc.cluster.local:50051",
-		"-duration=" + d.String(), "-c=" + loadConc, "-rate=" + loadRate, "-timeout=5s",
-		"-warmup=5s", "-dns-min-resolve=2s", "-json", "-quiet"}
-	args = append(args, extra...)
-	quoted := make([]string, len(args))
-	for i, a := range args {
-		quoted[i] = strconv.Quote(a)
-	}
-	job := fmt.Sprintf(loadJobTemplate, name, headlessNS, strings.Join(quoted, ", "))
-	e.k.runStdin(t, job, "apply", "-f", "-")
-	// Wait for the pod to run; the counted calls start after its 5 s warm-up, so a scenario
-	// that acts a few seconds after this returns acts during the load.
-	eventually(t, 2*time.Minute, "load pod "+name+" running", func() bool {
-		out, _ := e.k.exec("-n", headlessNS, "get", "pods", "-l", "job-name="+name, "-o", "jsonpath={.items[*].status.phase}")
-		return strings.Contains(string(out), "Running")
-	})
-	time.Sleep(3 * time.Second)
-	ch := make(chan loadResult, 1)
-	go func() {
-		deadline := time.Now().Add(d + 2*time.Minute)
-		for time.Now().Before(deadline) {
-			var j struct {
-				Status struct{ Succeeded, Failed int }
-			}
-			out, err := e.k.exec("-n", headlessNS, "get", "job/"+name, "-o", "json")
-			if err == nil && json.Unmarshal(out, &j) == nil && (j.Status.Succeeded > 0 || j.Status.Failed > 0) {
-				log, _ := e.k.exec("-n", headlessNS, "logs", "job/"+name)
-				e.k.exec("-n", headlessNS, "delete", "job/"+name, "--wait=false")
-				start, end := bytes.IndexByte(log, '{'), bytes.LastIndexByte(log, '}')
-				var s report.Summary
-				if start < 0 || end < start || json.Unmarshal(log[start:end+1], &s) != nil {
-					ch <- loadResult{err: fmt.Errorf("load job %s: no report in its log: %s", name, log)}
-					return
+	eventually(t, 3*time.Minute, fmt.Sprintf("%d Ready hello pods in %s and none terminating", n, ns), func() bool {
+		var l struct {
+			Items []struct {
+				Metadata struct{ DeletionTimestamp *string }
+				Status   struct {
+					Conditions []struct{ Type, Status string }
 				}
-				ch <- loadResult{s: s}
-				return
 			}
-			time.Sleep(2 * time.Second)
 		}
-		ch <- loadResult{err: fmt.Errorf("load job %s did not finish", name)}
-	}()
-	return ch
-}
-
-// loadJobTemplate: name, namespace, quoted args. Restricted like every pod of the kit.
-const loadJobTemplate = `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: %[1]s
-  namespace: %[2]s
-  labels: {app.kubernetes.io/name: greeter, app.kubernetes.io/part-of: grpc-k8s-kit}
-spec:
-  backoffLimit: 0
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: greeter, app.kubernetes.io/part-of: grpc-k8s-kit, app.kubernetes.io/component: client}
-    spec:
-      restartPolicy: Never
-      automountServiceAccountToken: false
-      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: greeter
-        image: grpc-k8s-kit/greeter:dev
-        imagePullPolicy: IfNotPresent
-        args: [%[3]s]
-        resources: {requests: {cpu: 20m, memory: 32Mi}, limits: {cpu: "1", memory: 128Mi}}
-        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
-`
-
-func finish(t *testing.T, ch <-chan loadResult) report.Summary {
-	t.Helper()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if r.s.Calls < 5000 {
-		t.Errorf("load made %d calls, want ≥ 5000", r.s.Calls)
-	}
-	return r.s
+		e.k.getJSON(t, &l, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=hello,version=v1")
+		ready := 0
+		for _, p := range l.Items {
+			if p.Metadata.DeletionTimestamp != nil {
+				return false
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == "Ready" && c.Status == "True" {
+					ready++
+				}
+			}
+		}
+		return ready == n && len(l.Items) == n
+	})
 }
 
 // helloPods lists the running hello v1 pods of ns.
@@ -302,7 +275,7 @@ func setHealth(t *testing.T, ns, pod, status string) {
 
 func badInput(t *testing.T, tp topo) {
 	before := restarts(t, tp.ns)
-	for _, c := range []struct {
+	cases := []struct {
 		name string
 		args []string
 		code string
@@ -311,17 +284,28 @@ func badInput(t *testing.T, tp topo) {
 		{"over-long name", []string{"-name-bytes=300"}, "InvalidArgument"},
 		{"oversized message", []string{"-name-bytes=5000"}, "ResourceExhausted"},
 		{"expired deadline", []string{"-timeout=1us"}, "DeadlineExceeded"},
-	} {
-		var s report.Summary
-		if tp.name == "headless" {
-			s = finish0(t, inClusterLoadN(t, 20, append(c.args, "-expect-code="+c.code)...))
-		} else {
+	}
+	sums := make([]report.Summary, len(cases))
+	if tp.name == "headless" {
+		// Four Jobs at once: each pays its pod start-up, not one after the other.
+		loads := make([]*load, len(cases))
+		for i, c := range cases {
+			loads[i] = inClusterLoad(t, "bad input: "+c.name, append(c.args, "-n=20", "-expect-code="+c.code, "-json", "-quiet")...)
+		}
+		for i, l := range loads {
+			sums[i] = l.result(t)
+		}
+	} else {
+		for i, c := range cases {
 			var code int
-			s, code = greet(t, append(proxyArgs(tp), append(c.args, "-n", "20", "-expect-code", c.code)...)...)
+			sums[i], code = greet(t, append(proxyArgs(tp), append(c.args, "-n", "20", "-expect-code", c.code)...)...)
 			if code != 0 {
 				t.Errorf("%s: exit %d", c.name, code)
 			}
 		}
+	}
+	for i, c := range cases {
+		s := sums[i]
 		if !report.Passed(s.Assertions) || s.Calls != 20 {
 			t.Errorf("%s through %s: want 20 × %s, got %+v", c.name, tp.name, c.code, s.Errors)
 		}
@@ -331,19 +315,23 @@ func badInput(t *testing.T, tp topo) {
 		t.Errorf("pods restarted after bad input: %d restarts before, %d after", before, after)
 	}
 	// And they still serve.
-	s := finish0(t, loadN(t, tp, 30))
-	if s.Failed != 0 {
-		t.Errorf("after bad input: %d of 30 good calls failed", s.Failed)
+	var s report.Summary
+	if tp.name == "headless" {
+		s = inClusterLoad(t, "after bad input", "-n=30", "-json", "-quiet").result(t)
+	} else {
+		s, _ = greet(t, append(proxyArgs(tp), "-n", "30")...)
+	}
+	if s.Failed != 0 || s.Calls != 30 {
+		t.Errorf("after bad input: %d of %d good calls failed", s.Failed, s.Calls)
 	}
 }
 
-func countCode(s report.Summary, code string) int64 {
-	for _, er := range s.Errors {
-		if er.Code == code {
-			return er.Count
-		}
+func countCode(s report.Summary, name string) int64 {
+	c, err := statuscode.Parse(name)
+	if err != nil {
+		return 0
 	}
-	return 0
+	return s.Count(c)
 }
 
 func proxyArgs(tp topo) []string {
@@ -353,29 +341,87 @@ func proxyArgs(tp topo) []string {
 	return []string{"-target", webAddr, "-authority", gatewayHost, "-health-check=false", "-retry=false"}
 }
 
-// loadN makes n calls (not timed) through the topology.
-func loadN(t *testing.T, tp topo, n int, extra ...string) <-chan loadResult {
-	if tp.name == "headless" {
-		return inClusterLoadN(t, n, extra...)
-	}
-	ch := make(chan loadResult, 1)
-	s, _ := greet(t, append(proxyArgs(tp), append(extra, "-n", strconv.Itoa(n))...)...)
-	ch <- loadResult{s: s}
-	return ch
-}
-
-func inClusterLoadN(t *testing.T, n int, extra ...string) <-chan loadResult {
-	// A count instead of a duration: -n wins over the template's -duration when both are set.
-	return inClusterLoad(t, time.Minute, append(extra, "-n="+strconv.Itoa(n))...)
-}
-
-func finish0(t *testing.T, ch <-chan loadResult) report.Summary {
+// tail lets the load run tailCalls more calls after the scenario's last event, then stops it.
+func tail(t *testing.T, ls ...*load) []report.Summary {
 	t.Helper()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
+	for _, l := range ls {
+		l.waitCalls(t, l.count()+tailCalls)
 	}
-	return r.s
+	var out []report.Summary
+	for _, l := range ls {
+		out = append(out, l.stop(t))
+	}
+	return out
+}
+
+func rollingRestart(t *testing.T, tp topo) {
+	sc := newScen(tp)
+	l := tp.start(t, "rolling restart", loadArgs()...)
+	l.waitCalls(t, baselineCalls)
+	start := sc.mark("rollout restart")
+	e.k.run(t, "-n", tp.ns, "rollout", "restart", "deploy/hello")
+	e.k.rollout(t, tp.ns, "hello")
+	took := time.Since(start)
+	sc.mark("rollout done")
+	// The old pods drain for DRAIN_DELAY after the rollout reports done: calls must not
+	// fail until they are gone.
+	waitPodsReady(t, tp.ns, 3)
+	sc.mark("old pods gone")
+	s := tail(t, l)[0]
+	sc.record(t, "rolling restart (retry on)", s, took, fmt.Sprintf("rollout took %s, %d calls", took.Round(time.Second), s.Calls))
+	noFailures(t, "rolling restart", s)
+}
+
+// podKilled takes a pod away abruptly, two ways, with two loads at once: the retry policy
+// on, and off (the negative control, under the same kill):
+//   - deleted with --grace-period=0 --force, as the issue asks: the API object goes at once,
+//     so every balancer drops the pod while the kubelet still runs its preStop sleep, and
+//     even retries off usually lose nothing. The kubelet SIGKILLs the server about 3 s
+//     later: a proxy that has not dropped the pod by then cuts a call in flight, which
+//     Traefik answers with HTTP 500 (UNKNOWN; the retry policy retries it).
+//   - its server process SIGKILLed (an OOM kill or a crash looks like this): no preStop, no
+//     drain, no GOAWAY; the kernel resets every connection and calls in flight fail with
+//     UNAVAILABLE. This is the case the retry policy exists for.
+func podKilled(t *testing.T, tp topo) {
+	kills := []struct {
+		label, event string
+		kill         func(t *testing.T, ns, pod string)
+	}{
+		{"pod deleted (grace 0, --force)", "pod deleted", func(t *testing.T, ns, pod string) {
+			e.k.run(t, "-n", ns, "delete", "pod", pod, "--grace-period=0", "--force")
+		}},
+		{"process SIGKILLed", "server SIGKILLed", killProcess},
+	}
+	for _, k := range kills {
+		sc := newScen(tp)
+		pods := helloPods(t, tp.ns)
+		if len(pods) == 0 {
+			t.Fatal("no hello pods")
+		}
+		on := tp.start(t, k.label+", retry on", append(loadArgs(), "-retry=true")...)
+		off := tp.start(t, k.label+", retry off", append(loadArgs(), "-retry=false")...)
+		on.waitCalls(t, baselineCalls)
+		off.waitCalls(t, baselineCalls)
+		sc.mark(k.event + ": " + pods[0])
+		k.kill(t, tp.ns, pods[0])
+		waitPodsReady(t, tp.ns, 3)
+		sc.mark("3 pods Ready again")
+		sums := tail(t, on, off)
+		for i, retry := range []bool{true, false} {
+			s := sums[i]
+			label := k.label + ", retry on"
+			if !retry {
+				label = k.label + ", retry off"
+			}
+			sc.record(t, label, s, 0, fmt.Sprintf("%d calls%s", s.Calls, failedCodes(s)))
+			if retry && s.Failed != 0 {
+				t.Errorf("%s: %d of %d calls failed: %+v", label, s.Failed, s.Calls, s.Errors)
+			}
+			if !retry {
+				t.Logf("%s: %d of %d calls failed (why the retry policy exists): %+v", label, s.Failed, s.Calls, s.Errors)
+			}
+		}
+	}
 }
 
 func restarts(t *testing.T, ns string) int {
@@ -394,63 +440,6 @@ func restarts(t *testing.T, ns string) int {
 		}
 	}
 	return n
-}
-
-func rollingRestart(t *testing.T, tp topo) {
-	ch := tp.start(t, loadSeconds*time.Second)
-	time.Sleep(3 * time.Second)
-	start := time.Now()
-	e.k.run(t, "-n", tp.ns, "rollout", "restart", "deploy/hello")
-	e.k.rollout(t, tp.ns, "hello")
-	took := time.Since(start)
-	s := finish(t, ch)
-	resilience.add(tp.name, "rolling restart (retry on)", s.Failed, took, fmt.Sprintf("rollout took %s, %d calls", took.Round(time.Second), s.Calls))
-	noFailures(t, "rolling restart", s)
-}
-
-// podKilled takes a pod away abruptly, two ways, with the retry policy on and off:
-//   - deleted with --grace-period=0 --force, as the issue asks: the API object goes at once,
-//     so every balancer drops the pod while the kubelet still runs its preStop sleep, and
-//     even retries off usually lose nothing. The kubelet SIGKILLs the server about 3 s
-//     later: a proxy that has not dropped the pod by then cuts a call in flight, which
-//     Traefik answers with HTTP 500 (UNKNOWN; the retry policy retries it).
-//   - its server process SIGKILLed (an OOM kill or a crash looks like this): no preStop, no
-//     drain, no GOAWAY; the kernel resets every connection and calls in flight fail with
-//     UNAVAILABLE. This is the case the retry policy exists for.
-func podKilled(t *testing.T, tp topo) {
-	kills := []struct {
-		label string
-		kill  func(t *testing.T, ns, pod string)
-	}{
-		{"pod deleted (grace 0, --force)", func(t *testing.T, ns, pod string) {
-			e.k.run(t, "-n", ns, "delete", "pod", pod, "--grace-period=0", "--force")
-		}},
-		{"process SIGKILLed", killProcess},
-	}
-	for _, k := range kills {
-		for _, retry := range []bool{true, false} {
-			pods := helloPods(t, tp.ns)
-			if len(pods) == 0 {
-				t.Fatal("no hello pods")
-			}
-			ch := tp.start(t, loadSeconds*time.Second, "-retry="+strconv.FormatBool(retry))
-			time.Sleep(5 * time.Second)
-			k.kill(t, tp.ns, pods[0])
-			s := finish(t, ch)
-			e.k.rollout(t, tp.ns, "hello")
-			label := k.label + ", retry on"
-			if !retry {
-				label = k.label + ", retry off"
-			}
-			resilience.add(tp.name, label, s.Failed, 0, fmt.Sprintf("%d calls%s", s.Calls, failedCodes(s)))
-			if retry && s.Failed != 0 {
-				t.Errorf("%s: %d of %d calls failed: %+v", label, s.Failed, s.Calls, s.Errors)
-			}
-			if !retry {
-				t.Logf("%s: %d of %d calls failed (why the retry policy exists): %+v", label, s.Failed, s.Calls, s.Errors)
-			}
-		}
-	}
 }
 
 // killProcess SIGKILLs a pod's server process from its kind node (the node is a container
@@ -478,19 +467,20 @@ func killProcess(t *testing.T, ns, pod string) {
 // failover flips one pod to NOT_SERVING and measures, from its own metrics, how long it
 // kept receiving calls.
 func failover(t *testing.T, tp topo) {
+	sc := newScen(tp)
 	pods := helloPods(t, tp.ns)
 	victim := pods[0]
-	ch := tp.start(t, loadSeconds*time.Second)
-	time.Sleep(5 * time.Second)
+	l := tp.start(t, "failover", loadArgs()...)
+	l.waitCalls(t, baselineCalls)
 	last, err := handled(tp.ns, victim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	flipped := time.Now()
+	flipped := sc.mark("NOT_SERVING: " + victim)
 	setHealth(t, tp.ns, victim, "NOT_SERVING")
 	lastIncrease, scrapeErrs := flipped, 0
 	for time.Since(lastIncrease) < 6*time.Second && time.Since(flipped) < 20*time.Second {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // the sampling period of the measurement
 		n, err := handled(tp.ns, victim)
 		if err != nil {
 			// A scrape goes through the API server's pod proxy; one that fails leaves a gap
@@ -507,10 +497,12 @@ func failover(t *testing.T, tp topo) {
 		}
 	}
 	stopped := lastIncrease.Sub(flipped)
+	sc.markAt(lastIncrease, "last call seen")
 	setHealth(t, tp.ns, victim, "SERVING")
-	s := finish(t, ch)
-	resilience.add(tp.name, "failover: NOT_SERVING pod stops getting calls", s.Failed, stopped,
-		fmt.Sprintf("target ≤ %s", tp.failoverTarget))
+	sc.mark("SERVING again")
+	waitPodsReady(t, tp.ns, 3)
+	s := tail(t, l)[0]
+	sc.record(t, "failover: NOT_SERVING pod stops getting calls", s, stopped, fmt.Sprintf("target ≤ %s", tp.failoverTarget))
 	t.Logf("%s: %s stopped receiving calls %s after NOT_SERVING (target ≤ %s)", tp.name, victim, stopped.Round(100*time.Millisecond), tp.failoverTarget)
 	if stopped > tp.failoverTarget {
 		t.Errorf("NOT_SERVING pod kept receiving calls for %s, target ≤ %s", stopped, tp.failoverTarget)
@@ -518,20 +510,31 @@ func failover(t *testing.T, tp topo) {
 	if s.Failed != 0 {
 		t.Errorf("failover: %d calls failed", s.Failed)
 	}
-	e.k.rollout(t, tp.ns, "hello")
 }
 
 // scaleOutIn: 3 → 5 under load (time until every new pod served a call), then 5 → 3
 // under load (no call may fail).
 func scaleOutIn(t *testing.T, tp topo, age string) {
+	suffix := ""
+	if age != "" {
+		suffix = " (MAX_CONNECTION_AGE=" + age + ")"
+	}
+	// How long to wait for the new pods to be served: a headless client with the default
+	// 30 s age recycles its connections 27–33 s after opening them; with 5 minutes it does
+	// not during the run (the negative control: 20 s is 4 × the 5 s age's figure).
+	window := 35 * time.Second
+	if age == "5m" {
+		window = 20 * time.Second
+	}
+	sc := newScen(tp)
 	before := helloPods(t, tp.ns)
-	ch := tp.start(t, 40*time.Second)
-	time.Sleep(3 * time.Second)
-	scaled := time.Now()
+	l := tp.start(t, "scale out"+suffix, loadArgs()...)
+	l.waitCalls(t, baselineCalls)
+	scaled := sc.mark("scale to 5")
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=5")
 	served := map[string]time.Duration{}
 	var newPods []string
-	for time.Since(scaled) < 35*time.Second {
+	for time.Since(scaled) < window {
 		newPods = newPods[:0]
 		for _, p := range helloPods(t, tp.ns) {
 			if !slices.Contains(before, p) {
@@ -549,19 +552,19 @@ func scaleOutIn(t *testing.T, tp topo, age string) {
 		if len(newPods) == 2 && len(served) == 2 {
 			break
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the sampling period of the measurement
 	}
-	s := finish(t, ch)
 	var worst time.Duration
 	for _, d := range served {
 		worst = max(worst, d)
 	}
-	label := "scale out 3 → 5: every new pod served"
-	if age != "" {
-		label += " (MAX_CONNECTION_AGE=" + age + ")"
+	if len(served) == 2 {
+		sc.markAt(scaled.Add(worst), "every new pod served")
 	}
-	note := fmt.Sprintf("%d of 2 new pods served within 35 s", len(served))
-	resilience.add(tp.name, label, s.Failed, worst, note)
+	s := tail(t, l)[0]
+	label := "scale out 3 → 5: every new pod served" + suffix
+	note := fmt.Sprintf("%d of 2 new pods served within %s", len(served), window)
+	sc.record(t, label, s, worst, note)
 	t.Logf("%s: %s", label, note)
 	if s.Failed != 0 {
 		t.Errorf("scale out: %d calls failed", s.Failed)
@@ -569,19 +572,19 @@ func scaleOutIn(t *testing.T, tp topo, age string) {
 	// Through a proxy new pods get calls once Ready; a headless client only after its
 	// connections are recycled, so only the short MaxConnectionAge has a deadline here.
 	if (tp.name != "headless" || age == "5s") && len(served) != 2 {
-		t.Errorf("%s: only %d of 2 new pods got calls within 35 s", label, len(served))
+		t.Errorf("%s: only %d of 2 new pods got calls within %s", label, len(served), window)
 	}
 
-	ch = tp.start(t, loadSeconds*time.Second)
-	time.Sleep(3 * time.Second)
+	sc = newScen(tp)
+	l = tp.start(t, "scale in"+suffix, loadArgs()...)
+	l.waitCalls(t, baselineCalls)
+	sc.mark("scale to 3")
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3")
-	s = finish(t, ch)
-	e.k.rollout(t, tp.ns, "hello")
-	label = "scale in 5 → 3"
-	if age != "" {
-		label += " (MAX_CONNECTION_AGE=" + age + ")"
-	}
-	resilience.add(tp.name, label, s.Failed, 0, fmt.Sprintf("%d calls", s.Calls))
+	waitPodsReady(t, tp.ns, 3)
+	sc.mark("removed pods gone")
+	s = tail(t, l)[0]
+	label = "scale in 5 → 3" + suffix
+	sc.record(t, label, s, 0, fmt.Sprintf("%d calls", s.Calls))
 	noFailures(t, "scale in", s)
 }
 
@@ -634,7 +637,10 @@ func (r *resilienceTable) String() string {
 	}
 	var b strings.Builder
 	b.WriteString("| scenario | topology | failed calls | seconds | note |\n|---|---|---:|---:|---|\n")
-	for _, x := range r.rows {
+	// The topologies run at once: rows in the suite's order, each topology's in its own.
+	rows := slices.Clone(r.rows)
+	slices.SortStableFunc(rows, func(a, b resRow) int { return byTopology(a.topology, b.topology) })
+	for _, x := range rows {
 		secs := "–"
 		if x.seconds > 0 {
 			secs = fmt.Sprintf("%.1f", x.seconds.Seconds())
@@ -642,4 +648,17 @@ func (r *resilienceTable) String() string {
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s |\n", x.scenario, x.topology, x.failed, secs, x.note)
 	}
 	return b.String()
+}
+
+// checkRestricted: the namespace enforces Pod Security "restricted", so every running pod
+// in it was admitted under that profile.
+func checkRestricted(t *testing.T, ns string) {
+	t.Helper()
+	var n struct {
+		Metadata struct{ Labels map[string]string }
+	}
+	e.k.getJSON(t, &n, "get", "namespace", ns)
+	if n.Metadata.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("namespace %s does not enforce Pod Security restricted: %v", ns, n.Metadata.Labels)
+	}
 }

@@ -1,0 +1,261 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+)
+
+// Load of the resilience scenarios: 4 callers at 400 calls/s in all, so the shortest
+// window (minWindow) still makes ≥ 5 000 calls (minCalls). A load runs until its scenario
+// has happened and stopped (load.stop), not for a fixed time.
+const (
+	loadRate  = 400
+	loadConc  = 4
+	minCalls  = 5000
+	minWindow = 16 * time.Second // 6 400 calls at loadRate: 28 % margin for a busy node
+	// maxWindow bounds a load that nobody stops (a scenario that failed before stop).
+	maxWindow = 3 * time.Minute
+)
+
+// loadArgs are the greeter flags every resilience load shares: paced, progress on stderr
+// every 500 ms (the suite reads it to know the load is flowing), and the run's timeline
+// in the JSON report (the plots).
+func loadArgs() []string {
+	return []string{"-duration=" + maxWindow.String(), "-c=" + strconv.Itoa(loadConc), "-rate=" + strconv.Itoa(loadRate),
+		"-timeout=5s", "-json", "-progress=500ms", "-timeline=-", "-timeline-bucket=500ms"}
+}
+
+// load is a greeter run in progress: on the host (through a proxy) or as a Job in the
+// cluster (headless). Its progress lines say how many calls it has made.
+type load struct {
+	name    string
+	started time.Time
+	stopFn  func() // asks the greeter to end now and print its report (SIGINT / Job deleted)
+
+	mu    sync.Mutex
+	calls int64         // from the latest progress line
+	more  chan struct{} // closed and replaced on every progress line
+	done  chan loadResult
+	res   *loadResult
+}
+
+type loadResult struct {
+	s   report.Summary
+	err error
+}
+
+func newLoad(name string) *load {
+	return &load{name: name, started: time.Now(), more: make(chan struct{}), done: make(chan loadResult, 1)}
+}
+
+// read consumes the greeter's output: progress lines update the call count, everything
+// else is the report (stdout) or a message (stderr). When r ends, the report is parsed.
+// report is where the stdout part is read from; when it is nil, r carries both (kubectl logs).
+func (l *load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
+	var rest bytes.Buffer
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var n int64
+		if _, err := fmt.Sscanf(line, "progress: %d calls", &n); err == nil {
+			l.mu.Lock()
+			l.calls = n
+			close(l.more)
+			l.more = make(chan struct{})
+			l.mu.Unlock()
+			continue
+		}
+		if strings.HasPrefix(line, "warmup: ") {
+			continue
+		}
+		rest.WriteString(line)
+		rest.WriteByte('\n')
+	}
+	werr := wait()
+	out := rest.Bytes()
+	if reportOut != nil {
+		out = reportOut.Bytes()
+	}
+	res := loadResult{}
+	start, end := bytes.IndexByte(out, '{'), bytes.LastIndexByte(out, '}')
+	if start < 0 || end < start {
+		res.err = fmt.Errorf("load %s: no report (%v): %s", l.name, werr, rest.String())
+	} else if err := json.Unmarshal(out[start:end+1], &res.s); err != nil {
+		res.err = fmt.Errorf("load %s: report: %v: %s", l.name, err, out)
+	}
+	l.mu.Lock()
+	close(l.more) // wake waiters: the load is over
+	l.more = nil
+	l.mu.Unlock()
+	l.done <- res
+}
+
+// waitCalls blocks until the load has made n calls. A load that ends first fails the test.
+func (l *load) waitCalls(t *testing.T, n int64) {
+	t.Helper()
+	for {
+		l.mu.Lock()
+		calls, more := l.calls, l.more
+		l.mu.Unlock()
+		if calls >= n {
+			return
+		}
+		if more == nil {
+			t.Fatalf("load %s ended after %d calls, before reaching %d", l.name, calls, n)
+		}
+		select {
+		case <-more:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("load %s: no progress for 2 minutes (at %d calls, waiting for %d)", l.name, calls, n)
+		}
+	}
+}
+
+// stop ends the load once it has made minCalls and run minWindow, and returns its report.
+func (l *load) stop(t *testing.T) report.Summary {
+	t.Helper()
+	if d := minWindow - time.Since(l.started); d > 0 {
+		// A floor on the window, not synchronisation: the scenario has already happened.
+		time.Sleep(d)
+	}
+	l.waitCalls(t, minCalls)
+	l.stopFn()
+	return l.result(t)
+}
+
+// result waits for the load to end by itself (a -n run) and returns its report.
+func (l *load) result(t *testing.T) report.Summary {
+	t.Helper()
+	if l.res == nil {
+		r := <-l.done
+		l.res = &r
+	}
+	if l.res.err != nil {
+		t.Fatal(l.res.err)
+	}
+	return l.res.s
+}
+
+// hostLoad runs the greeter on the host through a proxy entry point. A "-cacert" at the end
+// of base gets the suite's CA appended.
+func hostLoad(base ...string) func(t *testing.T, name string, extra ...string) *load {
+	return func(t *testing.T, name string, extra ...string) *load {
+		t.Helper()
+		args := append([]string{}, base...)
+		if args[len(args)-1] == "-cacert" {
+			args = append(args, e.caCert)
+		}
+		args = append(append(args, "-health-check=false"), extra...)
+		cmd := exec.Command(e.greeter, args...)
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		l := newLoad(name)
+		l.stopFn = func() { cmd.Process.Signal(os.Interrupt) }
+		t.Cleanup(func() { cmd.Process.Kill() }) // a test that failed half-way leaves no load running
+		go l.read(stderr, &stdout, cmd.Wait)
+		return l
+	}
+}
+
+var loadSeq struct {
+	sync.Mutex
+	n int
+}
+
+// inClusterLoad runs the greeter as a Job against the headless Service (client-side round
+// robin needs pod IPs, which only the cluster network reaches). The Job is the overlay's
+// own greeter-hello Job with other args, and its log is followed while it runs; deleting
+// the Job stops the greeter (SIGTERM), which then prints its report into that log.
+func inClusterLoad(t *testing.T, name string, extra ...string) *load {
+	t.Helper()
+	loadSeq.Lock()
+	loadSeq.n++
+	job := fmt.Sprintf("load-%d-%d", time.Now().Unix()%100000, loadSeq.n)
+	loadSeq.Unlock()
+	args := append([]string{"-target=dns:///hello-grpc-headless." + headlessNS + ".svc.cluster.local:50051",
+		"-warmup=60s", "-expect-backends=3", "-dns-min-resolve=2s"}, extra...)
+	manifest, err := json.Marshal(loadJob(t, job, args))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.k.runStdin(t, string(manifest), "apply", "-f", "-")
+	stopJob := func() { e.k.exec("-n", headlessNS, "delete", "job/"+job, "--wait=false", "--ignore-not-found") }
+	t.Cleanup(stopJob)
+	ctx, cancel := context.WithTimeout(context.Background(), maxWindow+3*time.Minute)
+	cmd := e.k.cmd(ctx, "-n", headlessNS, "logs", "-f", "job/"+job, "-c", "greeter", "--pod-running-timeout=2m")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l := newLoad(name)
+	l.stopFn = stopJob
+	go l.read(out, nil, func() error {
+		defer cancel()
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("kubectl logs -f job/%s: %v: %s", job, err, stderr.String())
+		}
+		return nil
+	})
+	return l
+}
+
+// loadJob is the headless overlay's greeter-hello Job (kustomize/overlays/headless/
+// greeter-jobs.yaml, as rendered) renamed to name, running the greeter with args, without
+// its wait-for-backends init container (the scenario's load waits for its backends itself).
+func loadJob(t *testing.T, name string, args []string) *batchv1.Job {
+	t.Helper()
+	rendered := e.k.run(t, "kustomize", filepath.Join(e.root, "e2e", "overlays", "headless"))
+	for _, doc := range strings.Split(rendered, "\n---\n") {
+		var j batchv1.Job
+		if err := sigsyaml.Unmarshal([]byte(doc), &j); err != nil || j.Kind != "Job" || j.Name != "greeter-hello" {
+			continue
+		}
+		j.Name = name
+		j.Spec.ActiveDeadlineSeconds = nil // the suite stops the load; maxWindow bounds it
+		j.Spec.Template.Spec.InitContainers = nil
+		c := &j.Spec.Template.Spec.Containers[0]
+		c.Args = args
+		return &j
+	}
+	t.Fatal("the headless overlay has no greeter-hello Job to run loads with")
+	return nil
+}
+
+// count is the load's calls so far, from its latest progress line.
+func (l *load) count() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls
+}
