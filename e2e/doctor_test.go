@@ -136,9 +136,13 @@ func deployDoctorKit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	shared, err := filepath.Rel(dir, filepath.Join(e.root, "e2e", "components", "shared-node"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	files := map[string]string{
 		"kustomization.yaml": fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\n"+
-			"resources:\n- namespace.yaml\n- %s\ncomponents:\n- %s\n", doctorNS, base, admin),
+			"resources:\n- namespace.yaml\n- %s\ncomponents:\n- %s\n- %s\n", doctorNS, base, admin, shared),
 		"namespace.yaml": fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n"+
 			"    pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/warn: restricted\n", doctorNS),
 	}

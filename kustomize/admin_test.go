@@ -55,7 +55,11 @@ func TestAdminOffInTemplates(t *testing.T) {
 
 // TestAdminComponent: each e2e overlay is its kustomize/ overlay with ADMIN=true added to
 // the container of every server Deployment (hello, goodbye, hello-v2, in every
-// namespace), once, and nothing else changed.
+// namespace), once, its CPU request set to e2e/components/shared-node's, and nothing else
+// changed.
+// sharedNodeCPU is the CPU request e2e/components/shared-node gives every server.
+const sharedNodeCPU = "20m"
+
 func TestAdminComponent(t *testing.T) {
 	for _, name := range []string{"headless", "nginx-ingress", "gateway-api"} {
 		t.Run(name, func(t *testing.T) {
@@ -80,6 +84,17 @@ func TestAdminComponent(t *testing.T) {
 						t.Errorf("%s: container %s: ADMIN on=%v in %d env entries, want one ADMIN=true", o, c.Name, on, n)
 					}
 					c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "ADMIN" })
+					if got := c.Resources.Requests[corev1.ResourceCPU]; got.String() != sharedNodeCPU {
+						t.Errorf("%s: container %s requests %s CPU, want e2e/components/shared-node's %s", o, c.Name, got.String(), sharedNodeCPU)
+					}
+					delete(c.Resources.Requests, corev1.ResourceCPU)
+				}
+			}
+			for _, o := range plain {
+				if d, ok := o.Obj.(*appsv1.Deployment); ok {
+					for i := range d.Spec.Template.Spec.Containers {
+						delete(d.Spec.Template.Spec.Containers[i].Resources.Requests, corev1.ResourceCPU)
+					}
 				}
 			}
 			if servers == 0 {
