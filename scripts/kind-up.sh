@@ -37,8 +37,6 @@ build_kind() {
     info "kind ${KIND_VERSION}: cached (${KIND})"
     return 0
   fi
-  grep -q "sigs.k8s.io/kind ${KIND_VERSION}" "${REPO_ROOT}/go.mod" \
-    || die "go.mod does not pin sigs.k8s.io/kind ${KIND_VERSION} (scripts/lib/versions.sh does)"
   info "kind ${KIND_VERSION}: building from the repo's go.mod (tool sigs.k8s.io/kind) ..."
   if ! (cd "${REPO_ROOT}" && CGO_ENABLED=0 heavy go build -trimpath -ldflags '-s -w' \
           -o "${KIND}.tmp" sigs.k8s.io/kind) >"${KIT_LOGS}/build-kind.log" 2>&1; then

@@ -3,6 +3,12 @@
 # except computing the paths below.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+log()  { printf '==> %s\n' "$*" >&2; }
+info() { printf '    %s\n' "$*" >&2; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
 # shellcheck source=versions.sh
 source "${REPO_ROOT}/scripts/lib/versions.sh"
 
@@ -19,11 +25,6 @@ mkdir -p "${KIT_BIN}" "${KIT_LOGS}"
 # Our kind/kubectl first, then Debian's docker CLI (a newer client may sit earlier in PATH
 # and speak an API version Debian's engine does not).
 export PATH="${KIT_BIN}:/usr/bin:/usr/sbin:${PATH}"
-
-log()  { printf '==> %s\n' "$*" >&2; }
-info() { printf '    %s\n' "$*" >&2; }
-warn() { printf 'WARNING: %s\n' "$*" >&2; }
-die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 # need CMD HOW: fail with a hint when a command is missing.
 need() {
