@@ -37,20 +37,10 @@ build_kind() {
     info "kind ${KIND_VERSION}: cached (${KIND})"
     return 0
   fi
-  info "kind ${KIND_VERSION}: building from the repo's go.mod (tool sigs.k8s.io/kind) ..."
-  if ! (cd "${REPO_ROOT}" && CGO_ENABLED=0 heavy go build -trimpath -ldflags '-s -w' \
-          -o "${KIND}.tmp" sigs.k8s.io/kind) >"${KIT_LOGS}/build-kind.log" 2>&1; then
-    # The repo's go.mod/go.sum may be mid-edit (e.g. a missing go.sum line); kind does not
-    # depend on our code, so build the same version in a throwaway module instead.
-    warn "building kind from the repo's go.mod failed ($(grep -m1 -v '^go: downloading' "${KIT_LOGS}/build-kind.log")); building it in its own module"
-    local dir="${KIT_CACHE}/kind-src"
-    rm -rf "${dir}"; mkdir -p "${dir}"
-    (cd "${dir}" && go mod init kit.local/kind >/dev/null 2>&1 \
-      && logged "${KIT_LOGS}/build-kind.log" go get -tool "sigs.k8s.io/kind@${KIND_VERSION}" \
-      && CGO_ENABLED=0 logged "${KIT_LOGS}/build-kind.log" \
-           heavy go build -trimpath -ldflags '-s -w' -o "${KIND}.tmp" sigs.k8s.io/kind)
-  fi
-  mv "${KIND}.tmp" "${KIND}"
+  # Its own scratch module: kind does not depend on our code, and the build does not break
+  # while the repo's go.mod/go.sum are mid-edit. A host binary (GOOS unset).
+  info "kind ${KIND_VERSION}: building (log ${KIT_LOGS}/build-kind.log) ..."
+  go_build_module sigs.k8s.io/kind "${KIND_VERSION}" sigs.k8s.io/kind "${KIND}"
   "${KIND}" version >&2
 }
 

@@ -121,17 +121,58 @@ logged() {
   fi
 }
 
-# elapsed_since EPOCH: seconds since then.
-elapsed_since() { echo $(( $(date +%s) - $1 )); }
-
 # module_dir MODULE@VERSION: the module's directory in the Go module cache (downloads it).
 module_dir() {
   go mod download -json "$1" | jq -r '.Dir // empty'
 }
 
-# Go builds here never need cgo; static binaries go into FROM scratch images.
-go_static_env() {
-  export CGO_ENABLED=0 GOOS=linux GOFLAGS="${GOFLAGS:-} -trimpath"
+# go_build_module [--copy | --in DIR] MODULE VERSION PKG OUT [LDFLAGS]: build package PKG of
+# MODULE@VERSION into OUT, static (CGO_ENABLED=0, -trimpath, -ldflags "-s -w LDFLAGS"), with
+# heavy, logged to $KIT_LOGS/build-<basename OUT>.log. OUT is replaced only by a finished build.
+# GOOS/GOARCH come from the caller (the node's binaries are linux, kind is the host's). Built in:
+#   default    a scratch module that requires PKG@VERSION (MODULE's replace directives do not
+#              apply there, which is also why `go install PKG@VERSION` refuses some modules)
+#   --copy     a writable copy of MODULE@VERSION itself, for a module that needs its replace
+#              directives; PKG is relative to its root (./cmd/x)
+#   --in DIR   the existing module DIR, which pins MODULE@VERSION and replaces what it needs
+go_build_module() {
+  local mode=scratch dir=""
+  case $1 in
+    --copy) mode=copy; shift ;;
+    --in) mode=in; dir=$2; shift 2 ;;
+  esac
+  local module=$1 version=$2 pkg=$3 out=$4 ldflags=${5:-} name t0 src
+  name=$(basename "${out}")
+  t0=$(date +%s)
+  if [[ ${mode} != in ]]; then
+    dir="${KIT_CACHE}/src/${name}-${version}"
+    rm -rf "${dir}"
+    mkdir -p "${dir%/*}"
+  fi
+  case ${mode} in
+    scratch)
+      mkdir "${dir}"
+      # -tool records PKG as a tool of the scratch module, which pulls in all it imports.
+      (cd "${dir}" && go mod init "kit.local/${name}" >/dev/null 2>&1 \
+        && logged "${KIT_LOGS}/get-${name}.log" go get -tool "${pkg}@${version}") ;;
+    copy)
+      src=$(module_dir "${module}@${version}")
+      [[ -d ${src} ]] || die "cannot download ${module}@${version} from the Go module proxy"
+      cp -r "${src}" "${dir}"
+      chmod -R u+w "${dir}"   # module cache files are read-only
+      ;;
+  esac
+  mkdir -p "$(dirname "${out}")"
+  (cd "${dir}" && CGO_ENABLED=0 logged "${KIT_LOGS}/build-${name}.log" \
+    heavy go build -trimpath -ldflags "-s -w ${ldflags}" -o "${out}.tmp" "${pkg}")
+  mv "${out}.tmp" "${out}"
+  [[ ${mode} == in ]] || rm -rf "${dir}"
+  info "${name} ${version}: built in $(( $(date +%s) - t0 ))s ($(heavy_summary "${KIT_LOGS}/build-${name}.log"))"
+}
+
+# heavy_summary LOGFILE: "Ns building, Ms waiting" from the last heavy run logged there.
+heavy_summary() {
+  grep -o '[0-9]*s building, [0-9]*s waiting' "$1" 2>/dev/null | tail -n1
 }
 
 # builder_lock NAME: hold an exclusive lock for the rest of this script, so two runs of the
@@ -143,9 +184,4 @@ builder_lock() {
     info "another $1 build is running: waiting for it (lock ${KIT_CACHE}/.lock-$1)"
     flock "${builder_fd}"
   fi
-}
-
-# heavy_summary LOGFILE: "Ns building, Ms waiting" from the last heavy run logged there.
-heavy_summary() {
-  grep -o '[0-9]*s building, [0-9]*s waiting' "$1" 2>/dev/null | tail -n1
 }
