@@ -8,6 +8,7 @@
 SHELL         := /usr/bin/env bash
 .SHELLFLAGS   := -eu -o pipefail -c
 GO            ?= go
+DOCKER        ?= docker
 TOOLS         := $(GO) tool -modfile=tools/go.mod
 BIN           := bin
 GOARCH_HOST   := $(shell $(GO) env GOARCH)
@@ -35,7 +36,7 @@ build-linux: ## static linux binaries for the container images
 images: build-linux ## FROM scratch images from host-built binaries (no registry needed)
 	@for b in $(BINARIES); do \
 	  echo "==> image $(IMAGE_PREFIX)/$$b:$(IMAGE_TAG)"; \
-	  docker build -q --target prebuilt --build-arg BINARY=$$b --build-arg TARGETARCH=$(GOARCH_HOST) \
+	  $(DOCKER) build -q --target prebuilt --build-arg BINARY=$$b --build-arg TARGETARCH=$(GOARCH_HOST) \
 	    -t $(IMAGE_PREFIX)/$$b:$(IMAGE_TAG) . ; \
 	done
 

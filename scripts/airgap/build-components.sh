@@ -32,6 +32,7 @@ build() {
 }
 
 main() {
+  require_airgap_host
   builder_lock components
   need go "install Go (see go.mod for the version)"
   local only=${1:-all}

@@ -27,6 +27,7 @@ version_ldflags() {
 }
 
 main() {
+  require_airgap_host
   builder_lock k8s
   need go "install Go (see go.mod for the version)"
   local ldflags i=0 n=${#K8S_BINARIES[@]} b

@@ -33,7 +33,7 @@ build_binary() {
 build_image() {
   local key
   key=$(sha256sum "${OUT}/traefik" | cut -c1-12)
-  if [[ $(docker image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_TRAEFIK_IMAGE}" 2>/dev/null) == "${key}" ]]; then
+  if [[ $("${DOCKER}" image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_TRAEFIK_IMAGE}" 2>/dev/null) == "${key}" ]]; then
     info "traefik image: cached (${KIT_TRAEFIK_IMAGE})"
     return 0
   fi
@@ -50,12 +50,13 @@ LABEL kit.key=${key}
 ENTRYPOINT ["/traefik"]
 
 DOCKERFILE
-  logged "${KIT_LOGS}/build-traefik-image.log" docker build -t "${KIT_TRAEFIK_IMAGE}" "${ctx}"
+  logged "${KIT_LOGS}/build-traefik-image.log" "${DOCKER}" build -t "${KIT_TRAEFIK_IMAGE}" "${ctx}"
   rm -rf "${ctx}"
   info "traefik image: ${KIT_TRAEFIK_IMAGE}"
 }
 
 main() {
+  require_airgap_host
   builder_lock traefik
   need go "install Go (see go.mod for the version)"
   build_binary
