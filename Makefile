@@ -19,7 +19,7 @@ IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
 .PHONY: all build build-linux images generate proto-lint proto-breaking proto-check lint-scripts \
-        test test-short bench demo certs kind-up kind-down e2e smoke clean help
+        test-scripts test test-short bench demo certs kind-up kind-down e2e smoke clean help
 
 all: build
 
@@ -65,7 +65,10 @@ lint-scripts: ## shellcheck every shell script
 	  "(Debian/Ubuntu: apt-get install shellcheck; macOS: brew install shellcheck)" >&2; exit 1; }
 	shellcheck -x -P SCRIPTDIR $(SHELL_SCRIPTS)
 
-test: proto-check lint-scripts ## the whole offline suite (what CI runs first)
+test-scripts: ## scripts/test/*.sh: kind-up's laptop path without dpkg/apt/flock/timeout; bash 3.2 constructs
+	@for t in scripts/test/*.sh; do echo "==> $$t"; bash "$$t"; done
+
+test: proto-check lint-scripts test-scripts ## the whole offline suite (what CI runs first)
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
