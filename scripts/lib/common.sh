@@ -50,10 +50,9 @@ missing_packages() {
   echo "${out# }"
 }
 
-# install_hint PKG...: how to install these packages on this host.
+# install_hint PKG...: how to install these packages on a host without apt-get.
 install_hint() {
   if [[ $(uname -s) == Darwin ]]; then echo "brew install $*"
-  elif debian_like; then echo "sudo apt-get install $*"
   elif command -v dnf >/dev/null 2>&1; then echo "sudo dnf install $*"
   elif command -v pacman >/dev/null 2>&1; then echo "sudo pacman -S $*"
   else echo "install $* with this system's package manager"
