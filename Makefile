@@ -8,6 +8,7 @@
 SHELL         := /usr/bin/env bash
 .SHELLFLAGS   := -eu -o pipefail -c
 GO            ?= go
+DOCKER        ?= docker
 TOOLS         := $(GO) tool -modfile=tools/go.mod
 BIN           := bin
 GOARCH_HOST   := $(shell $(GO) env GOARCH)
@@ -17,8 +18,8 @@ IMAGE_PREFIX  ?= grpc-k8s-kit
 IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
-.PHONY: all build build-linux images generate proto-lint proto-breaking proto-check test \
-        test-short bench demo certs kind-up kind-down e2e smoke clean help
+.PHONY: all build build-linux images generate proto-lint proto-breaking proto-check lint-scripts \
+        test-scripts test test-short bench demo certs kind-up kind-down e2e smoke clean help
 
 all: build
 
@@ -35,7 +36,7 @@ build-linux: ## static linux binaries for the container images
 images: build-linux ## FROM scratch images from host-built binaries (no registry needed)
 	@for b in $(BINARIES); do \
 	  echo "==> image $(IMAGE_PREFIX)/$$b:$(IMAGE_TAG)"; \
-	  docker build -q --target prebuilt --build-arg BINARY=$$b --build-arg TARGETARCH=$(GOARCH_HOST) \
+	  $(DOCKER) build -q --target prebuilt --build-arg BINARY=$$b --build-arg TARGETARCH=$(GOARCH_HOST) \
 	    -t $(IMAGE_PREFIX)/$$b:$(IMAGE_TAG) . ; \
 	done
 
@@ -55,7 +56,19 @@ proto-check: proto-lint ## fail if generated code is stale
 	  echo "generated code is stale: run 'make generate' and commit" >&2; exit 1; fi; \
 	echo "generated code is up to date"
 
-test: proto-check ## the whole offline suite (what CI runs first)
+# Every shell script: *.sh, and the files without an extension whose first line is a sh/bash shebang.
+SHELL_SCRIPTS = $(shell find scripts .ci -type f \( -name '*.sh' -o ! -name '*.*' \
+                  -exec awk 'FNR == 1 { exit !/^\#!.*sh/ }' {} \; \) -print | sort)
+
+lint-scripts: ## shellcheck every shell script
+	@command -v shellcheck >/dev/null 2>&1 || { echo "shellcheck not found: install it" \
+	  "(Debian/Ubuntu: apt-get install shellcheck; macOS: brew install shellcheck)" >&2; exit 1; }
+	shellcheck -x -P SCRIPTDIR $(SHELL_SCRIPTS)
+
+test-scripts: ## scripts/test/*.sh: kind-up's laptop path without dpkg/apt/flock/timeout; bash 3.2 constructs
+	@for t in scripts/test/*.sh; do echo "==> $$t"; bash "$$t"; done
+
+test: proto-check lint-scripts test-scripts ## the whole offline suite (what CI runs first)
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 

@@ -94,14 +94,10 @@ func byTopology(a, b string) int {
 func overlayDir(name string) string { return filepath.Join(e.root, "e2e", "overlays", name) }
 
 func setup() (*env, error) {
+	// scripts/lib/common.sh is the one place that derives the cache path.
 	cache := os.Getenv("KIT_CACHE")
 	if cache == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		cache = filepath.Join(base, "grpc-k8s-kit")
+		return nil, fmt.Errorf("KIT_CACHE is not set: run the suite with `make e2e` (or export KIT_CACHE=...)")
 	}
 	kubeconfig := filepath.Join(cache, "kubeconfig")
 	kubectl := filepath.Join(cache, "bin", "kubectl")

@@ -13,7 +13,7 @@ main() {
   fi
   if [[ ! -x ${KIND} ]]; then
     # Without our kind binary, the node container is still recognisable by name.
-    docker rm -f "${NODE_CONTAINER}" >/dev/null 2>&1 || true
+    "${DOCKER}" rm -f "${NODE_CONTAINER}" >/dev/null 2>&1 || true
     info "kind not built yet (${KIND}); removed container ${NODE_CONTAINER} if it existed"
   elif cluster_exists; then
     log "deleting kind cluster '${CLUSTER_NAME}'"
@@ -24,7 +24,10 @@ main() {
   fi
   # Node/Traefik images replaced by a rebuild while a cluster still ran them are now unused:
   # they are untagged and carry our kit.key label, so nothing else is matched.
-  docker images -q --filter dangling=true --filter label=kit.key | xargs -r docker rmi >/dev/null 2>&1 || true
+  local dangling
+  dangling=$("${DOCKER}" images -q --filter dangling=true --filter label=kit.key 2>/dev/null || true)
+  # shellcheck disable=SC2086  # one image ID per word
+  [[ -z ${dangling} ]] || "${DOCKER}" rmi ${dangling} >/dev/null 2>&1 || true
   # The kubeconfig only ever holds the cluster kind-up wrote it for.
   if [[ -f ${KIT_CACHE}/kubeconfig ]] && grep -q "kind-${CLUSTER_NAME}\$" "${KIT_CACHE}/kubeconfig"; then
     rm -f "${KIT_CACHE}/kubeconfig"

@@ -9,11 +9,12 @@
 #   KIT_CACHE     cache for builds, binaries and the kubeconfig
 #                 (default ${XDG_CACHE_HOME:-$HOME/.cache}/grpc-k8s-kit)
 #   CLUSTER_NAME  kind cluster name (default grpc-k8s-kit)
+#   DOCKER        the docker CLI to use (default: docker from PATH)
 #
 # Cold air-gapped run: ~40 min on 2 cores (Kubernetes, Traefik, etcd, CoreDNS are compiled);
 # warm: about a minute; on an existing cluster ~15 s. See deploy/kind/README.md, scripts/TIMINGS.md.
 set -euo pipefail
-source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
 
@@ -24,10 +25,47 @@ MODE_REASON=""
 REUSE=false      # an existing, healthy cluster is reused
 NODE_IMAGE=""
 
+# ---- before step 1: what this run will change on the host -----------------------------------
+# announce_host_changes: list, before any of it happens, what this run changes on this host
+# outside ${KIT_CACHE}: Debian packages, a dockerd it starts, the runc wrapper.
+announce_host_changes() {
+  local more="" pkgs="" p engine="" airgap=""
+  if debian_like; then
+    more=$(missing_packages jq curl)
+    if ca_bundle_missing; then more+=" ca-certificates"; fi
+  fi
+  if ! engine_alive && can_start_dockerd; then
+    more+=" $(dockerd_packages)"
+    engine=$(engine_changes)
+  fi
+  for p in ${more}; do
+    [[ " ${pkgs} " == *" ${p} "* ]] || pkgs+=" ${p}"
+  done
+  case ${AIRGAPPED} in
+    0 | false | no) ;;
+    *)
+      if debian_like && [[ -n $(missing_packages debootstrap) ]]; then
+        airgap="install the Debian package debootstrap when the node's Debian rootfs is not cached yet"
+        [[ ${AIRGAPPED} == 1 || ${AIRGAPPED} == true || ${AIRGAPPED} == yes ]] || airgap="in air-gapped mode: ${airgap}"
+      fi ;;
+  esac
+  if [[ -z ${pkgs}${engine}${airgap} ]]; then
+    log "changes to this host outside ${KIT_CACHE}: none"
+    return 0
+  fi
+  log "changes to this host outside ${KIT_CACHE}:"
+  [[ -z ${pkgs} ]] || info "- install Debian packages with apt-get$([[ $(id -u) == 0 ]] || echo ' (through sudo)'):${pkgs}"
+  if [[ -n ${engine} ]]; then
+    while IFS= read -r p; do info "- ${p}"; done <<<"${engine}"
+  fi
+  [[ -z ${airgap} ]] || info "- ${airgap}"
+}
+
 # ---- 1. prerequisites ----------------------------------------------------------------------
 check_prerequisites() {
   need go "install Go (the version in go.mod)"
-  apt_install jq curl ca-certificates util-linux
+  ensure_cmds jq curl
+  if ca_bundle_missing; then apt_install ca-certificates; fi
   go version >&2
 }
 
@@ -37,22 +75,10 @@ build_kind() {
     info "kind ${KIND_VERSION}: cached (${KIND})"
     return 0
   fi
-  grep -q "sigs.k8s.io/kind ${KIND_VERSION}" "${REPO_ROOT}/go.mod" \
-    || die "go.mod does not pin sigs.k8s.io/kind ${KIND_VERSION} (scripts/lib/versions.sh does)"
-  info "kind ${KIND_VERSION}: building from the repo's go.mod (tool sigs.k8s.io/kind) ..."
-  if ! (cd "${REPO_ROOT}" && CGO_ENABLED=0 heavy go build -trimpath -ldflags '-s -w' \
-          -o "${KIND}.tmp" sigs.k8s.io/kind) >"${KIT_LOGS}/build-kind.log" 2>&1; then
-    # The repo's go.mod/go.sum may be mid-edit (e.g. a missing go.sum line); kind does not
-    # depend on our code, so build the same version in a throwaway module instead.
-    warn "building kind from the repo's go.mod failed ($(grep -m1 -v '^go: downloading' "${KIT_LOGS}/build-kind.log")); building it in its own module"
-    local dir="${KIT_CACHE}/kind-src"
-    rm -rf "${dir}"; mkdir -p "${dir}"
-    (cd "${dir}" && go mod init kit.local/kind >/dev/null 2>&1 \
-      && logged "${KIT_LOGS}/build-kind.log" go get -tool "sigs.k8s.io/kind@${KIND_VERSION}" \
-      && CGO_ENABLED=0 logged "${KIT_LOGS}/build-kind.log" \
-           heavy go build -trimpath -ldflags '-s -w' -o "${KIND}.tmp" sigs.k8s.io/kind)
-  fi
-  mv "${KIND}.tmp" "${KIND}"
+  # Its own scratch module: kind does not depend on our code, and the build does not break
+  # while the repo's go.mod/go.sum are mid-edit. A host binary (GOOS unset).
+  info "kind ${KIND_VERSION}: building (log ${KIT_LOGS}/build-kind.log) ..."
+  go_build_module sigs.k8s.io/kind "${KIND_VERSION}" sigs.k8s.io/kind "${KIND}"
   "${KIND}" version >&2
 }
 
@@ -61,8 +87,8 @@ build_kind() {
 # else a short reason (no registry names are printed or stored).
 pull_failure_reason() {
   local ref=$1 out rc=0
-  docker image inspect "${ref}" >/dev/null 2>&1 && return 0
-  out=$(timeout "${PULL_PROBE_SECONDS}" docker manifest inspect "${ref}" 2>&1 >/dev/null) || rc=$?
+  "${DOCKER}" image inspect "${ref}" >/dev/null 2>&1 && return 0
+  out=$(with_timeout "${PULL_PROBE_SECONDS}" "${DOCKER}" manifest inspect "${ref}" 2>&1 >/dev/null) || rc=$?
   ((rc == 0)) && return 0
   if ((rc == 124)); then echo "no answer from its registry within ${PULL_PROBE_SECONDS}s"
   elif grep -qi 'no such host\|server misbehaving\|name resolution' <<<"${out}"; then echo "its registry's name does not resolve"
@@ -75,7 +101,7 @@ pull_failure_reason() {
 choose_mode() {
   local existing=""
   if cluster_exists && node_running; then
-    existing=$(docker inspect -f '{{.Config.Image}}' "${NODE_CONTAINER}")
+    existing=$("${DOCKER}" inspect -f '{{.Config.Image}}' "${NODE_CONTAINER}")
   fi
   case "${AIRGAPPED}" in
     1 | true | yes)
@@ -107,6 +133,7 @@ choose_mode() {
     [[ ${existing} == "${KIT_NODE_IMAGE}" ]] && MODE=airgapped || MODE=upstream
   fi
   log "mode: ${MODE} (${MODE_REASON})"
+  [[ ${MODE} != airgapped ]] || require_airgap_host
 }
 
 # ---- 5-8. images ---------------------------------------------------------------------------
@@ -119,9 +146,9 @@ airgap_only() {
 
 # pull REF: docker pull with its progress shown.
 pull() {
-  docker image inspect "$1" >/dev/null 2>&1 && { info "$1: present"; return 0; }
+  "${DOCKER}" image inspect "$1" >/dev/null 2>&1 && { info "$1: present"; return 0; }
   info "pulling $1 ..."
-  docker pull "$1" >&2 || die "cannot pull $1: try AIRGAPPED=1"
+  "${DOCKER}" pull "$1" >&2 || die "cannot pull $1: try AIRGAPPED=1"
 }
 
 node_image() {
@@ -138,7 +165,7 @@ traefik_image() {
   else
     pull "${TRAEFIK_UPSTREAM_IMAGE}"
     # The manifests name the local alias, so both modes deploy the same YAML.
-    docker tag "${TRAEFIK_UPSTREAM_IMAGE}" "${KIT_TRAEFIK_IMAGE}"
+    "${DOCKER}" tag "${TRAEFIK_UPSTREAM_IMAGE}" "${KIT_TRAEFIK_IMAGE}"
   fi
 }
 
@@ -179,7 +206,7 @@ EOF
 
 create_or_reuse_cluster() {
   if cluster_exists; then
-    if node_running && "${KIND}" get kubeconfig --name "${CLUSTER_NAME}" > "${KIT_CACHE}/kubeconfig.probe" 2>/dev/null \
+    if node_running && kind_ get kubeconfig --name "${CLUSTER_NAME}" > "${KIT_CACHE}/kubeconfig.probe" 2>/dev/null \
       && [[ -x ${KUBECTL} ]] \
       && "${KUBECTL}" --kubeconfig "${KIT_CACHE}/kubeconfig.probe" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
       rm -f "${KIT_CACHE}/kubeconfig.probe"
@@ -207,10 +234,10 @@ kubectl_and_kubeconfig() {
   # The node ships kubectl of exactly the cluster's version (ours in air-gapped mode).
   if ! { [[ -x ${KUBECTL} ]] && "${KUBECTL}" version --client -o json 2>/dev/null \
         | jq -e --arg v "${KUBE_VERSION}" '.clientVersion.gitVersion == $v' >/dev/null; }; then
-    docker cp "${NODE_CONTAINER}:/usr/bin/kubectl" "${KUBECTL}.tmp"
+    "${DOCKER}" cp "${NODE_CONTAINER}:/usr/bin/kubectl" "${KUBECTL}.tmp"
     mv "${KUBECTL}.tmp" "${KUBECTL}"
   fi
-  "${KIND}" get kubeconfig --name "${CLUSTER_NAME}" > "${KIT_CACHE}/kubeconfig.tmp"
+  kind_ get kubeconfig --name "${CLUSTER_NAME}" > "${KIT_CACHE}/kubeconfig.tmp"
   chmod 600 "${KIT_CACHE}/kubeconfig.tmp"
   mv "${KIT_CACHE}/kubeconfig.tmp" "${KIT_CACHE}/kubeconfig"
   info "kubectl $("${KUBECTL}" version --client -o json | jq -r .clientVersion.gitVersion) at ${KUBECTL}"
@@ -258,17 +285,17 @@ deploy_traefik() {
 # whichever `make images` has built (kind skips those the node already has).
 APP_IMAGES=(grpc-k8s-kit/hello:dev grpc-k8s-kit/goodbye:dev grpc-k8s-kit/greeter:dev)
 load_app_images() {
-  local img missing=()
+  local img missing=""
   ensure_engine
   for img in "${APP_IMAGES[@]}"; do
-    if docker image inspect "${img}" >/dev/null 2>&1; then
+    if "${DOCKER}" image inspect "${img}" >/dev/null 2>&1; then
       load_image "${img}"
       info "${img}: loaded"
     else
-      missing+=("${img}")
+      missing+=" ${img}"
     fi
   done
-  ((${#missing[@]} == 0)) || info "not built yet: ${missing[*]} (make images, then make kind-up again to load them)"
+  [[ -z ${missing} ]] || info "not built yet:${missing} (make images, then make kind-up again to load them)"
 }
 
 summary() {
@@ -285,6 +312,7 @@ EOF
 
 main() {
   log "kind-up: cluster '${CLUSTER_NAME}', cache ${KIT_CACHE}"
+  announce_host_changes
   step "prerequisites";                                     check_prerequisites
   step "container engine";                                  ensure_engine; check_runtime_fits_host
   step "kind ${KIND_VERSION}";                              build_kind
@@ -303,4 +331,5 @@ main() {
   summary
 }
 
-main "$@"
+# Sourced (by scripts/test/upstream-path.sh), it only defines the functions.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"

@@ -25,7 +25,7 @@ build_image() {
     (cd "${REPO_ROOT}" \
       && CGO_ENABLED=0 GOOS=linux GOARCH="${ARCH}" logged "${KIT_LOGS}/smoke-build.log" \
            go build -trimpath -ldflags='-s -w' -o "bin/linux-${ARCH}/hello" ./services/hello \
-      && logged "${KIT_LOGS}/smoke-image.log" docker build --target prebuilt --build-arg BINARY=hello \
+      && logged "${KIT_LOGS}/smoke-image.log" "${DOCKER}" build --target prebuilt --build-arg BINARY=hello \
            --build-arg TARGETARCH="${ARCH}" -t "${img}" .)
   else
     img=grpc-k8s-kit/smoke:dev
@@ -35,7 +35,7 @@ build_image() {
     (cd "${REPO_ROOT}/scripts/smoke" && CGO_ENABLED=0 GOOS=linux GOARCH="${ARCH}" \
       logged "${KIT_LOGS}/smoke-build.log" go build -trimpath -ldflags='-s -w' -o "${dir}/app" fallback-server.go)
     printf 'FROM scratch\nCOPY app /app\nUSER 65532:65532\nENTRYPOINT ["/app"]\n' > "${dir}/Dockerfile"
-    logged "${KIT_LOGS}/smoke-image.log" docker build -t "${img}" "${dir}"
+    logged "${KIT_LOGS}/smoke-image.log" "${DOCKER}" build -t "${img}" "${dir}"
   fi
   echo "${img}"
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the Kubernetes binaries (static, CGO_ENABLED=0) from the k8s.io/kubernetes Go module,
-# using the build module in scripts/airgap/k8s (staging modules replaced by their v0.x tags).
+# with go_build_module --in the build module scripts/airgap/k8s (staging modules replaced by
+# their v0.x tags).
 #
 # Output: $KIT_CACHE/k8s/$KUBE_VERSION/bin/{kubeadm,kubelet,kubectl,kube-*}
 # Cold: ~25 min on 2 cores (kubelet and kubeadm are the long ones); warm: seconds.
@@ -22,20 +23,14 @@ version_ldflags() {
     flags+=" -X ${pkg}.gitCommit=0000000000000000000000000000000000000000 -X ${pkg}.gitTreeState=clean"
     flags+=" -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
   done
-  echo "-s -w${flags}"
-}
-
-check_module_pin() {
-  grep -q "k8s.io/kubernetes ${KUBE_VERSION}" "${MODULE_DIR}/go.mod" \
-    || die "${MODULE_DIR}/go.mod does not require k8s.io/kubernetes ${KUBE_VERSION} (versions.sh says so)"
+  echo "${flags# }"
 }
 
 main() {
+  require_airgap_host
   builder_lock k8s
   need go "install Go (see go.mod for the version)"
-  check_module_pin
-  mkdir -p "${OUT}"
-  local ldflags i=0 n=${#K8S_BINARIES[@]} b t0
+  local ldflags i=0 n=${#K8S_BINARIES[@]} b
   ldflags=$(version_ldflags)
   for b in "${K8S_BINARIES[@]}"; do
     i=$((i + 1))
@@ -44,11 +39,8 @@ main() {
       continue
     fi
     info "k8s ${i}/${n} ${b}: building (log ${KIT_LOGS}/build-${b}.log) ..."
-    t0=$(date +%s)
-    (cd "${MODULE_DIR}" && CGO_ENABLED=0 GOOS=linux logged "${KIT_LOGS}/build-${b}.log" \
-      heavy go build -trimpath -ldflags "${ldflags}" -o "${OUT}/${b}.tmp" "k8s.io/kubernetes/cmd/${b}")
-    mv "${OUT}/${b}.tmp" "${OUT}/${b}"
-    info "k8s ${i}/${n} ${b}: done in $(elapsed_since "${t0}")s ($(heavy_summary "${KIT_LOGS}/build-${b}.log"))"
+    GOOS=linux go_build_module --in "${MODULE_DIR}" k8s.io/kubernetes "${KUBE_VERSION}" \
+      "k8s.io/kubernetes/cmd/${b}" "${OUT}/${b}" "${ldflags}"
   done
   "${OUT}/kubeadm" version -o short | grep -qx "${KUBE_VERSION}" \
     || die "built kubeadm reports $("${OUT}/kubeadm" version -o short), want ${KUBE_VERSION}"

@@ -53,7 +53,7 @@ images_dir() { echo "${NODE_DIR}/images-${KUBE_VERSION}-$(images_key)"; }
 
 node_key() { { base_key; images_key; echo "${CRICTL_VERSION}"; } | hash_of; }
 
-image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+image_exists() { "${DOCKER}" image inspect "$1" >/dev/null 2>&1; }
 
 # debian_mirror: the Debian archive apt on this host already uses for ${DEBIAN_SUITE}/main.
 debian_mirror() {
@@ -77,7 +77,7 @@ build_rootfs() {
     info "rootfs: cached (${dir})"
     return 0
   fi
-  apt_install debootstrap
+  ensure_cmds debootstrap
   mirror=$(debian_mirror)
   info "rootfs: debootstrap ${DEBIAN_SUITE} minbase + ${#ROOTFS_PACKAGES[@]} packages (log ${KIT_LOGS}/debootstrap.log; ~5 min) ..."
   rm -rf "${dir}.tmp"
@@ -103,7 +103,7 @@ ensure_rootfs_image() {
   build_rootfs
   info "rootfs image: importing ${img} ..."
   ensure_engine
-  tar -C "$(rootfs_dir)" --exclude=./.kit-done -c . | docker import - "${img}" >/dev/null
+  tar -C "$(rootfs_dir)" --exclude=./.kit-done -c . | "${DOCKER}" import - "${img}" >/dev/null
   remove_other_tags grpc-k8s-kit/node-rootfs "${img}"
 }
 
@@ -159,7 +159,7 @@ build_base() {
   info "base image: building ${img} ..."
   local ctx="${NODE_DIR}/base-context"
   base_context "${ctx}"
-  logged "${KIT_LOGS}/build-base-image.log" docker build -t "${img}" "${ctx}"
+  logged "${KIT_LOGS}/build-base-image.log" "${DOCKER}" build -t "${img}" "${ctx}"
   rm -rf "${ctx}"
   remove_other_tags grpc-k8s-kit/kind-base "${img}"
 }
@@ -167,8 +167,8 @@ build_base() {
 # remove_other_tags REPO KEEP: drop this repo's images from older keys (they only use disk).
 remove_other_tags() {
   local old
-  for old in $(docker images --format '{{.Repository}}:{{.Tag}}' "$1"); do
-    [[ ${old} == "$2" ]] || docker rmi "${old}" >/dev/null 2>&1 || true
+  for old in $("${DOCKER}" images --format '{{.Repository}}:{{.Tag}}' "$1"); do
+    [[ ${old} == "$2" ]] || "${DOCKER}" rmi "${old}" >/dev/null 2>&1 || true
   done
 }
 
@@ -205,11 +205,11 @@ FROM ${base}
 COPY $(basename "${bin}") ${dest}
 ENTRYPOINT ["${dest}"]
 EOF
-  logged "${KIT_LOGS}/build-image-$(basename "${bin}").log" docker build -t "${ref}" "${ctx}"
-  docker save -o "${tar_out}.tmp" "${ref}"
+  logged "${KIT_LOGS}/build-image-$(basename "${bin}").log" "${DOCKER}" build -t "${ref}" "${ctx}"
+  "${DOCKER}" save -o "${tar_out}.tmp" "${ref}"
   mv "${tar_out}.tmp" "${tar_out}"
   # The archive is what the node gets; do not leave registry-named tags in the host's engine.
-  docker rmi "${ref}" >/dev/null
+  "${DOCKER}" rmi "${ref}" >/dev/null
   rm -rf "${ctx}"
 }
 
@@ -248,50 +248,52 @@ build_images() {
 # ---- stage 4: node image -----------------------------------------------------------------
 node_image_current() {
   image_exists "${KIT_NODE_IMAGE}" || return 1
-  [[ $(docker image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_NODE_IMAGE}") == "$(node_key)" ]]
+  [[ $("${DOCKER}" image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_NODE_IMAGE}") == "$(node_key)" ]]
 }
 
 build_node() {
   local c="kit-nodebuild-$$" b t
   info "node image: assembling ${KIT_NODE_IMAGE} in build container ${c} ..."
-  docker rm -f "${c}" >/dev/null 2>&1 || true
+  "${DOCKER}" rm -f "${c}" >/dev/null 2>&1 || true
   # shellcheck disable=SC2064
-  trap "docker rm -f ${c} >/dev/null 2>&1 || true" EXIT
-  docker run -d --name "${c}" --entrypoint=sleep --security-opt seccomp=unconfined \
+  trap "'${DOCKER}' rm -f ${c} >/dev/null 2>&1 || true" EXIT
+  "${DOCKER}" run -d --name "${c}" --entrypoint=sleep --security-opt seccomp=unconfined \
     "$(base_image)" infinity >/dev/null
   for b in kubeadm kubelet kubectl; do
-    docker cp "${K8S_BIN}/${b}" "${c}:/usr/bin/${b}"
+    "${DOCKER}" cp "${K8S_BIN}/${b}" "${c}:/usr/bin/${b}"
   done
-  docker cp "${COMPONENTS_BIN}/crictl" "${c}:/usr/local/bin/crictl"
-  docker exec "${c}" sh -c 'chown root:root /usr/bin/kube* /usr/local/bin/crictl && chmod 0755 /usr/bin/kube* /usr/local/bin/crictl'
-  docker exec "${c}" sh -c "printf %s '${KUBE_VERSION}' > /kind/version && mkdir -p /kind/manifests"
-  docker cp "${NODE_FILES}/default-cni.yaml" "${c}:/kind/manifests/default-cni.yaml"
-  docker cp "${NODE_FILES}/default-storage.yaml" "${c}:/kind/manifests/default-storage.yaml"
+  "${DOCKER}" cp "${COMPONENTS_BIN}/crictl" "${c}:/usr/local/bin/crictl"
+  "${DOCKER}" exec "${c}" sh -c 'chown root:root /usr/bin/kube* /usr/local/bin/crictl && chmod 0755 /usr/bin/kube* /usr/local/bin/crictl'
+  "${DOCKER}" exec "${c}" sh -c "printf %s '${KUBE_VERSION}' > /kind/version && mkdir -p /kind/manifests"
+  "${DOCKER}" cp "${NODE_FILES}/default-cni.yaml" "${c}:/kind/manifests/default-cni.yaml"
+  "${DOCKER}" cp "${NODE_FILES}/default-storage.yaml" "${c}:/kind/manifests/default-storage.yaml"
   # The sandbox (pause) image must be the one we preload: take its name from kubeadm.
-  docker exec "${c}" sed -i "s|^\(\s*sandbox_image = \).*|\1\"$(image_for pause)\"|" /etc/containerd/config.toml
+  "${DOCKER}" exec "${c}" sed -i "s|^\(\s*sandbox_image = \).*|\1\"$(image_for pause)\"|" /etc/containerd/config.toml
   # Preload the images into containerd's k8s.io namespace exactly as kind's builder does.
-  docker exec "${c}" sh -c 'nohup containerd > /var/log/kit-nodebuild-containerd.log 2>&1 &'
-  docker exec "${c}" sh -c 'for i in $(seq 1 60); do [ -S /run/containerd/containerd.sock ] && ctr version >/dev/null 2>&1 && exit 0; sleep 1; done; cat /var/log/kit-nodebuild-containerd.log; exit 1' \
+  "${DOCKER}" exec "${c}" sh -c 'nohup containerd > /var/log/kit-nodebuild-containerd.log 2>&1 &'
+  # shellcheck disable=SC2016  # expanded by the build container's sh
+  "${DOCKER}" exec "${c}" sh -c 'for i in $(seq 1 60); do [ -S /run/containerd/containerd.sock ] && ctr version >/dev/null 2>&1 && exit 0; sleep 1; done; cat /var/log/kit-nodebuild-containerd.log; exit 1' \
     || die "containerd did not start in the node build container"
   for t in "$(images_dir)"/*.tar; do
     info "node image: preloading $(basename "${t}" .tar)"
-    docker exec -i "${c}" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
+    "${DOCKER}" exec -i "${c}" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
       --all-platforms --no-unpack --digests - < "${t}" >/dev/null
   done
-  docker exec "${c}" ctr --namespace=k8s.io images list -q | grep -v '^sha256:' | sed 's/^/      /' >&2
-  docker exec "${c}" sh -c 'pkill containerd; for i in $(seq 1 20); do pgrep containerd >/dev/null || break; sleep 0.5; done; rm -f /var/log/kit-nodebuild-containerd.log'
+  "${DOCKER}" exec "${c}" ctr --namespace=k8s.io images list -q | grep -v '^sha256:' | sed 's/^/      /' >&2
+  # shellcheck disable=SC2016  # expanded by the build container's sh
+  "${DOCKER}" exec "${c}" sh -c 'pkill containerd; for i in $(seq 1 20); do pgrep containerd >/dev/null || break; sleep 0.5; done; rm -f /var/log/kit-nodebuild-containerd.log'
   local previous
-  previous=$(docker image inspect -f '{{.Id}}' "${KIT_NODE_IMAGE}" 2>/dev/null || true)
-  docker commit \
+  previous=$("${DOCKER}" image inspect -f '{{.Id}}' "${KIT_NODE_IMAGE}" 2>/dev/null || true)
+  "${DOCKER}" commit \
     --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
     --change 'ENV HTTP_PROXY="" HTTPS_PROXY="" NO_PROXY=""' \
     --change "LABEL kit.key=$(node_key)" \
     "${c}" "${KIT_NODE_IMAGE}" >/dev/null
-  docker rm -f "${c}" >/dev/null
+  "${DOCKER}" rm -f "${c}" >/dev/null
   trap - EXIT
   # The image this one replaces only takes disk (it stays while a cluster still runs it).
-  if [[ -n ${previous} ]]; then docker rmi "${previous}" >/dev/null 2>&1 || true; fi
-  info "node image: ${KIT_NODE_IMAGE} ($(docker image inspect -f '{{.Size}}' "${KIT_NODE_IMAGE}" | numfmt --to=iec))"
+  if [[ -n ${previous} ]]; then "${DOCKER}" rmi "${previous}" >/dev/null 2>&1 || true; fi
+  info "node image: ${KIT_NODE_IMAGE} ($("${DOCKER}" image inspect -f '{{.Size}}' "${KIT_NODE_IMAGE}" | numfmt --to=iec))"
 }
 
 # prune_old_stages: cached stages of other keys are only reachable by going back to older
@@ -307,6 +309,7 @@ prune_old_stages() {
 }
 
 main() {
+  require_airgap_host
   builder_lock node-image
   local target=${1:-node}
   mkdir -p "${NODE_DIR}"

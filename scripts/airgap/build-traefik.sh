@@ -3,7 +3,8 @@
 # it in a FROM scratch image, $KIT_TRAEFIK_IMAGE.
 #
 # Traefik's go.mod has replace directives (forks of go-http-auth, mux, minheap), which
-# `go install pkg@version` refuses, so we build inside a writable copy of the module.
+# `go install pkg@version` refuses, so we build inside a writable copy of the module
+# (go_build_module --copy).
 # TRAEFIK_VERSION v3.6.12 builds unchanged from the module proxy: no source or go.mod edits.
 # (v3.7.x would need three: a stub for its nested dynamic/ext module, which is not in the
 # module zip; the go-http-auth fork version v3.6.12 pins; and dropping the ACME DNS-01
@@ -23,28 +24,16 @@ build_binary() {
     info "traefik ${TRAEFIK_VERSION}: binary cached"
     return 0
   fi
-  local src t0
-  t0=$(date +%s)
-  src=$(module_dir "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}")
-  [[ -d ${src} ]] || die "cannot download github.com/traefik/traefik/v3@${TRAEFIK_VERSION} from the Go module proxy"
-  rm -rf "${OUT}/src"; mkdir -p "${OUT}"
-  cp -r "${src}" "${OUT}/src"
-  chmod -R u+w "${OUT}/src"
   info "traefik ${TRAEFIK_VERSION}: building ./cmd/traefik (log ${KIT_LOGS}/build-traefik.log; ~11 min cold) ..."
   local pkg=github.com/traefik/traefik/v3/pkg/version
-  (cd "${OUT}/src" && CGO_ENABLED=0 GOOS=linux logged "${KIT_LOGS}/build-traefik.log" \
-    heavy go build -trimpath \
-      -ldflags "-s -w -X ${pkg}.Version=${TRAEFIK_VERSION} -X ${pkg}.BuildDate=1970-01-01T00:00:00Z" \
-      -o "${OUT}/traefik.tmp" ./cmd/traefik)
-  mv "${OUT}/traefik.tmp" "${OUT}/traefik"
-  rm -rf "${OUT}/src"
-  info "traefik ${TRAEFIK_VERSION}: done in $(elapsed_since "${t0}")s ($(heavy_summary "${KIT_LOGS}/build-traefik.log"))"
+  GOOS=linux go_build_module --copy github.com/traefik/traefik/v3 "${TRAEFIK_VERSION}" ./cmd/traefik \
+    "${OUT}/traefik" "-X ${pkg}.Version=${TRAEFIK_VERSION} -X ${pkg}.BuildDate=1970-01-01T00:00:00Z"
 }
 
 build_image() {
   local key
   key=$(sha256sum "${OUT}/traefik" | cut -c1-12)
-  if [[ $(docker image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_TRAEFIK_IMAGE}" 2>/dev/null) == "${key}" ]]; then
+  if [[ $("${DOCKER}" image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_TRAEFIK_IMAGE}" 2>/dev/null) == "${key}" ]]; then
     info "traefik image: cached (${KIT_TRAEFIK_IMAGE})"
     return 0
   fi
@@ -61,12 +50,13 @@ LABEL kit.key=${key}
 ENTRYPOINT ["/traefik"]
 
 DOCKERFILE
-  logged "${KIT_LOGS}/build-traefik-image.log" docker build -t "${KIT_TRAEFIK_IMAGE}" "${ctx}"
+  logged "${KIT_LOGS}/build-traefik-image.log" "${DOCKER}" build -t "${KIT_TRAEFIK_IMAGE}" "${ctx}"
   rm -rf "${ctx}"
   info "traefik image: ${KIT_TRAEFIK_IMAGE}"
 }
 
 main() {
+  require_airgap_host
   builder_lock traefik
   need go "install Go (see go.mod for the version)"
   build_binary

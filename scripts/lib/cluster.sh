@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # variables used by the scripts that source this file
-# kind cluster helpers shared by kind-up.sh, kind-down.sh and smoke.sh. Source after common.sh.
+# kind cluster helpers shared by kind-up.sh, kind-down.sh, smoke.sh and e2e.sh. Source after
+# common.sh and engine.sh.
 
 NODE_CONTAINER="${CLUSTER_NAME}-control-plane"
 
@@ -8,7 +9,10 @@ NODE_CONTAINER="${CLUSTER_NAME}-control-plane"
 KIND="${KIT_BIN}/kind"
 KUBECTL="${KIT_BIN}/kubectl"
 
-kind_() { "${KIND}" "$@"; }
+# kind runs `docker` from PATH: an explicit $DOCKER's directory goes first, for kind only.
+kind_() {
+  if [[ ${DOCKER} == */* ]]; then PATH="${DOCKER%/*}:${PATH}" "${KIND}" "$@"; else "${KIND}" "$@"; fi
+}
 kubectl_() { "${KUBECTL}" --kubeconfig "${KIT_CACHE}/kubeconfig" "$@"; }
 
 cluster_exists() {
@@ -17,7 +21,7 @@ cluster_exists() {
 }
 
 node_running() {
-  [[ $(docker inspect -f '{{.State.Running}}' "${NODE_CONTAINER}" 2>/dev/null) == true ]]
+  [[ $("${DOCKER}" inspect -f '{{.State.Running}}' "${NODE_CONTAINER}" 2>/dev/null) == true ]]
 }
 
 api_answers() {
@@ -38,13 +42,10 @@ load_image() {
   logged "${KIT_LOGS}/kind-load.log" kind_ load docker-image "$1" --name "${CLUSTER_NAME}"
 }
 
-# host_cgroup_v1: true when the host (and so every kind node) runs cgroup v1.
-host_cgroup_v1() { [[ $(stat -fc %T /sys/fs/cgroup) != cgroup2fs ]]; }
+# host_cgroup_v1: true when the Linux host (and so every kind node) runs cgroup v1. Elsewhere
+# the engine runs in a VM this cannot look into; current ones run cgroup v2.
+host_cgroup_v1() { [[ $(uname -s) == Linux && $(stat -fc %T /sys/fs/cgroup) != cgroup2fs ]]; }
 
-# host_lacks_cap NUMBER: true when the capability is not in our bounding set.
-host_lacks_cap() {
-  local bnd
-  bnd=$((16#$(awk '/^CapBnd:/{print $2}' /proc/self/status)))
-  (( ((bnd >> $1) & 1) == 0 ))
-}
+# host_lacks_cap NUMBER: true when the capability is not in our bounding set (engine.sh).
+host_lacks_cap() { [[ " $(missing_bounding_caps) " == *" $1 "* ]]; }
 CAP_SYS_RESOURCE=24

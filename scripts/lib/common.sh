@@ -1,8 +1,18 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/*.sh. Source it; it does not run anything by itself
 # except computing the paths below.
+#
+# Bash 3.2 or newer (macOS's /bin/bash): this file, the rest of lib/, kind-up.sh, kind-down.sh,
+# e2e.sh and smoke.sh, so the upstream path runs wherever Docker, Go and bash do. Only the
+# air-gapped builders in airgap/ (Linux only) may use bash 4. scripts/test/bash32.sh checks.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+log()  { printf '==> %s\n' "$*" >&2; }
+info() { printf '    %s\n' "$*" >&2; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
 # shellcheck source=versions.sh
 source "${REPO_ROOT}/scripts/lib/versions.sh"
 
@@ -16,34 +26,101 @@ export KIT_CACHE CLUSTER_NAME
 export KUBECONFIG="${KIT_CACHE}/kubeconfig"
 mkdir -p "${KIT_BIN}" "${KIT_LOGS}"
 
-# Our kind/kubectl first, then Debian's docker CLI (a newer client may sit earlier in PATH
-# and speak an API version Debian's engine does not).
-export PATH="${KIT_BIN}:/usr/bin:/usr/sbin:${PATH}"
-
-log()  { printf '==> %s\n' "$*" >&2; }
-info() { printf '    %s\n' "$*" >&2; }
-warn() { printf 'WARNING: %s\n' "$*" >&2; }
-die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+# Our kind and kubectl first; the rest of PATH as the user has it.
+export PATH="${KIT_BIN}:${PATH}"
+# The docker CLI every script uses (engine.sh may switch to the engine's own; see there).
+DOCKER="${DOCKER:-docker}"
+export DOCKER
 
 # need CMD HOW: fail with a hint when a command is missing.
 need() {
   command -v "$1" >/dev/null 2>&1 || die "$1 not found: $2"
 }
 
-# apt_install PKG...: install Debian packages non-interactively (we run as root).
-apt_install() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+# debian_like: apt-get is there to install what is missing.
+debian_like() { command -v apt-get >/dev/null 2>&1; }
+
+# missing_packages CMD[:DEBPKG]...: the Debian packages (DEBPKG, default CMD) of the commands
+# that are not on PATH, space-separated.
+missing_packages() {
+  local e out=""
+  for e in "$@"; do
+    command -v "${e%%:*}" >/dev/null 2>&1 || out+=" ${e#*:}"
   done
-  ((${#missing[@]})) || return 0
-  [[ $(id -u) == 0 ]] || die "need root to install ${missing[*]}: sudo apt-get install ${missing[*]}"
-  log "installing Debian packages: ${missing[*]}"
+  echo "${out# }"
+}
+
+# install_hint PKG...: how to install these packages on a host without apt-get.
+install_hint() {
+  if [[ $(uname -s) == Darwin ]]; then echo "brew install $*"
+  elif command -v dnf >/dev/null 2>&1; then echo "sudo dnf install $*"
+  elif command -v pacman >/dev/null 2>&1; then echo "sudo pacman -S $*"
+  else echo "install $* with this system's package manager"
+  fi
+}
+
+# ensure_cmds CMD[:DEBPKG]...: make sure each CMD is on PATH. On a Debian-like host the missing
+# ones' packages are installed with apt-get; elsewhere fail saying what to install.
+ensure_cmds() {
+  local pkgs e
+  pkgs=$(missing_packages "$@")
+  [[ -n ${pkgs} ]] || return 0
+  # shellcheck disable=SC2086  # one package per word
+  debian_like || die "not found: ${pkgs} (install: $(install_hint ${pkgs}))"
+  # shellcheck disable=SC2086
+  apt_install ${pkgs}
+  for e in "$@"; do need "${e%%:*}" "installed the Debian package ${e#*:}, but ${e%%:*} is still not on PATH"; done
+}
+
+# as_root CMD...: CMD as root, through sudo when we are not root.
+as_root() {
+  if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install PKG...: install Debian packages non-interactively.
+apt_install() {
+  [[ $(id -u) == 0 ]] || command -v sudo >/dev/null 2>&1 \
+    || die "need root to install $*: run as root: apt-get install $*"
+  log "installing Debian packages: $*"
   # Refresh the lists only when they are missing or older than a day.
   if [[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 -print -quit 2>/dev/null) ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# ca_bundle_missing: a Debian-like host without the CA bundle Go needs to download modules.
+ca_bundle_missing() { debian_like && [[ ! -s /etc/ssl/certs/ca-certificates.crt ]]; }
+
+# require_airgap_host: the air-gapped builders run on Linux with apt only (the node image is a
+# debootstrapped Debian rootfs).
+require_airgap_host() {
+  [[ $(uname -s) == Linux ]] && debian_like && return 0
+  die "air-gapped mode builds every image from Go modules and Debian packages, on a Debian-like" \
+    "Linux host only (this is $(uname -s) without apt-get). Here, use the upstream images: AIRGAPPED=0"
+}
+
+# with_timeout SECONDS CMD...: CMD, killed after SECONDS (then exit 124, as GNU timeout, which
+# macOS lacks, would give).
+with_timeout() {
+  local secs=$1 pid watcher rc=0
+  shift
+  "$@" &
+  pid=$!
+  # The watcher exits 0 only if it killed CMD; TERM while it sleeps means CMD finished in time.
+  (
+    trap 'kill "${s:-}" 2>/dev/null; exit 1' TERM
+    sleep "${secs}" &
+    s=$!
+    wait "${s}"
+    trap '' TERM
+    kill "${pid}" 2>/dev/null
+  ) </dev/null >/dev/null 2>&1 &
+  watcher=$!
+  wait "${pid}" || rc=$?
+  kill "${watcher}" 2>/dev/null || true
+  if wait "${watcher}"; then rc=124; fi
+  return "${rc}"
 }
 
 # ---- progress: "step N/M name" with the elapsed time of each step ----------------------
@@ -77,19 +154,30 @@ run_done() {
   log "done in ${secs}s (per-step timings: ${TIMINGS_FILE})"
 }
 
+# have_flock: whether builds can be serialized with flock (util-linux; macOS has none). Without
+# it, two concurrent runs may build the same thing at once: slower, nothing worse.
+have_flock() {
+  command -v flock >/dev/null 2>&1 && return 0
+  [[ -n ${KIT_NO_FLOCK_NOTED:-} ]] || info "flock not found: concurrent builds are not serialized"
+  KIT_NO_FLOCK_NOTED=1
+  return 1
+}
+
 # heavy CMD...: run a CPU-heavy build at the lowest priority, one at a time across all
-# scripts (a lock in the cache), so interactive work on a small machine stays responsive.
+# scripts (a lock in the cache, on fd 8), so interactive work on a small machine stays responsive.
 heavy() {
-  local t0 t1 rc=0
+  local t0 t1 rc=0 lock="${KIT_CACHE}/.heavy-build.lock"
   t0=$(date +%s)
-  exec {heavy_fd}>"${KIT_CACHE}/.heavy-build.lock"
-  if ! flock -n "${heavy_fd}"; then
-    printf '    waiting for another heavy build to finish (lock %s)\n' "${KIT_CACHE}/.heavy-build.lock" >&2
-    flock "${heavy_fd}"
+  if have_flock; then
+    exec 8>"${lock}"
+    if ! flock -n 8; then
+      info "waiting for another heavy build to finish (lock ${lock})"
+      flock 8
+    fi
   fi
   t1=$(date +%s)
   nice -n 19 "$@" || rc=$?
-  exec {heavy_fd}>&-
+  exec 8>&-
   # On stderr, so it also lands in the build log when the caller redirects.
   printf '    [heavy] %ss building, %ss waiting for the lock: %s\n' \
     "$(( $(date +%s) - t1 ))" "$(( t1 - t0 ))" "${*:1:3}" >&2
@@ -120,31 +208,68 @@ logged() {
   fi
 }
 
-# elapsed_since EPOCH: seconds since then.
-elapsed_since() { echo $(( $(date +%s) - $1 )); }
-
 # module_dir MODULE@VERSION: the module's directory in the Go module cache (downloads it).
 module_dir() {
   go mod download -json "$1" | jq -r '.Dir // empty'
 }
 
-# Go builds here never need cgo; static binaries go into FROM scratch images.
-go_static_env() {
-  export CGO_ENABLED=0 GOOS=linux GOFLAGS="${GOFLAGS:-} -trimpath"
-}
-
-# builder_lock NAME: hold an exclusive lock for the rest of this script, so two runs of the
-# same builder (say, two terminals running kind-up) never build the same thing twice; the
-# second waits, then finds the first one's results in the cache.
-builder_lock() {
-  exec {builder_fd}>"${KIT_CACHE}/.lock-$1"
-  if ! flock -n "${builder_fd}"; then
-    info "another $1 build is running: waiting for it (lock ${KIT_CACHE}/.lock-$1)"
-    flock "${builder_fd}"
+# go_build_module [--copy | --in DIR] MODULE VERSION PKG OUT [LDFLAGS]: build package PKG of
+# MODULE@VERSION into OUT, static (CGO_ENABLED=0, -trimpath, -ldflags "-s -w LDFLAGS"), with
+# heavy, logged to $KIT_LOGS/build-<basename OUT>.log. OUT is replaced only by a finished build.
+# GOOS/GOARCH come from the caller (the node's binaries are linux, kind is the host's). Built in:
+#   default    a scratch module that requires PKG@VERSION (MODULE's replace directives do not
+#              apply there, which is also why `go install PKG@VERSION` refuses some modules)
+#   --copy     a writable copy of MODULE@VERSION itself, for a module that needs its replace
+#              directives; PKG is relative to its root (./cmd/x)
+#   --in DIR   the existing module DIR, which pins MODULE@VERSION and replaces what it needs
+go_build_module() {
+  local mode=scratch dir=""
+  case $1 in
+    --copy) mode=copy; shift ;;
+    --in) mode=in; dir=$2; shift 2 ;;
+  esac
+  local module=$1 version=$2 pkg=$3 out=$4 ldflags=${5:-} name t0 src
+  name=$(basename "${out}")
+  t0=$(date +%s)
+  if [[ ${mode} != in ]]; then
+    dir="${KIT_CACHE}/src/${name}-${version}"
+    rm -rf "${dir}"
+    mkdir -p "${dir%/*}"
   fi
+  case ${mode} in
+    scratch)
+      mkdir "${dir}"
+      # -tool records PKG as a tool of the scratch module, which pulls in all it imports.
+      (cd "${dir}" && go mod init "kit.local/${name}" >/dev/null 2>&1 \
+        && logged "${KIT_LOGS}/get-${name}.log" go get -tool "${pkg}@${version}") ;;
+    copy)
+      src=$(module_dir "${module}@${version}")
+      [[ -d ${src} ]] || die "cannot download ${module}@${version} from the Go module proxy"
+      cp -r "${src}" "${dir}"
+      chmod -R u+w "${dir}"   # module cache files are read-only
+      ;;
+  esac
+  mkdir -p "$(dirname "${out}")"
+  (cd "${dir}" && CGO_ENABLED=0 logged "${KIT_LOGS}/build-${name}.log" \
+    heavy go build -trimpath -ldflags "-s -w ${ldflags}" -o "${out}.tmp" "${pkg}")
+  mv "${out}.tmp" "${out}"
+  [[ ${mode} == in ]] || rm -rf "${dir}"
+  info "${name} ${version}: built in $(( $(date +%s) - t0 ))s ($(heavy_summary "${KIT_LOGS}/build-${name}.log"))"
 }
 
 # heavy_summary LOGFILE: "Ns building, Ms waiting" from the last heavy run logged there.
 heavy_summary() {
   grep -o '[0-9]*s building, [0-9]*s waiting' "$1" 2>/dev/null | tail -n1
+}
+
+# builder_lock NAME: hold an exclusive lock (fd 9) for the rest of this script, so two runs of
+# the same builder (say, two terminals running kind-up) never build the same thing twice; the
+# second waits, then finds the first one's results in the cache.
+builder_lock() {
+  have_flock || return 0
+  exec 9>"${KIT_CACHE}/.lock-$1"
+  if ! flock -n 9; then
+    info "another $1 build is running: waiting for it (lock ${KIT_CACHE}/.lock-$1)"
+    flock 9
+  fi
 }

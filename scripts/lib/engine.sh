@@ -12,28 +12,63 @@ DOCKERD_PID="${ENGINE_DIR}/dockerd.pid"
 RUNC_WRAPPER_PATH=/usr/local/libexec/grpc-k8s-kit/runc-wrapper
 RUNC_WRAPPER_NAME=kit-runc
 
-engine_alive() { docker info >/dev/null 2>&1; }
+# Debian's engine package puts its own CLI here. A newer docker client earlier in PATH may speak
+# an API version that engine does not; then this one is used ($DOCKER, see common.sh).
+DEBIAN_DOCKER_CLI=/usr/bin/docker
+
+engine_alive() {
+  "${DOCKER}" info >/dev/null 2>&1 && return 0
+  [[ ${DOCKER} == docker && -x ${DEBIAN_DOCKER_CLI} && $(command -v docker) != "${DEBIAN_DOCKER_CLI}" ]] \
+    && "${DEBIAN_DOCKER_CLI}" info >/dev/null 2>&1 || return 1
+  DOCKER=${DEBIAN_DOCKER_CLI}
+  info "the docker CLI on PATH cannot talk to this engine: using ${DOCKER}"
+}
 
 # missing_bounding_caps: capabilities below cap_last_cap absent from our bounding set
-# (these are what `--privileged` asks for and runc then fails to apply).
+# (these are what `--privileged` asks for and runc then fails to apply). None off Linux: there
+# the engine runs in a VM whose capabilities we cannot see.
 missing_bounding_caps() {
-  local bnd last i out=()
+  [[ -r /proc/self/status ]] || return 0
+  local bnd last i out=""
   bnd=$((16#$(awk '/^CapBnd:/{print $2}' /proc/self/status)))
   last=$(cat /proc/sys/kernel/cap_last_cap)
   for ((i = 0; i <= last; i++)); do
-    (( (bnd >> i) & 1 )) || out+=("${i}")
+    (( (bnd >> i) & 1 )) || out+=" ${i}"
   done
-  echo "${out[*]}"
+  echo "${out# }"
+}
+
+# can_start_dockerd: no engine answers, and this script may install and start Debian's.
+can_start_dockerd() { [[ $(uname -s) == Linux && $(id -u) == 0 ]] && debian_like; }
+
+# dockerd_packages: the Debian packages start_dockerd will install (space-separated).
+dockerd_packages() {
+  local extra=""
+  [[ -z $(missing_bounding_caps) ]] || extra="jq runc"
+  # shellcheck disable=SC2086  # one command per word
+  missing_packages "dockerd:${DOCKER_ENGINE_DEB_PACKAGE}" setsid:util-linux ${extra}
+}
+
+# engine_changes: when no engine answers, what ensure_engine will change on this host, one line
+# each (nothing when it cannot start one here: it fails instead).
+engine_changes() {
+  can_start_dockerd || return 0
+  echo "start dockerd in the background, outliving this run (--live-restore, log ${DOCKERD_LOG})"
+  local missing
+  missing=$(missing_bounding_caps)
+  [[ -z ${missing} ]] || echo "install ${RUNC_WRAPPER_PATH} and make it dockerd's default runtime" \
+    "'${RUNC_WRAPPER_NAME}' (the capability bounding set lacks number(s) ${missing})"
 }
 
 install_runc_wrapper() {
-  apt_install jq runc
+  ensure_cmds jq runc
   install -D -m 0755 "${REPO_ROOT}/scripts/airgap/runc-wrapper" "${RUNC_WRAPPER_PATH}"
 }
 
 start_dockerd() {
-  apt_install "${DOCKER_ENGINE_DEB_PACKAGE}"
-  need dockerd "apt-get install ${DOCKER_ENGINE_DEB_PACKAGE}"
+  can_start_dockerd || die "no Docker engine answers (${DOCKER} info fails): start one (Docker Desktop," \
+    "or your system's docker service), or run this as root on Debian/Ubuntu to have it start Debian's."
+  ensure_cmds "dockerd:${DOCKER_ENGINE_DEB_PACKAGE}" setsid:util-linux
   mkdir -p "${ENGINE_DIR}"
   local args=(--live-restore)
   local missing
@@ -44,8 +79,9 @@ start_dockerd() {
     args+=(--add-runtime "${RUNC_WRAPPER_NAME}=${RUNC_WRAPPER_PATH}" --default-runtime "${RUNC_WRAPPER_NAME}")
   fi
   log "starting dockerd ${args[*]} (log ${DOCKERD_LOG})"
-  # setsid: dockerd must outlive this script and not get its terminal's signals.
-  setsid dockerd "${args[@]}" >>"${DOCKERD_LOG}" 2>&1 < /dev/null &
+  # setsid: dockerd must outlive this script and not get its terminal's signals; it must not
+  # inherit the build locks' fds either (common.sh: 8 and 9).
+  setsid dockerd "${args[@]}" >>"${DOCKERD_LOG}" 2>&1 < /dev/null 8>&- 9>&- &
   echo $! > "${DOCKERD_PID}"
   local i
   for ((i = 0; i < 60; i++)); do
@@ -61,7 +97,7 @@ start_dockerd() {
 check_runtime_fits_host() {
   [[ -n $(missing_bounding_caps) ]] || return 0
   local rt
-  rt=$(docker info --format '{{.DefaultRuntime}}' 2>/dev/null || true)
+  rt=$("${DOCKER}" info --format '{{.DefaultRuntime}}' 2>/dev/null || true)
   [[ ${rt} == "${RUNC_WRAPPER_NAME}" ]] && return 0
   warn "this host lacks capabilities that --privileged asks for (numbers: $(missing_bounding_caps)) and" \
        "the running engine's default runtime is '${rt}'. If kind fails with 'unable to apply caps'," \

@@ -2,9 +2,22 @@
 # shellcheck disable=SC2034  # variables used by the scripts that source this file
 # Every pinned version used by kind-up and the air-gapped image builders.
 # Cache directories are keyed by these, so bumping one rebuilds only what depends on it.
+# Go modules that a go.mod pins are read from it, so each version is written in one place.
+# Source after common.sh (needs REPO_ROOT and die).
 
-KIND_VERSION=v0.33.0                 # must match sigs.k8s.io/kind in the repo's go.mod
-KUBE_VERSION=v1.37.0                 # what kind ${KIND_VERSION} defaults to
+# gomod_version GO_MOD MODULE: the version GO_MOD requires of MODULE (read with awk: no go
+# command needed, and it works while the module's go.sum is incomplete).
+gomod_version() {
+  local v
+  v=$(awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 } $1 == m && $2 ~ /^v/ { print $2; exit }' "$1")
+  [[ -n ${v} ]] || die "${1#"${REPO_ROOT}/"} does not require $2"
+  echo "${v}"
+}
+
+# sigs.k8s.io/kind: the repo's go.mod (a tool of the main module).
+KIND_VERSION=$(gomod_version "${REPO_ROOT}/go.mod" sigs.k8s.io/kind)
+# k8s.io/kubernetes: the air-gapped build module; kind ${KIND_VERSION}'s default node is this version.
+KUBE_VERSION=$(gomod_version "${REPO_ROOT}/scripts/airgap/k8s/go.mod" k8s.io/kubernetes)
 # kind's default node image for ${KIND_VERSION} (pkg/apis/config/defaults/image.go).
 KIND_NODE_UPSTREAM="kindest/node:${KUBE_VERSION}@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"
 

@@ -6,7 +6,7 @@
 // do not apply to us, so every staging module is replaced here by its
 // published v0.<minor> tag (v1.37.0 <-> v0.37.0).
 //
-// Keep KUBE_VERSION in scripts/lib/versions.sh in step with this file.
+// scripts/lib/versions.sh reads KUBE_VERSION from the k8s.io/kubernetes line below.
 module grpc-k8s-kit/airgap/k8s
 
 go 1.26.0
