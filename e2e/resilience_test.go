@@ -5,7 +5,9 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -459,7 +461,8 @@ func killProcess(t *testing.T, ns, pod string) {
 	}
 	id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
 	script := fmt.Sprintf("kill -9 \"$(crictl inspect --output go-template --template '{{.info.pid}}' %s)\"", id)
-	if out, err := exec.Command("docker", "exec", p.Spec.NodeName, "sh", "-c", script).CombinedOutput(); err != nil {
+	docker := cmp.Or(os.Getenv("DOCKER"), "docker") // the CLI scripts/e2e.sh found talks to the engine
+	if out, err := exec.Command(docker, "exec", p.Spec.NodeName, "sh", "-c", script).CombinedOutput(); err != nil {
 		t.Fatalf("SIGKILL the server of %s on node %s: %v: %s", pod, p.Spec.NodeName, err, out)
 	}
 }
