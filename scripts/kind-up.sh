@@ -231,8 +231,15 @@ create_or_reuse_cluster() {
 
 # ---- 10. kubectl and kubeconfig ------------------------------------------------------------
 kubectl_and_kubeconfig() {
-  # The node ships kubectl of exactly the cluster's version (ours in air-gapped mode).
-  if ! { [[ -x ${KUBECTL} ]] && "${KUBECTL}" version --client -o json 2>/dev/null \
+  # The node ships kubectl of exactly the cluster's version (ours in air-gapped mode). It is a
+  # Linux binary: elsewhere (macOS) the host's own kubectl is used (one minor version of skew
+  # either way is supported).
+  if [[ $(uname -s) != Linux ]]; then
+    local host_kubectl
+    host_kubectl=$(PATH=${PATH#"${KIT_BIN}:"} command -v kubectl) \
+      || die "kubectl not found: $(install_hint kubectl) (the node's kubectl only runs on Linux)"
+    ln -sf "${host_kubectl}" "${KUBECTL}"
+  elif ! { [[ -x ${KUBECTL} && ! -L ${KUBECTL} ]] && "${KUBECTL}" version --client -o json 2>/dev/null \
         | jq -e --arg v "${KUBE_VERSION}" '.clientVersion.gitVersion == $v' >/dev/null; }; then
     "${DOCKER}" cp "${NODE_CONTAINER}:/usr/bin/kubectl" "${KUBECTL}.tmp"
     mv "${KUBECTL}.tmp" "${KUBECTL}"
