@@ -19,7 +19,7 @@ IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
 .PHONY: all build build-linux images generate proto-lint proto-breaking proto-check lint-scripts \
-        test-scripts test test-short bench demo certs kind-up kind-down e2e smoke clean help
+        test-scripts test test-short bench demo certs backend-certs kind-up kind-down e2e smoke clean help
 
 all: build
 
@@ -83,6 +83,10 @@ demo: ## 3 Hello + 3 Goodbye servers on loopback, round_robin vs pick_first
 
 certs: ## throwaway CA + server certificate for the TLS listeners, in out/certs (never committed)
 	$(GO) run ./internal/certgen/cmd/certgen -out out/certs
+
+backend-certs: ## backend certificate for components/backend-tls in namespace NS, in out/backend-certs/NS (never committed)
+	@test -n "$(NS)" || { echo "usage: make backend-certs NS=<namespace>"; exit 2; }
+	$(GO) run ./internal/certgen/cmd/certgen -backend-namespace $(NS) -out out/backend-certs/$(NS)
 
 kind-up: ## create (or reuse) the kind cluster; AIRGAPPED=1 builds every image locally
 	scripts/kind-up.sh

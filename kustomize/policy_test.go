@@ -58,7 +58,7 @@ func check(objs []object, complete bool) []string {
 		case *appsv1.Deployment:
 			checkServer(&f, o, &x.Spec.Template.Spec)
 		case *corev1.Service:
-			checkService(&f, o, x)
+			checkService(&f, o, x, selectsTLSServer(objs, o.Namespace, x))
 		case *corev1.Namespace:
 			if v := x.Labels[psaEnforceLabel]; v != "restricted" {
 				f.add(o, "metadata.labels["+psaEnforceLabel+"]", "is %q, want \"restricted\"", v)
@@ -210,6 +210,11 @@ func checkServer(f *findings, o object, spec *corev1.PodSpec) {
 			if p.GRPC != nil && !hasContainerPort(c, p.GRPC.Port) {
 				f.add(o, cp+"."+name+".grpc.port", "%d is not a containerPort of %s", p.GRPC.Port, c.Name)
 			}
+			// The kubelet's gRPC prober has no TLS: against a TLS server it fails at every
+			// period (greeter doctor's readiness check says the same of a live pod).
+			if p.GRPC != nil && servesTLS(c) {
+				f.add(o, cp+"."+name+".grpc", "a native gRPC probe cannot speak TLS and the container serves TLS (TLS_CERT_FILE): use exec [\"/app\", \"probe\"] (components/backend-tls) or httpGet /readyz")
+			}
 		}
 		// The server must keep its listener open until every proxy has dropped the pod: a
 		// terminating pod stays "serving" until its readiness probe fails, and some
@@ -264,17 +269,44 @@ func envDuration(c *corev1.Container, name string, def time.Duration) time.Durat
 	return def
 }
 
-// checkService: gRPC ports say they speak cleartext HTTP/2 the standard way.
-func checkService(f *findings, o object, s *corev1.Service) {
+// checkService: gRPC ports say what they speak, the standard way: cleartext HTTP/2
+// (kubernetes.io/h2c), or "https" when the pods behind them serve TLS
+// (components/backend-tls), so that a proxy in front neither speaks h2c to a TLS port nor
+// TLS to a cleartext one.
+func checkService(f *findings, o object, s *corev1.Service, serveTLS bool) {
+	want, why := h2c, "on a port named grpc"
+	if serveTLS {
+		want, why = "https", "on a port named grpc whose pods serve TLS (TLS_CERT_FILE)"
+	}
 	for i, p := range s.Spec.Ports {
-		if p.Name == "grpc" && (p.AppProtocol == nil || *p.AppProtocol != h2c) {
+		if p.Name == "grpc" && (p.AppProtocol == nil || *p.AppProtocol != want) {
 			got := "unset"
 			if p.AppProtocol != nil {
 				got = strconv.Quote(*p.AppProtocol)
 			}
-			f.add(o, fmt.Sprintf("spec.ports[%d].appProtocol", i), "is %s, want %q on a port named grpc", got, h2c)
+			f.add(o, fmt.Sprintf("spec.ports[%d].appProtocol", i), "is %s, want %q %s", got, want, why)
 		}
 	}
+}
+
+// servesTLS: the container serves TLS (the servers' TLS_CERT_FILE).
+func servesTLS(c *corev1.Container) bool {
+	return slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "TLS_CERT_FILE" && e.Value != "" })
+}
+
+// selectsTLSServer: a Deployment of the render whose pods the Service selects serves TLS.
+func selectsTLSServer(objs []object, ns string, s *corev1.Service) bool {
+	for _, o := range objs {
+		d, ok := o.Obj.(*appsv1.Deployment)
+		if !ok || o.Namespace != ns || len(s.Spec.Selector) == 0 ||
+			!labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+			continue
+		}
+		if slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return servesTLS(&c) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSecret: no key material in the repository. TLS Secrets are created at deploy time.

@@ -188,12 +188,20 @@ var targets = []target{
 	{name: "base+components/prometheus-rule", components: []string{"components/prometheus-rule"}},
 	{name: "base+components/mesh-gamma", components: []string{"components/mesh-gamma"}},
 	{name: "base+components/admin-endpoint-for-tests", components: []string{adminComponent}},
+	{name: "base+components/backend-tls", components: []string{"components/backend-tls"}},
+	{name: "base+components/backend-tls+gateway-api", components: []string{"components/backend-tls", "components/backend-tls/gateway-api"}},
 	{name: "examples/all-in-one", dir: "examples/all-in-one", complete: true},
 	{name: "examples/gateway-envoy", dir: "examples/gateway-envoy", complete: true},
 	// What the e2e suite applies: an overlay plus components/admin-endpoint-for-tests.
 	{name: "e2e/overlays/headless", dir: "../e2e/overlays/headless", complete: true},
 	{name: "e2e/overlays/nginx-ingress", dir: "../e2e/overlays/nginx-ingress", complete: true},
 	{name: "e2e/overlays/gateway-api", dir: "../e2e/overlays/gateway-api", complete: true},
+	// The TLS topology and the probe styles (e2e only: no kustomize/overlays twin).
+	{name: "e2e/overlays/headless-tls", dir: "../e2e/overlays/headless-tls", complete: true},
+	{name: "e2e/overlays/probes", dir: "../e2e/overlays/probes", complete: true},
+	{name: "e2e/overlays/probes/native", dir: "../e2e/overlays/probes/native"},
+	{name: "e2e/overlays/probes/exec", dir: "../e2e/overlays/probes/exec"},
+	{name: "e2e/overlays/probes/http", dir: "../e2e/overlays/probes/http"},
 }
 
 func (tg target) render(t *testing.T) []object {

@@ -106,3 +106,19 @@ func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	return n
 }
+
+// BackendServices are the Services of the kit's servers (kustomize/base) whose names a
+// backend certificate carries (kustomize/components/backend-tls): clients verify the host
+// of their target, so the headless Services' names for round_robin clients, the
+// ClusterIP Services' for proxies.
+var BackendServices = []string{"hello-grpc-headless", "hello-grpc", "goodbye-grpc-headless", "goodbye-grpc"}
+
+// ServiceNames are the DNS names of services in namespace, in every form a client may
+// write: svc, svc.ns, svc.ns.svc and svc.ns.svc.<clusterDomain>.
+func ServiceNames(namespace, clusterDomain string, services ...string) []string {
+	var names []string
+	for _, s := range services {
+		names = append(names, s, s+"."+namespace, s+"."+namespace+".svc", s+"."+namespace+".svc."+clusterDomain)
+	}
+	return names
+}

@@ -67,3 +67,16 @@ func TestWriteAndErrors(t *testing.T) {
 		t.Fatalf("tls.key: %v %v", st, err)
 	}
 }
+
+func TestServiceNames(t *testing.T) {
+	got := ServiceNames("kit", "cluster.local", "hello-grpc")
+	want := []string{"hello-grpc", "hello-grpc.kit", "hello-grpc.kit.svc", "hello-grpc.kit.svc.cluster.local"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	}
+}

@@ -35,6 +35,7 @@ const (
 	causePorts    = "ports"    // targetPort does not reach the server
 	causeNoReady  = "noReady"  // no endpoint is ready
 	causeTLS      = "tls"      // client and server disagree on TLS
+	causeProbeTLS = "probeTLS" // no pod is Ready: native gRPC readiness probes on a TLS port
 )
 
 // state is what one diagnosis learnt so far, passed from check to check.
@@ -90,6 +91,7 @@ func (d *Doctor) Diagnose(ctx context.Context) (Report, error) {
 		d.probePods, // no findings of its own: ports, endpoints and tls read its results
 		d.checkPorts,
 		d.checkAppProtocol,
+		d.checkReadinessProbes,
 		d.checkEndpoints,
 		d.reportProbes,
 		d.checkDNS,

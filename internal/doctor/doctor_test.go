@@ -27,6 +27,9 @@ func TestHealthyKit(t *testing.T) {
 			t.Errorf("check %s: want ok, got %+v", c, w)
 		}
 	}
+	if w := worst(rep, CheckReadiness); w != nil {
+		t.Errorf("native gRPC probes on plaintext servers are fine, want no readiness finding: %+v", w)
+	}
 	if w := worst(rep, CheckHealth); !strings.Contains(w.Message, "helloworld.Hello") || !strings.Contains(w.Message, "3 of 3") {
 		t.Errorf("health should name the per-service status on all pods: %s", w.Message)
 	}
@@ -255,5 +258,57 @@ func TestNoCoreDNSIsAWarning(t *testing.T) {
 	noErrors(t, rep)
 	if w := worst(rep, CheckDNS); w == nil || w.Severity != Warning || !strings.Contains(w.Message, "no ready CoreDNS pod") {
 		t.Errorf("no CoreDNS: %+v", w)
+	}
+}
+
+// TLS servers behind native gRPC readiness probes: the kubelet's gRPC probe cannot speak
+// TLS, so no pod ever becomes Ready. The probe style is the cause, named as the only
+// error; the empty endpoints and DNS follow from it.
+func TestNativeGRPCProbeOnTLSServer(t *testing.T) {
+	f := newFixture(t, 3, true)
+	f.setReady(false)
+	svc := headlessService("hello-grpc-headless")
+	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "hello-1.probe", Namespace: ns},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "hello-1", Namespace: ns},
+		Reason:         "Unhealthy", Message: `Readiness probe failed: timeout: failed to connect service ":50051" within 1s: context deadline exceeded`}
+	rep := diagnose(t, f.doctor(svc.Name, Config{TLS: true}, svc, slice(svc.Name, f.pods...), ev))
+	e := onlyError(t, rep, CheckReadiness, "3 pod(s) serve TLS on port")
+	if !strings.Contains(e.Message, "cannot speak TLS") || !strings.Contains(e.Fix, `["/app", "probe"]`) || !strings.Contains(e.Fix, "/readyz") {
+		t.Errorf("message and fix should say why and name the exec and HTTP probes:\n%s", dump(rep))
+	}
+	if ev := strings.Join(e.Evidence, "\n"); !strings.Contains(ev, "hello-1 (not Ready): port") || !strings.Contains(ev, "hello.readinessProbe: gRPC health on port") || !strings.Contains(ev, "helloworld.Hello") {
+		t.Errorf("evidence should name each pod and its probe:\n%s", ev)
+	}
+	for _, c := range []string{CheckEndpoints, CheckDNS} {
+		if w := worst(rep, c); w == nil || w.Severity != Info {
+			t.Errorf("%s follows from the probe, want info: %+v", c, w)
+		}
+	}
+
+	// Negative control: the same TLS servers with an exec probe (the kit's probe mode) are
+	// not reported, Ready or not.
+	for _, p := range f.pods {
+		p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+			Exec: &corev1.ExecAction{Command: []string{"/app", "probe"}}}}
+	}
+	rep = diagnose(t, f.doctor(svc.Name, Config{TLS: true}, svc, slice(svc.Name, f.pods...)))
+	if w := worst(rep, CheckReadiness); w != nil {
+		t.Errorf("exec probe on a TLS server: want no readiness finding, got %+v", w)
+	}
+	if w := worst(rep, CheckEndpoints); w == nil || w.Severity != Error {
+		t.Errorf("with no probe to blame, no ready endpoint is the endpoints check's error: %+v", w)
+	}
+}
+
+// Pods still Ready (the kubelet has not caught up, or some pods are fine): a warning, the
+// Service still has endpoints.
+func TestNativeGRPCProbeOnTLSServerWhileReady(t *testing.T) {
+	f := newFixture(t, 2, true)
+	svc := headlessService("hello-grpc-headless")
+	f.records[fqdn(svc.Name)] = f.readyIPs()
+	rep := diagnose(t, f.doctor(svc.Name, Config{TLS: true}, svc, slice(svc.Name, f.pods...)))
+	noErrors(t, rep)
+	if w := worst(rep, CheckReadiness); w == nil || w.Severity != Warning || !strings.Contains(w.Message, "2 pod(s)") {
+		t.Errorf("want a readiness warning for 2 pods, got %+v", w)
 	}
 }

@@ -80,6 +80,11 @@ func (d *Doctor) checkEndpoints(ctx context.Context, st *state) error {
 		fix = "make the readiness probe check what the server really serves (port, gRPC service name), or fix the server"
 	}
 	switch {
+	case ready == 0 && st.causes[causeProbeTLS]:
+		st.add(Finding{Severity: Info, Check: CheckEndpoints,
+			Message:  fmt.Sprintf("no ready endpoint: 0 of %d pod(s) Ready, their native gRPC readiness probe cannot speak TLS (see readiness)", len(st.eps)),
+			Evidence: evidence})
+		st.causes[causeNoReady] = true
 	case ready == 0:
 		st.add(Finding{Severity: Error, Check: CheckEndpoints,
 			Message:  fmt.Sprintf("no ready endpoint: 0 of %d pod(s) Ready, %s; the Service routes nowhere and calls fail with UNAVAILABLE", len(st.eps), why),

@@ -48,6 +48,7 @@ const (
 	CheckBalancing     = "balancing"
 	CheckPorts         = "ports"
 	CheckAppProtocol   = "appProtocol"
+	CheckReadiness     = "readiness"
 	CheckEndpoints     = "endpoints"
 	CheckTLS           = "tls"
 	CheckGRPC          = "grpc"

@@ -3,6 +3,12 @@
 //
 //	go run ./internal/certgen/cmd/certgen -out out/certs -hosts grpc.kit.local,localhost,127.0.0.1
 //	kubectl -n NS create secret tls grpc-kit-tls --cert out/certs/tls.crt --key out/certs/tls.key
+//
+// With -backend-namespace NS it makes the backend certificate of
+// kustomize/components/backend-tls instead: valid for the DNS names of the kit's server
+// Services in NS (hello-grpc-headless, hello-grpc, goodbye-grpc-headless, goodbye-grpc,
+// each as svc, svc.NS, svc.NS.svc and svc.NS.svc.cluster.local), what its README feeds
+// to kubectl (make backend-certs NS=...).
 package main
 
 import (
@@ -19,7 +25,12 @@ func main() {
 	out := flag.String("out", "out/certs", "directory to write ca.crt, tls.crt and tls.key to")
 	hosts := flag.String("hosts", "grpc.kit.local,*.kit.local,localhost,127.0.0.1", "comma-separated DNS names and IPs the certificate is valid for")
 	validFor := flag.Duration("valid-for", 30*24*time.Hour, "validity")
+	backendNS := flag.String("backend-namespace", "", "make the backend certificate (components/backend-tls) for the server Services in this namespace; -hosts is then ignored")
+	clusterDomain := flag.String("cluster-domain", "cluster.local", "the cluster's DNS domain, with -backend-namespace")
 	flag.Parse()
+	if *backendNS != "" {
+		*hosts = strings.Join(certgen.ServiceNames(*backendNS, *clusterDomain, certgen.BackendServices...), ",")
+	}
 	if err := run(*out, *hosts, *validFor); err != nil {
 		fmt.Fprintf(os.Stderr, "certgen: %v\n", err)
 		os.Exit(1)

@@ -1,0 +1,147 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// probesNS is e2e/overlays/probes' namespace: one small hello Deployment per probe style.
+const probesNS = "grpc-kit-probes"
+
+// probeStyles are the Deployments of e2e/overlays/probes: hello-<style>, with the
+// headless Service hello-grpc-headless-<style> and pods labelled probe-style=<style>.
+var probeStyles = []string{"native", "exec", "http"}
+
+// probes: for each readiness-probe style (native gRPC, exec probe mode, HTTP /readyz), a
+// pod flipped to NOT_SERVING leaves its Service's endpoints within the probe's period ×
+// failure threshold + 2 s, and the other, healthy pod stays Ready the whole time (the
+// negative control: the probe fails the flipped pod, not every pod). Then the pod is
+// flipped back and must return. Times go to the log and e2e/out/probes.txt. Everything is
+// in grpc-kit-probes, so it runs beside the rest of the suite.
+func probes(t *testing.T) {
+	e.k.run(t, "apply", "-k", overlayDir("probes"))
+	if !*keep {
+		t.Cleanup(func() { e.k.exec("delete", "namespace", probesNS, "--ignore-not-found", "--wait=false") })
+	}
+	checkRestricted(t, probesNS)
+	for _, style := range probeStyles {
+		e.k.rollout(t, probesNS, "hello-"+style)
+	}
+
+	var mu sync.Mutex
+	var lines []string
+	t.Cleanup(func() {
+		slices.Sort(lines)
+		text := "| probe style | NOT_SERVING pod out of the endpoints | target | back in after SERVING |\n|---|---:|---:|---:|\n" + strings.Join(lines, "\n") + "\n"
+		t.Logf("probe styles:\n%s", text)
+		if err := os.WriteFile(filepath.Join(e.out, "probes.txt"), []byte(text), 0o644); err != nil {
+			t.Errorf("write probes.txt: %v", err)
+		}
+	})
+	for _, style := range probeStyles {
+		t.Run(style, func(t *testing.T) {
+			t.Parallel()
+			out, back, bound := flipAndTime(t, style)
+			mu.Lock()
+			lines = append(lines, fmt.Sprintf("| %s | %.1f s | ≤ %s | %.1f s |", style, out.Seconds(), bound, back.Seconds()))
+			mu.Unlock()
+		})
+	}
+}
+
+// flipAndTime flips one pod of hello-<style> to NOT_SERVING and returns how long until its
+// endpoint was not ready, how long until it was ready again after SERVING, and the bound.
+func flipAndTime(t *testing.T, style string) (out, back, bound time.Duration) {
+	t.Helper()
+	var d struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						ReadinessProbe struct{ PeriodSeconds, FailureThreshold int }
+					}
+				}
+			}
+		}
+	}
+	e.k.getJSON(t, &d, "-n", probesNS, "get", "deploy/hello-"+style)
+	rp := d.Spec.Template.Spec.Containers[0].ReadinessProbe
+	bound = time.Duration(rp.PeriodSeconds*rp.FailureThreshold)*time.Second + 2*time.Second
+
+	svc := "hello-grpc-headless-" + style
+	var pods []string
+	eventually(t, 2*time.Minute, svc+": 2 ready endpoints", func() bool {
+		pods = readyEndpointPods(t, svc)
+		return len(pods) == 2
+	})
+	victim, healthy := pods[0], pods[1]
+
+	setHealth(t, probesNS, victim, "NOT_SERVING")
+	start := time.Now()
+	for {
+		ready := readyEndpointPods(t, svc)
+		if !slices.Contains(ready, healthy) {
+			t.Errorf("%s: the healthy pod %s left the ready endpoints %s after the flip of %s", style, healthy, time.Since(start).Round(100*time.Millisecond), victim)
+		}
+		if !slices.Contains(ready, victim) {
+			out = time.Since(start)
+			break
+		}
+		if time.Since(start) > bound+30*time.Second {
+			t.Fatalf("%s: %s still a ready endpoint %s after NOT_SERVING", style, victim, time.Since(start).Round(time.Second))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%s: NOT_SERVING pod %s out of the endpoints after %.1f s (target ≤ %s)", style, victim, out.Seconds(), bound)
+	if out > bound {
+		t.Errorf("%s: %s left the endpoints after %.1f s, want ≤ %s (period %ds × threshold %d + 2 s)", style, victim, out.Seconds(), bound, rp.PeriodSeconds, rp.FailureThreshold)
+	}
+	// The healthy pod stays Ready for another full window.
+	until := time.Now().Add(bound)
+	for time.Now().Before(until) {
+		if ready := readyEndpointPods(t, svc); !slices.Contains(ready, healthy) {
+			t.Errorf("%s: the healthy pod %s left the ready endpoints", style, healthy)
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	setHealth(t, probesNS, victim, "SERVING")
+	back = eventually(t, time.Minute, style+": "+victim+" ready again after SERVING", func() bool {
+		return slices.Contains(readyEndpointPods(t, svc), victim)
+	})
+	return out, back, bound
+}
+
+// readyEndpointPods are the pods behind the Service's EndpointSlices whose endpoint is
+// ready, sorted.
+func readyEndpointPods(t *testing.T, svc string) []string {
+	t.Helper()
+	var l struct {
+		Items []struct {
+			Endpoints []struct {
+				Conditions struct{ Ready *bool }
+				TargetRef  *struct{ Name string }
+			}
+		}
+	}
+	e.k.getJSON(t, &l, "-n", probesNS, "get", "endpointslices", "-l", "kubernetes.io/service-name="+svc)
+	var pods []string
+	for _, s := range l.Items {
+		for _, ep := range s.Endpoints {
+			if ep.TargetRef != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) && !slices.Contains(pods, ep.TargetRef.Name) {
+				pods = append(pods, ep.TargetRef.Name)
+			}
+		}
+	}
+	slices.Sort(pods)
+	return pods
+}
