@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ func loadArgs() []string {
 	return []string{"-duration=" + maxWindow.String(), "-c=" + strconv.Itoa(loadConc), "-rate=" + strconv.Itoa(loadRate),
 		"-timeout=5s", "-json", "-progress=500ms", "-timeline=-", "-timeline-bucket=500ms"}
 }
+
+// goLogLine is the start of a line of Go's log package (grpc-go's logger): 2026/12/01 22:48:11.
+var goLogLine = regexp.MustCompile(`^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}`)
 
 // load is a greeter run in progress: on the host (through a proxy) or as a Job in the
 // cluster (headless). Its progress lines say how many calls it has made.
@@ -85,7 +89,9 @@ func (l *load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
 			l.mu.Unlock()
 			continue
 		}
-		if strings.HasPrefix(line, "warmup: ") {
+		// stderr's other lines: the warm-up line, the greeter's own error line and grpc-go's
+		// log lines. In a Job's log (kubectl logs) they come between stdout's lines.
+		if reportOut == nil && (strings.HasPrefix(line, "warmup: ") || strings.HasPrefix(line, "greeter: ") || goLogLine.MatchString(line)) {
 			continue
 		}
 		rest.WriteString(line)
@@ -200,7 +206,7 @@ func inClusterLoad(t *testing.T, name string, extra ...string) *load {
 	job := fmt.Sprintf("load-%d-%d", time.Now().Unix()%100000, loadSeq.n)
 	loadSeq.Unlock()
 	args := append([]string{"-target=dns:///hello-grpc-headless." + headlessNS + ".svc.cluster.local:50051",
-		"-warmup=60s", "-expect-backends=3", "-dns-min-resolve=2s"}, extra...)
+		"-dns-min-resolve=2s"}, extra...)
 	manifest, err := json.Marshal(loadJob(t, job, args))
 	if err != nil {
 		t.Fatal(err)

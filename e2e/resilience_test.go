@@ -91,6 +91,7 @@ func runResilience(t *testing.T, tp topo) {
 		// soon new pods get traffic.
 		for _, age := range []string{"5s", "5m"} {
 			steps = append(steps, step{"scale out with MAX_CONNECTION_AGE=" + age, func(t *testing.T) {
+				e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3") // whatever a failed step left
 				e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE="+age)
 				e.k.rollout(t, tp.ns, "hello")
 				waitPodsReady(t, tp.ns, 3)
@@ -147,6 +148,9 @@ func (sc *scen) record(t *testing.T, row string, s report.Summary, d time.Durati
 		tl.AddEvent(m.at, m.label)
 	}
 	rel := filepath.Join(slug(sc.tp.name), slug(row)+".svg")
+	if err := os.MkdirAll(filepath.Join(e.out, "plots", slug(sc.tp.name)), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := plot.Render(tl, sc.tp.name+": "+row, filepath.Join(e.out, "plots", rel)); err != nil {
 		t.Errorf("plot %s: %v", row, err)
 		return
