@@ -464,7 +464,8 @@ func killProcess(t *testing.T, ns, pod string) {
 		t.Fatalf("pod %s: want one containerd container, have %+v", pod, p.Status.ContainerStatuses)
 	}
 	id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
-	script := fmt.Sprintf("kill -9 \"$(crictl inspect --output go-template --template '{{.info.pid}}' %s)\"", id)
+	// crictl's default 2 s CRI timeout is too short on a node busy with three topologies.
+	script := fmt.Sprintf("kill -9 \"$(crictl --timeout=30s inspect --output go-template --template '{{.info.pid}}' %s)\"", id)
 	docker := cmp.Or(os.Getenv("DOCKER"), "docker") // the CLI scripts/e2e.sh found talks to the engine
 	if out, err := exec.Command(docker, "exec", p.Spec.NodeName, "sh", "-c", script).CombinedOutput(); err != nil {
 		t.Fatalf("SIGKILL the server of %s on node %s: %v: %s", pod, p.Spec.NodeName, err, out)

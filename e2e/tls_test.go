@@ -259,10 +259,3 @@ spec:
 	})
 }
 
-// The backend-tls component end to end (headless over TLS, the ingress to TLS backends, the
-// doctor on a native probe in front of a TLS server), in its own namespaces, at the same
-// time as the topologies.
-func TestBackendTLS(t *testing.T) {
-	t.Parallel()
-	backendTLS(t)
-}
