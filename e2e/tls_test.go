@@ -258,4 +258,3 @@ spec:
 		return len(helloPods(t, tlsBrokenNS)) == 3
 	})
 }
-
