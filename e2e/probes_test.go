@@ -145,3 +145,13 @@ func readyEndpointPods(t *testing.T, svc string) []string {
 	slices.Sort(pods)
 	return pods
 }
+
+// TestProbes runs the probe styles (native gRPC, exec probe mode, HTTP /readyz) before the
+// parallel tests start: it does not call t.Parallel, so Go runs it while TestHeadless and
+// the others wait at theirs. Its figures are the probes' own timing, so they are measured
+// on a node that is not also running three topologies' loads; the exec probe, a process
+// started by the container runtime every period, was measured 0.1 s over its bound once
+// when it shared the node with them (README "Health probes" has the cost of each style).
+func TestProbes(t *testing.T) {
+	probes(t)
+}

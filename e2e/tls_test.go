@@ -258,3 +258,11 @@ spec:
 		return len(helloPods(t, tlsBrokenNS)) == 3
 	})
 }
+
+// The backend-tls component end to end (headless over TLS, the ingress to TLS backends, the
+// doctor on a native probe in front of a TLS server), in its own namespaces, at the same
+// time as the topologies.
+func TestBackendTLS(t *testing.T) {
+	t.Parallel()
+	backendTLS(t)
+}
