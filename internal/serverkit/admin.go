@@ -3,6 +3,7 @@ package serverkit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
 )
 
 // httpHandler serves the side port. It is never exposed through a Service: only the
@@ -21,6 +24,9 @@ import (
 //	GET  /admin/health                   every health status as JSON
 //	POST /admin/health?status=NOT_SERVING  flip every status (SERVING to flip back); only with
 //	                                     --admin (off by default: it is unauthenticated)
+//	GET  /admin/slow                     the latency and CPU added to every call, as JSON
+//	POST /admin/slow?latency=20ms&cpu=0  change them (either or both; 0 is off); only with --admin
+//	GET  /admin/load                     the load the server reports with ORCA now, as JSON
 //	GET  /debug/pprof/...                Go profiles, only with --pprof
 func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
@@ -61,7 +67,61 @@ func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 		s.log.Info("health flipped through the admin endpoint", "status", want, "remote", r.RemoteAddr)
 		s.writeStatuses(w, r)
 	})
+	mux.HandleFunc("GET /admin/slow", s.writeSlow)
+	mux.HandleFunc("POST /admin/slow", func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.AdminEnabled {
+			http.Error(w, "admin endpoint off: start the server with --admin (ADMIN=true) to slow it down", http.StatusForbidden)
+			return
+		}
+		set, err := parseSlow(r, s.slow.Get())
+		if err == nil {
+			err = s.slow.Set(set)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.log.Info("slowdown changed through the admin endpoint", "latency", set.Latency.String(), "cpu", set.CPU.String(), "remote", r.RemoteAddr)
+		s.writeSlow(w, r)
+	})
+	mux.HandleFunc("GET /admin/load", func(w http.ResponseWriter, _ *http.Request) {
+		if s.load == nil {
+			http.Error(w, "ORCA load reports are off (-orca=false)", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, s.load.report(s.cfg.ORCAInterval))
+	})
 	return mux
+}
+
+// parseSlow reads POST /admin/slow's latency and cpu parameters over cur: a parameter
+// left out keeps its value.
+func parseSlow(r *http.Request, cur slowdown.Setting) (slowdown.Setting, error) {
+	lat, cpu := r.FormValue("latency"), r.FormValue("cpu")
+	if lat == "" && cpu == "" {
+		return cur, errors.New("give latency, cpu or both, e.g. POST /admin/slow?latency=20ms (latency=0 turns it off)")
+	}
+	var errs []error
+	if lat != "" {
+		d, err := slowdown.ParseDuration("latency", lat)
+		errs = append(errs, err)
+		cur.Latency = d
+	}
+	if cpu != "" {
+		d, err := slowdown.ParseDuration("cpu", cpu)
+		errs = append(errs, err)
+		cur.CPU = d
+	}
+	return cur, errors.Join(errs...)
+}
+
+func (s *Server) writeSlow(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.slow.Get()) }
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }
 
 func (s *Server) status(ctx context.Context, name string) string {
@@ -83,8 +143,5 @@ func (s *Server) writeStatuses(w http.ResponseWriter, r *http.Request) {
 		}
 		out[key] = s.status(r.Context(), n)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(out)
+	writeJSON(w, out)
 }

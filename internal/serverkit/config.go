@@ -15,6 +15,7 @@ import (
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
 )
 
 // Config of one server process. Every field is a flag with an environment equivalent.
@@ -51,8 +52,20 @@ type Config struct {
 	TLSCertFile string // serve TLS instead of plaintext h2c when both are set
 	TLSKeyFile  string
 
+	// ORCA makes the server report its load to clients (Open Request Cost Aggregation):
+	// in every call's trailer and on the out-of-band stream, for clients that balance by
+	// capacity (weighted_round_robin). orca.go says what is reported and how it is
+	// measured. ORCAInterval is how often those values are sampled.
+	ORCA         bool
+	ORCAInterval time.Duration
+	// SlowLatency and SlowCPU make every call of the kit's services slower on purpose
+	// (package slowdown): demos and tests of balancing with one slow pod. POST /admin/slow
+	// changes them at run time. Off (0) by default.
+	SlowLatency time.Duration
+	SlowCPU     time.Duration
+
 	EchoMetadata string // comma-separated request metadata keys replies echo
-	AdminEnabled bool   // POST /admin/health flips health (demos, failover tests); off by default: it is unauthenticated
+	AdminEnabled bool   // POST /admin/health flips health, POST /admin/slow slows calls (demos, tests); off by default: it is unauthenticated
 	Pprof        bool   // /debug/pprof on the HTTP port
 	LogLevel     string // debug, info, warn, error
 	LogFormat    string // json or text
@@ -79,8 +92,12 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.IntVar(&c.StreamWorkers, "stream-workers", runtime.GOMAXPROCS(0), "pooled goroutines serving calls (0 = a new goroutine per call)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate: serve TLS instead of plaintext")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key for -tls-cert-file")
+	fs.BoolVar(&c.ORCA, "orca", true, "report load to clients with ORCA (per-call trailers and the out-of-band stream): CPU utilization, QPS, errors per second, and application utilization (time in handlers per CPU), for clients balancing with weighted_round_robin")
+	fs.DurationVar(&c.ORCAInterval, "orca-interval", DefaultORCAInterval, "how often the ORCA load values are sampled (each report carries the last interval's)")
+	fs.DurationVar(&c.SlowLatency, "slow-latency", 0, "add this latency to every call of the service, e.g. 20ms (demos and tests of one slow pod; POST /admin/slow changes it at run time; 0 = off)")
+	fs.DurationVar(&c.SlowCPU, "slow-cpu", 0, "spin a CPU for this long in every call of the service before -slow-latency (0 = off)")
 	fs.StringVar(&c.EchoMetadata, "echo-metadata", "x-experiment-group,x-routed-by", "request metadata keys replies echo in request_metadata (comma-separated; empty for none)")
-	fs.BoolVar(&c.AdminEnabled, "admin", false, "allow POST /admin/health on the HTTP port to flip health (demos, failover tests). Unauthenticated: whoever reaches the HTTP port can take the server out of rotation, so keep it off in production")
+	fs.BoolVar(&c.AdminEnabled, "admin", false, "allow POST /admin/health and POST /admin/slow on the HTTP port to flip health and slow the server down (demos, failover tests). Unauthenticated: whoever reaches the HTTP port can take the server out of rotation, so keep it off in production")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof on the HTTP port")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
@@ -121,6 +138,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s is negative (%s)", name, d))
 		}
 	}
+	if c.ORCA && (c.ORCAInterval < minORCAInterval || c.ORCAInterval > time.Minute) {
+		errs = append(errs, fmt.Errorf("orca-interval %s out of range %s-1m", c.ORCAInterval, minORCAInterval))
+	}
+	if err := c.slowdown().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.StreamWorkers < 0 || c.StreamWorkers > 1<<16 {
 		errs = append(errs, fmt.Errorf("stream-workers %d out of range 0-65536", c.StreamWorkers))
 	}
@@ -137,6 +160,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log-format %q: want json or text", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+func (c Config) slowdown() slowdown.Setting {
+	return slowdown.Setting{Latency: c.SlowLatency, CPU: c.SlowCPU}
 }
 
 // ParseLevel maps a level name to slog.Level.

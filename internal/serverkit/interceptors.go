@@ -15,13 +15,17 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
 )
 
 // middleware chains, outermost first: metrics (every call counted, including panics
 // turned into errors), logging (health checks skipped: probes and client-side health
-// checks would drown the log), recovery (innermost, so a panic becomes codes.Internal
-// that the outer interceptors see and the process lives on).
-func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics) []grpc.ServerOption {
+// checks would drown the log), then, for the calls of the kit's services only (not
+// health checks), the given inner interceptors (the ORCA load meter and the slowdown),
+// and recovery (innermost, so a panic becomes codes.Internal that the outer interceptors
+// see and the process lives on).
+func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics, inner ...grpc.UnaryServerInterceptor) []grpc.ServerOption {
 	lg := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
@@ -48,12 +52,15 @@ func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics) []grpc.Server
 		log.ErrorContext(ctx, "panic in handler recovered", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error: the server recovered from a panic (see its log)")
 	})
+	unary := []grpc.UnaryServerInterceptor{
+		metrics.UnaryServerInterceptor(),
+		selector.UnaryServerInterceptor(lazyLogging(log, logging.UnaryServerInterceptor(lg, logOpts...)), notHealth),
+	}
+	for _, in := range inner {
+		unary = append(unary, selector.UnaryServerInterceptor(in, notHealth))
+	}
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(
-			metrics.UnaryServerInterceptor(),
-			selector.UnaryServerInterceptor(lazyLogging(log, logging.UnaryServerInterceptor(lg, logOpts...)), notHealth),
-			recovery.UnaryServerInterceptor(rec),
-		),
+		grpc.ChainUnaryInterceptor(append(unary, recovery.UnaryServerInterceptor(rec))...),
 		grpc.ChainStreamInterceptor(
 			metrics.StreamServerInterceptor(),
 			selector.StreamServerInterceptor(logging.StreamServerInterceptor(lg, logOpts...), notHealth),
@@ -63,6 +70,16 @@ func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics) []grpc.Server
 }
 
 type callStartKey struct{}
+
+// slowdownInterceptor makes every call wait what knob says before its handler runs.
+func slowdownInterceptor(knob *slowdown.Knob) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := knob.Apply(ctx); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
 
 // lazyLogging runs the handler first and hands the finished call to the go-grpc-middleware
 // logging interceptor only when its log line would be written at the logger's level. That

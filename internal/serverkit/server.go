@@ -18,7 +18,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/orca"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
 )
 
 // Service is one gRPC service to serve: its full name (also its health-check name) and
@@ -44,6 +47,9 @@ type Server struct {
 	http     *http.Server
 	draining atomic.Bool
 	stopping atomic.Bool // the listener is being closed on purpose
+
+	slow *slowdown.Knob // added latency and CPU per call (POST /admin/slow)
+	load *loadMeter     // ORCA load reports; nil with -orca=false
 }
 
 // generation is one grpc.Server and the listener the accept loop feeds it through.
@@ -65,7 +71,18 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		}
 	}
 
-	opts := []grpc.ServerOption{
+	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}, slow: slowdown.New(cfg.slowdown())}
+	var opts []grpc.ServerOption
+	// Inside logging and outside recovery, for calls of the services only: the load meter
+	// (so the time it measures includes the slowdown) and the slowdown.
+	var inner []grpc.UnaryServerInterceptor
+	if cfg.ORCA {
+		s.load = newLoadMeter()
+		opts = append(opts, s.load.options()...) // first: its interceptor is the outermost
+		inner = append(inner, s.load.unary)
+	}
+	inner = append(inner, slowdownInterceptor(s.slow))
+	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxConcurrentStreams, 1<<31))),
 		// A fixed pool of stream workers instead of a new goroutine per call: less stack
@@ -81,8 +98,8 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 			MinTime:             cfg.KeepaliveMinTime,
 			PermitWithoutStream: true, // clients may keep idle connections warm with pings
 		}),
-	}
-	opts = append(opts, middleware(log, metrics)...)
+	)
+	opts = append(opts, middleware(log, metrics, inner...)...)
 	if cfg.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
@@ -91,9 +108,13 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		opts = append(opts, grpc.Creds(creds))
 	}
 
-	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}}
 	for _, svc := range services {
 		s.names = append(s.names, svc.Name)
+	}
+	if s.load != nil {
+		if _, err := orca.NewService(s.load.serviceOptions()); err != nil {
+			return nil, fmt.Errorf("ORCA service: %w", err)
+		}
 	}
 	s.newGRPC = func() *grpc.Server {
 		g := grpc.NewServer(opts...)
@@ -102,6 +123,9 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		}
 		healthpb.RegisterHealthServer(g, s.health) // one health state for every generation
 		reflection.Register(g)                     // v1 and v1alpha: old and new grpcurl both work
+		if s.load != nil {
+			_ = orca.Register(g, s.load.serviceOptions()) // the out-of-band stream; options checked above
+		}
 		metrics.InitializeMetrics(g)
 		return g
 	}
@@ -147,6 +171,11 @@ func (s *Server) SetServing(serving bool) {
 // Serve serves until ctx is cancelled (SIGTERM), then drains (see drain). It returns nil
 // after a clean drain and an error if a listener fails.
 func (s *Server) Serve(ctx context.Context) error {
+	if s.load != nil {
+		meterCtx, stopMeter := context.WithCancel(context.Background())
+		defer stopMeter()
+		go s.load.run(meterCtx, s.cfg.ORCAInterval)
+	}
 	errc := make(chan error, 3)
 	s.startGeneration(errc)
 	go s.acceptLoop(errc)
@@ -159,7 +188,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.log.Info("serving", "grpc", s.Addr().String(), "http", addrString(s.HTTPAddr()),
 		"services", s.names[1:], "tls", s.cfg.TLSCertFile != "",
-		"max_connection_age", s.cfg.MaxConnectionAge.String(), "drain_delay", s.cfg.DrainDelay.String())
+		"max_connection_age", s.cfg.MaxConnectionAge.String(), "drain_delay", s.cfg.DrainDelay.String(),
+		"orca", s.cfg.ORCA, "slow", s.slow.Get())
 
 	select {
 	case err := <-errc:

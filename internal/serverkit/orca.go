@@ -1,0 +1,152 @@
+package serverkit
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/orca"
+	"google.golang.org/grpc/status"
+)
+
+// The timing of the server's ORCA load reports, in one place.
+const (
+	// DefaultORCAInterval is how often the reported values are sampled (-orca-interval).
+	// Every report, per call or out of band, carries the last complete interval.
+	DefaultORCAInterval = time.Second
+	// minORCAInterval keeps the samples meaningful: a shorter window holds too few calls
+	// of a slow pod (at 20 ms a call and a few calls in flight, a handful).
+	minORCAInterval = 100 * time.Millisecond
+	// oobMinInterval is the shortest interval between two reports on one out-of-band
+	// stream. grpc-go's ORCA service does not go below 30s (a shorter value, here or in a
+	// client's request, is raised to it): a client that balances on out-of-band reports
+	// follows changes at that pace, one that reads the per-call trailers at every call.
+	oobMinInterval = 30 * time.Second
+)
+
+// loadMeter measures what the server reports with ORCA, over each interval:
+//
+//   - CPU utilization: the process's CPU time (user + system, from getrusage) over the
+//     interval, divided by the interval times GOMAXPROCS. Go sets GOMAXPROCS from the
+//     container's CPU limit, so 1.0 is "every CPU this pod may use, all the time".
+//   - QPS: calls of the kit's services finished per second (health checks, reflection and
+//     the ORCA stream itself are not counted).
+//   - EPS: of those, the ones that failed through the server's fault (the codes logged at
+//     warn or error: Internal, Unavailable, Unknown, ...), not a caller's bad input.
+//   - application utilization: the time calls spent in the handler chain over the
+//     interval (their summed durations), divided by the interval times GOMAXPROCS: the
+//     average number of calls in flight per CPU. Unlike CPU, it counts the time a call
+//     waits (a slow disk, a throttled CPU, a slow dependency, the slowdown knob), which
+//     is what makes a slow pod slow; and it is per server even when several share a
+//     process (the loopback tests). weighted_round_robin prefers it to CPU when it is set
+//     and weighs each backend by QPS / utilization, which here is GOMAXPROCS / mean
+//     latency: a pod whose calls take 10× longer gets about a tenth of the weight.
+type loadMeter struct {
+	rec   orca.ServerMetricsRecorder
+	procs float64 // GOMAXPROCS: the CPUs the process may use
+
+	// Totals since start, updated by every call (atomics: the hot path takes no lock).
+	calls, failed atomic.Int64
+	busy          atomic.Int64 // nanoseconds spent in the handler chain
+}
+
+func newLoadMeter() *loadMeter {
+	return &loadMeter{rec: orca.NewServerMetricsRecorder(), procs: float64(runtime.GOMAXPROCS(0))}
+}
+
+// options are what turns ORCA on in a grpc.Server: the per-call interceptor, which
+// puts the meter's last report (rec) in each call's trailer. It must come before the
+// other interceptors, so that it is the outermost (see orca.CallMetricsServerOption).
+func (m *loadMeter) options() []grpc.ServerOption {
+	return []grpc.ServerOption{orca.CallMetricsServerOption(m.rec)}
+}
+
+// serviceOptions configure the out-of-band ORCA service (StreamCoreMetrics): it
+// streams rec to each client that asks, every oobMinInterval or less often.
+func (m *loadMeter) serviceOptions() orca.ServiceOptions {
+	return orca.ServiceOptions{ServerMetricsProvider: m.rec, MinReportingInterval: oobMinInterval}
+}
+
+// unary counts a call of the kit's services and times it. It sits inside the ORCA
+// interceptor and outside the slowdown, so a slowed call is a slow call here too.
+func (m *loadMeter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	// Asking for the call's recorder is what makes orca's interceptor send a report in
+	// this call's trailer; nothing is set per call, so the report is the meter's last.
+	orca.CallMetricsRecorderFromContext(ctx)
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.busy.Add(int64(time.Since(start)))
+	m.calls.Add(1)
+	if err != nil && serverFault(status.Code(err)) {
+		m.failed.Add(1)
+	}
+	return resp, err
+}
+
+// serverFault: failures the server is to blame for, i.e. the codes logged at warn or
+// error (callLevel), which weighted_round_robin's error penalty should count.
+func serverFault(c codes.Code) bool { return callLevel(c) >= logging.LevelWarn }
+
+// reading is the meter's totals at one instant.
+type reading struct {
+	at                  time.Time
+	cpu                 time.Duration
+	cpuOK               bool
+	calls, failed, busy int64
+}
+
+func (m *loadMeter) read() reading {
+	cpu, ok := processCPU()
+	return reading{at: time.Now(), cpu: cpu, cpuOK: ok, calls: m.calls.Load(), failed: m.failed.Load(), busy: m.busy.Load()}
+}
+
+// run publishes a report every interval until ctx ends.
+func (m *loadMeter) run(ctx context.Context, interval time.Duration) {
+	prev := m.read()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cur := m.read()
+			m.publish(prev, cur)
+			prev = cur
+		}
+	}
+}
+
+// publish sets the report from the difference between two readings.
+func (m *loadMeter) publish(a, b reading) {
+	wall := b.at.Sub(a.at).Seconds()
+	if wall <= 0 {
+		return
+	}
+	if a.cpuOK && b.cpuOK {
+		m.rec.SetCPUUtilization((b.cpu - a.cpu).Seconds() / (wall * m.procs))
+	}
+	m.rec.SetQPS(float64(b.calls-a.calls) / wall)
+	m.rec.SetEPS(float64(b.failed-a.failed) / wall)
+	m.rec.SetApplicationUtilization(time.Duration(b.busy-a.busy).Seconds() / (wall * m.procs))
+}
+
+// Report is the load the server reports now, as GET /admin/load shows it.
+type Report struct {
+	CPUUtilization float64 `json:"cpu_utilization"`
+	AppUtilization float64 `json:"application_utilization"`
+	QPS            float64 `json:"qps"`
+	EPS            float64 `json:"eps"`
+	Interval       string  `json:"interval"`
+}
+
+func (m *loadMeter) report(interval time.Duration) Report {
+	sm := m.rec.ServerMetrics()
+	unset := func(v float64) float64 { return max(v, 0) } // -1 = not measured yet
+	return Report{CPUUtilization: unset(sm.CPUUtilization), AppUtilization: unset(sm.AppUtilization),
+		QPS: unset(sm.QPS), EPS: unset(sm.EPS), Interval: interval.String()}
+}
