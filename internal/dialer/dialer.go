@@ -11,26 +11,120 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/balancer/leastrequest"       // registers least_request_experimental
+	"google.golang.org/grpc/balancer/weightedroundrobin" // registers weighted_round_robin
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // registers the client-side health checker healthCheckConfig uses
 	"google.golang.org/grpc/keepalive"
 )
 
-// LB policies the greeter offers.
+// LB policies the greeter offers (the -lb values).
 const (
 	RoundRobin = "round_robin"
 	PickFirst  = "pick_first"
+	// WeightedRoundRobin weighs each backend by the load it reports with ORCA (QPS over
+	// utilization), so a slow or busy pod gets fewer calls; knobs in WRR.
+	WeightedRoundRobin = weightedroundrobin.Name
+	// LeastRequest sends each call to the backend with the fewest calls in flight out of
+	// LeastRequestChoices picked at random: no server support needed. Its grpc-go name
+	// is least_request_experimental.
+	LeastRequest = "least_request"
 )
+
+// Policies are the -lb values, in the order usage lists them.
+func Policies() []string { return []string{RoundRobin, PickFirst, WeightedRoundRobin, LeastRequest} }
+
+// policyName is the policy's name in the service config.
+func policyName(lb string) string {
+	if lb == LeastRequest {
+		return leastrequest.Name
+	}
+	return lb
+}
+
+// WRR holds weighted_round_robin's knobs (gRFC A58); DefaultWRR gives grpc-go's
+// defaults except where it says.
+type WRR struct {
+	// OOB: take the backends' load from the out-of-band ORCA stream, every
+	// OOBReportingPeriod, instead of from each call's trailer. The kit's servers (like
+	// every grpc-go server) send out-of-band reports at most every 30s, so per-call
+	// reports, which follow every call, are the default here.
+	OOB                bool
+	OOBReportingPeriod time.Duration
+	// BlackoutPeriod: a backend's weight is used only after it has reported for this
+	// long (new or reconnected backends do not get a weight from one early report).
+	BlackoutPeriod time.Duration
+	// WeightExpirationPeriod: a weight not refreshed for this long is dropped, and the
+	// backend gets the mean weight until it reports again (and its blackout passes).
+	WeightExpirationPeriod time.Duration
+	// WeightUpdatePeriod: how often the weights are recomputed (grpc-go's floor: 100ms).
+	WeightUpdatePeriod time.Duration
+	// ErrorUtilizationPenalty: weight = qps / (utilization + eps/qps × penalty), so a
+	// backend that fails fast does not win calls for its speed.
+	ErrorUtilizationPenalty float64
+}
+
+// DefaultWRR is grpc-go's defaults, with per-call reports (see WRR.OOB).
+func DefaultWRR() WRR {
+	return WRR{OOB: false, OOBReportingPeriod: 10 * time.Second, BlackoutPeriod: 10 * time.Second,
+		WeightExpirationPeriod: 3 * time.Minute, WeightUpdatePeriod: time.Second, ErrorUtilizationPenalty: 1}
+}
+
+// DefaultLeastRequestChoices is grpc-go's default choiceCount. With n backends a backend
+// is picked alone (both samples land on it) 1/n² of the time, whatever its load: 1/9
+// of the calls with 3 backends. grpc-go takes at most 10.
+const DefaultLeastRequestChoices = 2
+
+func (w WRR) validate() error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"wrr-blackout": w.BlackoutPeriod, "wrr-oob-period": w.OOBReportingPeriod} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative (%s)", name, d))
+		}
+	}
+	for name, d := range map[string]time.Duration{"wrr-weight-expiration": w.WeightExpirationPeriod, "wrr-weight-update": w.WeightUpdatePeriod} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive (%s)", name, d))
+		}
+	}
+	if w.ErrorUtilizationPenalty < 0 {
+		errs = append(errs, fmt.Errorf("wrr-error-penalty %g is negative", w.ErrorUtilizationPenalty))
+	}
+	return errors.Join(errs...)
+}
+
+// config is the policy's loadBalancingConfig entry.
+func (w WRR) config() map[string]any {
+	c := map[string]any{
+		"blackoutPeriod":          seconds(w.BlackoutPeriod),
+		"weightExpirationPeriod":  seconds(w.WeightExpirationPeriod),
+		"weightUpdatePeriod":      seconds(w.WeightUpdatePeriod),
+		"errorUtilizationPenalty": w.ErrorUtilizationPenalty,
+		"enableOobLoadReport":     w.OOB,
+	}
+	if w.OOB {
+		c["oobReportingPeriod"] = seconds(w.OOBReportingPeriod)
+	}
+	return c
+}
+
+// seconds writes d as the service config's JSON duration, e.g. "0.5s".
+func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s" }
 
 // Options for one client connection.
 type Options struct {
 	Target string // dns:///name:port (balanced over every address), or host:port of a proxy
-	LB     string // round_robin or pick_first
+	LB     string // one of Policies()
+	WRR    WRR    // weighted_round_robin's knobs
+	// LeastRequestChoices is least_request's choiceCount: how many backends it samples
+	// for each call (2 to 10).
+	LeastRequestChoices int
 
 	// Retry makes calls that failed with UNAVAILABLE or UNKNOWN retry on another backend
 	// (up to 5 attempts with backoff; ServiceConfig says why these codes). Only safe for
@@ -38,7 +132,8 @@ type Options struct {
 	Retry bool
 	// HealthCheck turns on client-side health checking: the client watches each backend's
 	// grpc.health.v1 status for HealthService and stops picking NOT_SERVING ones at once,
-	// without waiting for Kubernetes to update endpoints. Needs round_robin.
+	// without waiting for Kubernetes to update endpoints. Needs a policy other than
+	// pick_first.
 	HealthCheck   bool
 	HealthService string
 	Services      []string // fully qualified services the retry policy covers
@@ -57,11 +152,21 @@ func (o Options) Validate() error {
 	if err := CheckTarget(o.Target); err != nil {
 		errs = append(errs, err)
 	}
-	if o.LB != RoundRobin && o.LB != PickFirst {
-		errs = append(errs, fmt.Errorf("lb %q: want %s or %s", o.LB, RoundRobin, PickFirst))
+	switch o.LB {
+	case RoundRobin, PickFirst:
+	case WeightedRoundRobin:
+		if err := o.WRR.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	case LeastRequest:
+		if o.LeastRequestChoices < 2 || o.LeastRequestChoices > 10 {
+			errs = append(errs, fmt.Errorf("lr-choices %d out of range 2-10", o.LeastRequestChoices))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("lb %q: want one of %s", o.LB, strings.Join(Policies(), ", ")))
 	}
 	if o.HealthCheck && o.LB == PickFirst {
-		errs = append(errs, errors.New("health-check needs round_robin: pick_first ignores healthCheckConfig"))
+		errs = append(errs, errors.New("health-check needs round_robin, weighted_round_robin or least_request: pick_first ignores healthCheckConfig"))
 	}
 	if o.Insecure && o.CACert != "" {
 		errs = append(errs, errors.New("-insecure and -cacert contradict: verify with a CA, or do not verify"))
@@ -120,8 +225,15 @@ func ServiceConfig(o Options) (string, error) {
 		Name        []name       `json:"name"`
 		RetryPolicy *retryPolicy `json:"retryPolicy,omitempty"`
 	}
+	policy := map[string]any{}
+	switch o.LB {
+	case WeightedRoundRobin:
+		policy = o.WRR.config()
+	case LeastRequest:
+		policy["choiceCount"] = o.LeastRequestChoices
+	}
 	sc := map[string]any{
-		"loadBalancingConfig": []map[string]any{{o.LB: map[string]any{}}},
+		"loadBalancingConfig": []map[string]any{{policyName(o.LB): policy}},
 	}
 	if o.Retry && len(o.Services) > 0 {
 		// UNAVAILABLE: the backend could not be reached or went away (connection

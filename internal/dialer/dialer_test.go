@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 )
@@ -90,14 +91,14 @@ func TestValidate(t *testing.T) {
 	bad := base
 	bad.LB, bad.HealthCheck, bad.Insecure, bad.CACert = "random", true, true, "ca.pem"
 	err := bad.Validate()
-	for _, want := range []string{`lb "random"`, "-insecure and -cacert"} {
+	for _, want := range []string{`lb "random": want one of round_robin, pick_first, weighted_round_robin, least_request`, "-insecure and -cacert"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want %q", err, want)
 		}
 	}
 	pf := base
 	pf.LB, pf.HealthCheck = PickFirst, true
-	if err := pf.Validate(); err == nil || !strings.Contains(err.Error(), "needs round_robin") {
+	if err := pf.Validate(); err == nil || !strings.Contains(err.Error(), "health-check needs round_robin, weighted_round_robin or least_request") {
 		t.Errorf("pick_first + health-check: %v", err)
 	}
 }
@@ -112,5 +113,53 @@ func TestCACertErrors(t *testing.T) {
 	o.CACert = junk
 	if _, err := DialOptions(o); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("junk CA: %v", err)
+	}
+}
+
+// weighted_round_robin and least_request carry their knobs, and grpc-go parses them.
+func TestCapacityPoliciesServiceConfig(t *testing.T) {
+	wrr := DefaultWRR()
+	wrr.BlackoutPeriod, wrr.WeightUpdatePeriod, wrr.OOB, wrr.OOBReportingPeriod = 500*time.Millisecond, 100*time.Millisecond, true, 2*time.Second
+	for _, tc := range []struct {
+		o    Options
+		want []string
+	}{
+		{Options{Target: "dns:///h:1", LB: WeightedRoundRobin, WRR: wrr, HealthCheck: true, HealthService: "helloworld.Hello"}, []string{
+			`"weighted_round_robin": {`, `"blackoutPeriod": "0.5s"`, `"weightExpirationPeriod": "180s"`, `"weightUpdatePeriod": "0.1s"`,
+			`"errorUtilizationPenalty": 1`, `"enableOobLoadReport": true`, `"oobReportingPeriod": "2s"`, `"healthCheckConfig"`}},
+		{Options{Target: "dns:///h:1", LB: WeightedRoundRobin, WRR: DefaultWRR()}, []string{`"enableOobLoadReport": false`, `"blackoutPeriod": "10s"`}},
+		{Options{Target: "dns:///h:1", LB: LeastRequest, LeastRequestChoices: 3}, []string{`"least_request_experimental": {`, `"choiceCount": 3`}},
+	} {
+		if err := tc.o.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := ServiceConfig(tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(sc, w) {
+				t.Errorf("%s: service config lacks %s:\n%s", tc.o.LB, w, sc)
+			}
+		}
+		if !tc.o.WRR.OOB && strings.Contains(sc, "oobReportingPeriod") {
+			t.Errorf("oobReportingPeriod without OOB:\n%s", sc)
+		}
+		cc, err := Dial(tc.o)
+		if err != nil {
+			t.Fatalf("grpc rejects the service config: %v\n%s", err, sc)
+		}
+		cc.Close()
+	}
+
+	bad := Options{Target: "dns:///h:1", LB: WeightedRoundRobin, WRR: WRR{BlackoutPeriod: -time.Second, ErrorUtilizationPenalty: -1}}
+	err := bad.Validate()
+	for _, want := range []string{"wrr-blackout is negative", "wrr-weight-expiration must be positive", "wrr-weight-update must be positive", "wrr-error-penalty -1 is negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want %q", err, want)
+		}
+	}
+	if err := (Options{Target: "dns:///h:1", LB: LeastRequest, LeastRequestChoices: 1}).Validate(); err == nil || !strings.Contains(err.Error(), "lr-choices 1 out of range 2-10") {
+		t.Errorf("choiceCount 1: %v", err)
 	}
 }

@@ -106,9 +106,19 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 `)
 	}
 	fs.StringVar(&c.Dial.Target, "target", "dns:///localhost:50051", "dns:///name:port to balance over every address of name, or host:port of an ingress/gateway")
-	fs.StringVar(&c.Dial.LB, "lb", dialer.RoundRobin, "load-balancing policy: round_robin or pick_first")
+	fs.StringVar(&c.Dial.LB, "lb", dialer.RoundRobin, "load-balancing policy: "+strings.Join(dialer.Policies(), ", ")+
+		" (weighted_round_robin follows the load the servers report with ORCA; least_request, the calls in flight)")
+	// weighted_round_robin's knobs (gRFC A58), defaults from dialer.DefaultWRR.
+	c.Dial.WRR = dialer.DefaultWRR()
+	fs.DurationVar(&c.Dial.WRR.BlackoutPeriod, "wrr-blackout", c.Dial.WRR.BlackoutPeriod, "weighted_round_robin: use a backend's weight only after it has reported load for this long (until then it gets the mean weight)")
+	fs.DurationVar(&c.Dial.WRR.WeightExpirationPeriod, "wrr-weight-expiration", c.Dial.WRR.WeightExpirationPeriod, "weighted_round_robin: drop a weight not refreshed for this long")
+	fs.DurationVar(&c.Dial.WRR.WeightUpdatePeriod, "wrr-weight-update", c.Dial.WRR.WeightUpdatePeriod, "weighted_round_robin: recompute the weights this often (grpc-go's floor: 100ms)")
+	fs.Float64Var(&c.Dial.WRR.ErrorUtilizationPenalty, "wrr-error-penalty", c.Dial.WRR.ErrorUtilizationPenalty, "weighted_round_robin: weight = qps / (utilization + penalty × eps/qps): how much a backend's errors cost it")
+	fs.BoolVar(&c.Dial.WRR.OOB, "wrr-oob", c.Dial.WRR.OOB, "weighted_round_robin: read load from the out-of-band ORCA stream instead of each call's trailer (the kit's servers, like grpc-go's, send it at most every 30s)")
+	fs.DurationVar(&c.Dial.WRR.OOBReportingPeriod, "wrr-oob-period", c.Dial.WRR.OOBReportingPeriod, "weighted_round_robin with -wrr-oob: the out-of-band report interval to ask for")
+	fs.IntVar(&c.Dial.LeastRequestChoices, "lr-choices", dialer.DefaultLeastRequestChoices, "least_request: backends sampled per call, the least busy wins (2-10; with n backends each is picked alone 1/n² of the time whatever its load)")
 	fs.BoolVar(&c.Dial.Retry, "retry", true, "retry calls that fail with UNAVAILABLE or UNKNOWN (a proxy's HTTP 500) on another backend (service-config retry policy; idempotent methods only)")
-	fs.BoolVar(&c.Dial.HealthCheck, "health-check", true, "client-side health checking: skip backends whose grpc.health.v1 status is NOT_SERVING (round_robin only)")
+	fs.BoolVar(&c.Dial.HealthCheck, "health-check", true, "client-side health checking: skip backends whose grpc.health.v1 status is NOT_SERVING (every -lb but pick_first)")
 	fs.StringVar(&c.Dial.HealthService, "health-service", "", "service name for client-side health checks (default: the called service)")
 	fs.BoolVar(&c.Dial.TLS, "tls", false, "use TLS (implied by -cacert and -insecure)")
 	fs.StringVar(&c.Dial.CACert, "cacert", "", "PEM CA certificate to verify the server or ingress with")
@@ -178,6 +188,14 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	}
 	c.Dial.UserAgent = "greeter"
 	var errs []error
+	for _, f := range []string{"wrr-blackout", "wrr-weight-expiration", "wrr-weight-update", "wrr-error-penalty", "wrr-oob", "wrr-oob-period"} {
+		if flagSet(fs, f) && c.Dial.LB != dialer.WeightedRoundRobin {
+			errs = append(errs, fmt.Errorf("-%s applies to -lb %s only (this run uses %s)", f, dialer.WeightedRoundRobin, c.Dial.LB))
+		}
+	}
+	if flagSet(fs, "lr-choices") && c.Dial.LB != dialer.LeastRequest {
+		errs = append(errs, fmt.Errorf("-lr-choices applies to -lb %s only (this run uses %s)", dialer.LeastRequest, c.Dial.LB))
+	}
 	if err := c.Dial.Validate(); err != nil {
 		errs = append(errs, err)
 	}
