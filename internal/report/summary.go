@@ -33,11 +33,14 @@ type Summary struct {
 	Timeline *timeline.Series `json:"timeline,omitempty"`
 }
 
-// BackendCount is how many successful calls one backend served and its share of them.
+// BackendCount is how many successful calls one backend served, its share of them, and
+// how long they took: a slow pod shows here, and with a policy that follows capacity
+// (weighted_round_robin, least_request) its share falls.
 type BackendCount struct {
 	Backend
-	Calls int64   `json:"calls"`
-	Share float64 `json:"share"`
+	Calls   int64    `json:"calls"`
+	Share   float64  `json:"share"`
+	Latency *Latency `json:"latency_ms,omitempty"`
 }
 
 // ErrorCount is how many calls failed with one status code, with a sample message and,
@@ -87,9 +90,13 @@ func (s Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "%d calls to %s via %s (%s): %d ok, %d failed in %.2fs (%.0f calls/s)\n\n",
 		s.Calls, s.Method, s.Target, s.LB, s.OK, s.Failed, s.ElapsedS, s.PerSecond)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "POD\tVERSION\tNODE\tCALLS\tSHARE\t")
+	fmt.Fprintln(tw, "POD\tVERSION\tNODE\tCALLS\tSHARE\tP50 MS\tP99 MS\t")
 	for _, be := range s.Backends {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t\n", be.Pod, be.Version, dash(be.Node), be.Calls, 100*be.Share)
+		p50, p99 := "-", "-"
+		if l := be.Latency; l != nil {
+			p50, p99 = fmt.Sprintf("%.3f", l.P50), fmt.Sprintf("%.3f", l.P99)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t%s\t%s\t\n", be.Pod, be.Version, dash(be.Node), be.Calls, 100*be.Share, p50, p99)
 	}
 	tw.Flush()
 	if len(s.Backends) > 1 {

@@ -30,18 +30,39 @@ type Tally struct {
 	backends map[Backend]int64
 	errors   map[codes.Code]int64
 	examples map[codes.Code]string
-	hist     *hdrhistogram.Histogram // microseconds
+	hist     *hdrhistogram.Histogram             // microseconds, every successful call
+	perPod   map[Backend]*hdrhistogram.Histogram // microseconds, per backend
 	ok, fail int64
 }
 
-// NewTally returns an empty tally recording latencies from 1µs to 1 minute.
+// Latencies are recorded from 1µs to 1 minute, to 3 significant digits overall and to 2
+// per backend (1%: enough to tell a slow pod, at a tenth of the memory, since every
+// worker of a run keeps one per backend).
+const (
+	maxLatencyMicros = int64(time.Minute / time.Microsecond)
+	digitsOverall    = 3
+	digitsPerBackend = 2
+)
+
+// NewTally returns an empty tally.
 func NewTally() *Tally {
 	return &Tally{
 		backends: map[Backend]int64{},
 		errors:   map[codes.Code]int64{},
 		examples: map[codes.Code]string{},
-		hist:     hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3),
+		hist:     hdrhistogram.New(1, maxLatencyMicros, digitsOverall),
+		perPod:   map[Backend]*hdrhistogram.Histogram{},
 	}
+}
+
+// backendHist is b's latency histogram, made on b's first call.
+func (t *Tally) backendHist(b Backend) *hdrhistogram.Histogram {
+	h := t.perPod[b]
+	if h == nil {
+		h = hdrhistogram.New(1, maxLatencyMicros, digitsPerBackend)
+		t.perPod[b] = h
+	}
+	return h
 }
 
 // Add records one call: the backend from its reply, or its error.
@@ -56,8 +77,11 @@ func (t *Tally) Add(b *pb.Backend, err error, latency time.Duration) {
 		return
 	}
 	t.ok++
-	t.backends[Backend{Pod: b.GetPod(), Namespace: b.GetNamespace(), Version: b.GetVersion(), Node: b.GetNode(), Service: b.GetService()}]++
-	_ = t.hist.RecordValue(max(1, latency.Microseconds())) // over a minute is clamped by the histogram's error
+	key := Backend{Pod: b.GetPod(), Namespace: b.GetNamespace(), Version: b.GetVersion(), Node: b.GetNode(), Service: b.GetService()}
+	t.backends[key]++
+	us := max(1, latency.Microseconds())
+	_ = t.hist.RecordValue(us) // over a minute is clamped by the histogram's error
+	_ = t.backendHist(key).RecordValue(us)
 }
 
 // Merge adds o into t.
@@ -74,6 +98,9 @@ func (t *Tally) Merge(o *Tally) {
 		}
 	}
 	t.hist.Merge(o.hist)
+	for k, h := range o.perPod {
+		t.backendHist(k).Merge(h)
+	}
 	t.ok += o.ok
 	t.fail += o.fail
 }
@@ -97,7 +124,7 @@ func (t *Tally) Summary(elapsed time.Duration) Summary {
 		s.PerSecond = float64(s.Calls) / elapsed.Seconds()
 	}
 	for b, n := range t.backends {
-		s.Backends = append(s.Backends, BackendCount{Backend: b, Calls: n, Share: share(n, t.ok)})
+		s.Backends = append(s.Backends, BackendCount{Backend: b, Calls: n, Share: share(n, t.ok), Latency: latency(t.perPod[b])})
 		s.ByVersion[b.Version] += n
 	}
 	slices.SortFunc(s.Backends, func(a, b BackendCount) int {
@@ -108,11 +135,18 @@ func (t *Tally) Summary(elapsed time.Duration) Summary {
 	}
 	slices.SortFunc(s.Errors, func(a, b ErrorCount) int { return cmp.Compare(b.Count, a.Count) })
 	if t.ok > 0 {
-		ms := func(q float64) float64 { return float64(t.hist.ValueAtQuantile(q)) / 1000 }
-		s.Latency = &Latency{P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9),
-			Max: float64(t.hist.Max()) / 1000, Mean: t.hist.Mean() / 1000}
+		s.Latency = latency(t.hist)
 	}
 	return s
+}
+
+// latency is h's percentiles in milliseconds; nil for an empty or missing histogram.
+func latency(h *hdrhistogram.Histogram) *Latency {
+	if h == nil || h.TotalCount() == 0 {
+		return nil
+	}
+	ms := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1000 }
+	return &Latency{P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9), Max: float64(h.Max()) / 1000, Mean: h.Mean() / 1000}
 }
 
 func share(n, total int64) float64 {
