@@ -1,8 +1,10 @@
 // Command bench compares our Hello server (full middleware: metrics, logging, recovery,
 // health, reflection, keepalive) with grpc-go's own examples/helloworld/greeter_server,
 // built from the same grpc-go version, under the same load from the greeter's load
-// generator, in the same run. Rounds alternate between the servers so drift on a shared
-// machine hits both. Run with `make bench`.
+// generator, in the same run, with its ORCA load reports on (the default) and off, so
+// their cost shows. Rounds alternate between the servers so drift on a shared machine
+// hits all of them. Then it measures the client policies with one of three servers 10×
+// slower (policies.go). Run with `make bench`.
 package main
 
 import (
@@ -41,6 +43,9 @@ type options struct {
 	target      float64
 	failUnder   bool
 	oursEnv     []string
+	servers     bool // run the server comparison
+	policy      bool // run the one-slow-pod figures
+	policies    policyOptions
 }
 
 func main() {
@@ -48,7 +53,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured round")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per server (alternating)")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrent callers")
-	flag.Float64Var(&o.target, "target", 0.90, "throughput ratio (ours / example) the kit aims for")
+	flag.Float64Var(&o.target, "target", 0.95, "throughput ratio (ours, ORCA on / example) the kit aims for")
 	flag.BoolVar(&o.failUnder, "fail-under", false, "exit 1 when the ratio is below -target")
 	flag.Func("ours-env", "extra KEY=VALUE for our server, repeatable (e.g. STREAM_WORKERS=0, LOG_LEVEL=debug)", func(v string) error {
 		if !strings.Contains(v, "=") {
@@ -57,10 +62,24 @@ func main() {
 		o.oursEnv = append(o.oursEnv, v)
 		return nil
 	})
+	flag.BoolVar(&o.servers, "servers", true, "compare our server (ORCA on and off) with grpc-go's example server")
+	flag.BoolVar(&o.policy, "policies", true, "measure round_robin, weighted_round_robin and least_request with one of 3 servers slow")
+	flag.DurationVar(&o.policies.fast, "fast", 2*time.Millisecond, "policies: latency added to every call of every server (their work)")
+	flag.DurationVar(&o.policies.slow, "slow", 20*time.Millisecond, "policies: latency of the slow server's calls")
+	flag.DurationVar(&o.policies.warmup, "policy-warmup", 3*time.Second, "policies: uncounted load before each measured run (ORCA weights form)")
+	flag.DurationVar(&o.policies.duration, "policy-duration", 5*time.Second, "policies: length of each measured run")
+	flag.DurationVar(&o.policies.recovery, "recovery", 20*time.Second, "policies: longest wait for the slow server, made fast again, to regain its share under weighted_round_robin")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, o, os.Stdout); err != nil {
+	err := error(nil)
+	if o.servers {
+		err = run(ctx, o, os.Stdout)
+	}
+	if err == nil && o.policy {
+		err = runPolicies(ctx, o, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -74,11 +93,19 @@ type server struct {
 	method     string
 }
 
+// servers: ours with ORCA on (the default) first, the example server last.
 var servers = []server{
 	{
 		label: "ours: services/hello", pkg: "./services/hello",
 		env: func(p int) []string {
 			return []string{"LISTEN_HOST=127.0.0.1", "PORT=" + strconv.Itoa(p), "HTTP_PORT=-1", "POD_NAME=bench"}
+		},
+		method: pb.Hello_SayHello_FullMethodName,
+	},
+	{
+		label: "ours, ORCA=false", pkg: "./services/hello",
+		env: func(p int) []string {
+			return []string{"LISTEN_HOST=127.0.0.1", "PORT=" + strconv.Itoa(p), "HTTP_PORT=-1", "POD_NAME=bench", "ORCA=false"}
 		},
 		method: pb.Hello_SayHello_FullMethodName,
 	},
@@ -105,11 +132,16 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	results := make([][]round, len(servers))
 	conns := make([]*grpc.ClientConn, len(servers))
 	pids := make([]int, len(servers))
+	built := map[string]string{} // package → binary
 	for i, s := range servers {
-		fmt.Fprintf(out, "building %s\n", s.pkg)
-		bin := filepath.Join(dir, strconv.Itoa(i))
-		if b, err := exec.CommandContext(ctx, "go", "build", "-o", bin, s.pkg).CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", s.pkg, err, b)
+		bin, ok := built[s.pkg]
+		if !ok {
+			fmt.Fprintf(out, "building %s\n", s.pkg)
+			bin = filepath.Join(dir, strconv.Itoa(i))
+			if b, err := exec.CommandContext(ctx, "go", "build", "-o", bin, s.pkg).CombinedOutput(); err != nil {
+				return fmt.Errorf("go build %s: %v\n%s", s.pkg, err, b)
+			}
+			built[s.pkg] = bin
 		}
 		port, err := freePort()
 		if err != nil {
@@ -184,16 +216,19 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\n", s.label, med[i].perSecond, med[i].p50, med[i].p99, med[i].cpuPerCall, med[i].failed)
 	}
 	tw.Flush()
-	ratio := med[0].perSecond / med[1].perSecond
+	ours, noORCA, example := med[0], med[1], med[len(med)-1]
+	ratio := ours.perSecond / example.perSecond
 	verdict := "meets"
 	if ratio < o.target {
 		verdict = "BELOW"
 	}
 	fmt.Fprintf(out, "\nthroughput ratio ours/example: %.3f (%s the %.2f target); p50 ratio %.3f, p99 ratio %.3f\n",
-		ratio, verdict, o.target, med[0].p50/med[1].p50, med[0].p99/med[1].p99)
-	if med[0].cpuPerCall > 0 {
-		fmt.Fprintf(out, "server CPU per call ratio example/ours: %.3f (the same comparison, insensitive to other load on the machine)\n",
-			med[1].cpuPerCall/med[0].cpuPerCall)
+		ratio, verdict, o.target, ours.p50/example.p50, ours.p99/example.p99)
+	fmt.Fprintf(out, "without ORCA: throughput ratio ours/example %.3f; ORCA on/off %.3f\n",
+		noORCA.perSecond/example.perSecond, ours.perSecond/noORCA.perSecond)
+	if ours.cpuPerCall > 0 && noORCA.cpuPerCall > 0 {
+		fmt.Fprintf(out, "server CPU per call ratio example/ours: %.3f (the same comparison, insensitive to other load on the machine); ORCA costs %+.1f µs per call (%.1f vs %.1f)\n",
+			example.cpuPerCall/ours.cpuPerCall, ours.cpuPerCall-noORCA.cpuPerCall, ours.cpuPerCall, noORCA.cpuPerCall)
 	}
 	if o.failUnder && ratio < o.target {
 		return errors.New("throughput ratio below target")

@@ -72,17 +72,15 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 	}
 
 	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}, slow: slowdown.New(cfg.slowdown())}
-	var opts []grpc.ServerOption
 	// Inside logging and outside recovery, for calls of the services only: the load meter
 	// (so the time it measures includes the slowdown) and the slowdown.
 	var inner []grpc.UnaryServerInterceptor
 	if cfg.ORCA {
 		s.load = newLoadMeter()
-		opts = append(opts, s.load.options()...) // first: its interceptor is the outermost
 		inner = append(inner, s.load.unary)
 	}
 	inner = append(inner, slowdownInterceptor(s.slow))
-	opts = append(opts,
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxConcurrentStreams, 1<<31))),
 		// A fixed pool of stream workers instead of a new goroutine per call: less stack
@@ -98,7 +96,7 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 			MinTime:             cfg.KeepaliveMinTime,
 			PermitWithoutStream: true, // clients may keep idle connections warm with pings
 		}),
-	)
+	}
 	opts = append(opts, middleware(log, metrics, inner...)...)
 	if cfg.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
