@@ -28,6 +28,9 @@ func newDrainableHealth() *drainableHealth {
 // NOT_SERVING update had time to reach the watchers.
 func (h *drainableHealth) endWatches() { h.stopOnce.Do(func() { close(h.stop) }) }
 
+// ended is closed when endWatches is called.
+func (h *drainableHealth) ended() <-chan struct{} { return h.stop }
+
 func (h *drainableHealth) Watch(req *healthgrpc.HealthCheckRequest, stream healthgrpc.Health_WatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()

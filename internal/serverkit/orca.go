@@ -3,10 +3,12 @@ package serverkit
 import (
 	"context"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	v3orcapb "github.com/cncf/xds/go/xds/data/orca/v3"
+	v3orcaservicegrpc "github.com/cncf/xds/go/xds/service/orca/v3"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -108,6 +110,35 @@ func (m *loadMeter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 // serverFault: failures the server is to blame for, i.e. the codes logged at warn or
 // error (callLevel), which weighted_round_robin's error penalty should count.
 func serverFault(c codes.Code) bool { return callLevel(c) >= logging.LevelWarn }
+
+// endOOBOnDrain ends the out-of-band ORCA streams when stop closes (the drain, with the
+// health watches): like a health Watch, such a stream never finishes on its own and would
+// hold GracefulStop for its whole timeout.
+func endOOBOnDrain(stop <-chan struct{}) grpc.StreamServerInterceptor {
+	prefix := "/" + v3orcaservicegrpc.OpenRcaService_ServiceDesc.ServiceName + "/"
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !strings.HasPrefix(info.FullMethod, prefix) {
+			return handler(srv, ss)
+		}
+		ctx, cancel := context.WithCancel(ss.Context())
+		defer cancel()
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		return handler(srv, ctxStream{ss, ctx})
+	}
+}
+
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c ctxStream) Context() context.Context { return c.ctx }
 
 // reading is the meter's totals at one instant.
 type reading struct {

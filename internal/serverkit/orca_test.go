@@ -151,3 +151,26 @@ func TestORCAAndSlowdownConfig(t *testing.T) {
 		}
 	}
 }
+
+// An open out-of-band stream does not hold the drain: it ends with the health watches.
+func TestOOBStreamEndsOnDrain(t *testing.T) {
+	r := start(t, func(c *Config) { c.ShutdownTimeout = 10 * time.Second })
+	stream, err := v3orcaservicegrpc.NewOpenRcaServiceClient(r.cc).StreamCoreMetrics(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		if d := time.Since(t0); d > 3*time.Second {
+			t.Fatalf("drain took %s with an out-of-band stream open", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("drain held by the out-of-band stream for 5s")
+	}
+}

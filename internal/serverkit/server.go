@@ -98,6 +98,9 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		}),
 	}
 	opts = append(opts, middleware(log, metrics, inner...)...)
+	if s.load != nil {
+		opts = append(opts, grpc.ChainStreamInterceptor(endOOBOnDrain(s.health.ended())))
+	}
 	if cfg.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
