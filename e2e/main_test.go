@@ -57,6 +57,7 @@ func TestMain(m *testing.M) {
 	} else if len(plots.entries) > 0 {
 		fmt.Printf("\n%d plots: %s\n", len(plots.entries), filepath.Join(e.out, "plots", "index.html"))
 	}
+	writeCapacity()
 	for name, text := range map[string]string{"distribution.txt": results.String(), "resilience.txt": resilience.String()} {
 		if text == "" {
 			continue

@@ -85,6 +85,7 @@ func runResilience(t *testing.T, tp topo) {
 		{"pod killed", func(t *testing.T) { podKilled(t, tp) }},
 		{"failover", func(t *testing.T) { failover(t, tp) }},
 		{"scale out and in", func(t *testing.T) { scaleOutIn(t, tp, "") }},
+		{"slow pod", func(t *testing.T) { slowPod(t, tp) }},
 	}
 	if tp.name == "headless" {
 		// Clients only re-resolve when a connection closes: MaxConnectionAge decides how
