@@ -1,6 +1,7 @@
 // Package catalog is the one table of the kit's gRPC services. The servers, the greeter,
 // the bench and the demo all read it, so adding a unary RPC is its proto, its handler and
-// one Method line here; adding a service is one Service entry.
+// one Method line here, a streaming RPC its proto, its handler and one StreamMethod line
+// (stream.go); adding a service is one Service entry.
 //
 // Names come from the generated ServiceDesc: nothing here spells "helloworld.Hello".
 package catalog
@@ -31,6 +32,8 @@ type Service struct {
 	Desc *grpc.ServiceDesc
 	// Methods are the unary methods the greeter can call; the first is the default.
 	Methods []Method
+	// Streams are the streaming methods the greeter can open (greeter -stream).
+	Streams []StreamMethod
 	// newImpl builds the implementation registered with Desc, given the pod's identity and
 	// the request metadata keys replies echo.
 	newImpl func(identity.Identity, reqmeta.Keys) any
@@ -90,6 +93,14 @@ func Hello() Service {
 				return pb.NewHelloClient(cc).SayHello(ctx, &pb.SayHelloRequest{Name: name}, opts...)
 			}},
 		},
+		Streams: []StreamMethod{
+			serverStream("StreamHellos", func(ctx context.Context, cc grpc.ClientConnInterface, o StreamOpen, opts ...grpc.CallOption) (grpc.ServerStreamingClient[pb.StreamHellosResponse], error) {
+				return pb.NewHelloClient(cc).StreamHellos(ctx, &pb.StreamHellosRequest{Name: o.Name, ResumeFrom: o.ResumeFrom, Interval: o.interval()}, opts...)
+			}),
+			bidiStream("ChatHello", pb.HelloClient.ChatHello, pb.NewHelloClient, func(o StreamOpen) *pb.ChatHelloRequest {
+				return &pb.ChatHelloRequest{Name: o.Name, ResumeFrom: o.ResumeFrom}
+			}),
+		},
 		newImpl: func(id identity.Identity, echo reqmeta.Keys) any { return hello.New(id, echo) },
 	}
 }
@@ -103,6 +114,14 @@ func Goodbye() Service {
 			{Name: "SayGoodbye", Call: func(ctx context.Context, cc grpc.ClientConnInterface, name string, opts ...grpc.CallOption) (Reply, error) {
 				return pb.NewGoodbyeClient(cc).SayGoodbye(ctx, &pb.SayGoodbyeRequest{Name: name}, opts...)
 			}},
+		},
+		Streams: []StreamMethod{
+			serverStream("StreamGoodbyes", func(ctx context.Context, cc grpc.ClientConnInterface, o StreamOpen, opts ...grpc.CallOption) (grpc.ServerStreamingClient[pb.StreamGoodbyesResponse], error) {
+				return pb.NewGoodbyeClient(cc).StreamGoodbyes(ctx, &pb.StreamGoodbyesRequest{Name: o.Name, ResumeFrom: o.ResumeFrom, Interval: o.interval()}, opts...)
+			}),
+			bidiStream("ChatGoodbye", pb.GoodbyeClient.ChatGoodbye, pb.NewGoodbyeClient, func(o StreamOpen) *pb.ChatGoodbyeRequest {
+				return &pb.ChatGoodbyeRequest{Name: o.Name, ResumeFrom: o.ResumeFrom}
+			}),
 		},
 		newImpl: func(id identity.Identity, echo reqmeta.Keys) any { return goodbye.New(id, echo) },
 	}

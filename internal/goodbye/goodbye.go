@@ -5,10 +5,12 @@ import (
 	"context"
 	"math/rand/v2"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/streamkit"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/validate"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
@@ -32,7 +34,7 @@ var Sayings = []Saying{
 	{"We shall not cease from exploration.", "T. S. Eliot"},
 }
 
-// Server answers SayGoodbye and names the backend that served it.
+// Server answers SayGoodbye, StreamGoodbyes and ChatGoodbye and names the backend that served it.
 type Server struct {
 	pb.UnimplementedGoodbyeServer
 	backend *pb.Backend // built once: replies only read it, and marshalling is safe concurrently
@@ -61,4 +63,30 @@ func (s *Server) SayGoodbye(ctx context.Context, req *pb.SayGoodbyeRequest) (*pb
 		Backend:         s.backend,
 		RequestMetadata: s.echo.Echo(ctx),
 	}, nil
+}
+
+// StreamGoodbyes bids req.Name farewell every interval, numbered from req.ResumeFrom + 1.
+func (s *Server) StreamGoodbyes(req *pb.StreamGoodbyesRequest, stream grpc.ServerStreamingServer[pb.StreamGoodbyesResponse]) error {
+	if err := validate.Name(req.GetName()); err != nil {
+		return err
+	}
+	interval, err := streamkit.Interval(stream.Context(), req.GetInterval())
+	if err != nil {
+		return err
+	}
+	msg := "Goodbye, " + req.GetName() + "."
+	return streamkit.Tick(stream.Context(), interval, req.GetResumeFrom(), func(seq uint64) error {
+		return stream.Send(&pb.StreamGoodbyesResponse{Seq: seq, Message: msg, Backend: s.backend})
+	})
+}
+
+// ChatGoodbye bids farewell to every name the client sends, numbered from the first
+// message's ResumeFrom + 1.
+func (s *Server) ChatGoodbye(stream grpc.BidiStreamingServer[pb.ChatGoodbyeRequest, pb.ChatGoodbyeResponse]) error {
+	return streamkit.Chat(stream.Context(), stream.Recv,
+		func(m *pb.ChatGoodbyeRequest) error { return validate.Name(m.GetName()) },
+		(*pb.ChatGoodbyeRequest).GetResumeFrom,
+		func(seq uint64, m *pb.ChatGoodbyeRequest) error {
+			return stream.Send(&pb.ChatGoodbyeResponse{Seq: seq, Message: "Goodbye, " + m.GetName() + ".", Backend: s.backend})
+		})
 }

@@ -49,6 +49,20 @@ type Config struct {
 	MaxConcurrentStreams uint
 	StreamWorkers        int // goroutines serving calls; 0 = one new goroutine per call
 
+	// Long-lived streams of the kit's services (StreamHellos, ChatHello, ...); streams.go
+	// says why they end on purpose.
+	// StreamMaxAge ends each stream after this long (±10%) with UNAVAILABLE "stream max
+	// age reached, reconnect", so reopened streams rebalance onto new pods. 0 = never.
+	StreamMaxAge time.Duration
+	// StreamMaxRate bounds the messages a second of one stream, each way: a server stream
+	// asking for a shorter interval, or a client sending faster, gets RESOURCE_EXHAUSTED.
+	StreamMaxRate float64
+	// MaxStreamsPerConn bounds the kit's open streams per client connection
+	// (RESOURCE_EXHAUSTED beyond it). Below MaxConcurrentStreams, so a connection full of
+	// streams still has room for unary calls and health checks; MaxConcurrentStreams
+	// alone would make the client queue new calls silently instead of failing them.
+	MaxStreamsPerConn int
+
 	TLSCertFile string // serve TLS instead of plaintext h2c when both are set
 	TLSKeyFile  string
 
@@ -71,6 +85,12 @@ type Config struct {
 	LogFormat    string // json or text
 }
 
+// DefaultStreamMaxAge: five minutes. A stream reopens once per this long (one new stream
+// and its first message: nothing next to five minutes of messages), and a scale-out or a
+// rollout is spread over the new pods within it. Shorter costs reconnects for little;
+// much longer leaves new pods idle for as long.
+const DefaultStreamMaxAge = 5 * time.Minute
+
 // Load parses args and the environment (flag > env > default) into a Config.
 // name is the program name used in usage and errors. Usage goes to usage.
 func Load(name string, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
@@ -89,6 +109,9 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", 10*time.Second, "reject clients that ping more often than this")
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", 4096, "largest request in bytes; larger gets RESOURCE_EXHAUSTED")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 1000, "concurrent calls per client connection")
+	fs.DurationVar(&c.StreamMaxAge, "stream-max-age", DefaultStreamMaxAge, "end each streaming call after this long (±10%) with UNAVAILABLE \"stream max age reached, reconnect\", so reopened streams rebalance onto new pods (0 = never)")
+	fs.Float64Var(&c.StreamMaxRate, "stream-max-rate", 100, "most messages per second on one stream, each way (a shorter interval, or a client sending faster, gets RESOURCE_EXHAUSTED; 0 = no limit)")
+	fs.IntVar(&c.MaxStreamsPerConn, "max-streams-per-conn", 500, "open streaming calls per client connection; more get RESOURCE_EXHAUSTED (0 = bounded by max-concurrent-streams only)")
 	fs.IntVar(&c.StreamWorkers, "stream-workers", runtime.GOMAXPROCS(0), "pooled goroutines serving calls (0 = a new goroutine per call)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate: serve TLS instead of plaintext")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key for -tls-cert-file")
@@ -133,6 +156,7 @@ func (c Config) Validate() error {
 		"drain-delay": c.DrainDelay, "shutdown-timeout": c.ShutdownTimeout,
 		"max-connection-age": c.MaxConnectionAge, "max-connection-age-grace": c.MaxConnectionAgeGrace,
 		"keepalive-time": c.KeepaliveTime, "keepalive-timeout": c.KeepaliveTimeout, "keepalive-min-time": c.KeepaliveMinTime,
+		"stream-max-age": c.StreamMaxAge,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s is negative (%s)", name, d))
@@ -143,6 +167,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.slowdown().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.StreamMaxRate < 0 {
+		errs = append(errs, fmt.Errorf("stream-max-rate %g is negative", c.StreamMaxRate))
+	}
+	if c.MaxStreamsPerConn < 0 {
+		errs = append(errs, fmt.Errorf("max-streams-per-conn %d is negative", c.MaxStreamsPerConn))
 	}
 	if c.StreamWorkers < 0 || c.StreamWorkers > 1<<16 {
 		errs = append(errs, fmt.Errorf("stream-workers %d out of range 0-65536", c.StreamWorkers))

@@ -22,18 +22,19 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Port != 50051 || c.HTTPPort != 8080 || c.MaxConnectionAge != 30*time.Second || c.MaxRecvMsgSize != 4096 ||
-		c.DrainDelay != 5*time.Second || c.LogFormat != "json" || c.AdminEnabled {
+		c.DrainDelay != 5*time.Second || c.LogFormat != "json" || c.AdminEnabled ||
+		c.StreamMaxAge != 5*time.Minute || c.StreamMaxRate != 100 || c.MaxStreamsPerConn != 500 {
 		t.Fatalf("defaults %+v", c)
 	}
 }
 
 func TestLoadEnvAndFlags(t *testing.T) {
-	env := map[string]string{"PORT": "6000", "MAX_CONNECTION_AGE": "2m", "ADMIN": "true", "LOG_LEVEL": "debug"}
+	env := map[string]string{"PORT": "6000", "MAX_CONNECTION_AGE": "2m", "ADMIN": "true", "LOG_LEVEL": "debug", "STREAM_MAX_AGE": "0"}
 	c, err := Load("hello", []string{"-port=7000", "-http-port", "-1"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Port != 7000 || c.HTTPPort != -1 || c.MaxConnectionAge != 2*time.Minute || !c.AdminEnabled || c.LogLevel != "debug" {
+	if c.Port != 7000 || c.HTTPPort != -1 || c.MaxConnectionAge != 2*time.Minute || !c.AdminEnabled || c.LogLevel != "debug" || c.StreamMaxAge != 0 {
 		t.Fatalf("got %+v", c)
 	}
 }

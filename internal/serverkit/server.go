@@ -101,6 +101,9 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 	if s.load != nil {
 		opts = append(opts, grpc.ChainStreamInterceptor(endOOBOnDrain(s.health.ended())))
 	}
+	// Innermost: the kit's own streams end after StreamMaxAge and when the drain ends the
+	// health watches, with the reconnect status (streams.go).
+	opts = append(opts, grpc.ChainStreamInterceptor(newStreamGuard(cfg, services, s.health.ended()).intercept))
 	if cfg.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
@@ -189,7 +192,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.log.Info("serving", "grpc", s.Addr().String(), "http", addrString(s.HTTPAddr()),
 		"services", s.names[1:], "tls", s.cfg.TLSCertFile != "",
-		"max_connection_age", s.cfg.MaxConnectionAge.String(), "drain_delay", s.cfg.DrainDelay.String(),
+		"max_connection_age", s.cfg.MaxConnectionAge.String(), "stream_max_age", s.cfg.StreamMaxAge.String(), "drain_delay", s.cfg.DrainDelay.String(),
 		"orca", s.cfg.ORCA, "slow", s.slow.Get())
 
 	select {
@@ -257,7 +260,8 @@ func (s *Server) acceptLoop(errc chan<- error) {
 //  2. for DrainDelay new connections are still accepted and served: proxies that have not
 //     dropped the pod yet (its readiness probe has to fail and the EndpointSlice change has
 //     to reach them) keep getting answers instead of refused or hanging connections;
-//  3. the listener closes, GracefulStop bounded by ShutdownTimeout, then Stop.
+//  3. the listener closes; health watches and open streams are ended (the kit's streams
+//     with the reconnect status); GracefulStop bounded by ShutdownTimeout, then Stop.
 func (s *Server) drain(errc chan error) {
 	start := time.Now()
 	s.draining.Store(true)
@@ -272,7 +276,12 @@ func (s *Server) drain(errc chan error) {
 	s.stopping.Store(true)
 	s.lis.Close()
 	nextDone := stopGracefully(next.srv)
-	s.health.endWatches() // open health Watch streams would otherwise hold GracefulStop
+	// Open health Watch streams, ORCA streams and the kit's own streams would otherwise
+	// hold GracefulStop: they end now, the kit's streams with UNAVAILABLE "server is
+	// shutting down, reconnect", and their clients reopen them on other pods. Not at
+	// SIGTERM: a proxy still routes to this pod for the drain delay, so a stream ended
+	// then could come straight back here and have to reconnect twice.
+	s.health.endWatches()
 	timeout := time.After(s.cfg.ShutdownTimeout)
 	for _, done := range []<-chan struct{}{oldDone, nextDone} {
 		select {

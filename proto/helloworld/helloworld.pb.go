@@ -12,6 +12,7 @@ package helloworld
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -254,6 +255,504 @@ func (x *SayGoodbyeResponse) GetRequestMetadata() map[string]string {
 	return nil
 }
 
+// StreamHellosRequest opens Hello.StreamHellos.
+type StreamHellosRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name to greet: same rules as SayHelloRequest.name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// resume_from is the last seq the client received (0 for a new stream): the first
+	// message of this stream is resume_from + 1.
+	ResumeFrom uint64 `protobuf:"varint,2,opt,name=resume_from,json=resumeFrom,proto3" json:"resume_from,omitempty"`
+	// interval between two messages; unset means 1s. At least 1/stream-max-rate of the
+	// server (10ms by default), else RESOURCE_EXHAUSTED.
+	Interval      *durationpb.Duration `protobuf:"bytes,3,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamHellosRequest) Reset() {
+	*x = StreamHellosRequest{}
+	mi := &file_helloworld_helloworld_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamHellosRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamHellosRequest) ProtoMessage() {}
+
+func (x *StreamHellosRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helloworld_helloworld_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamHellosRequest.ProtoReflect.Descriptor instead.
+func (*StreamHellosRequest) Descriptor() ([]byte, []int) {
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StreamHellosRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StreamHellosRequest) GetResumeFrom() uint64 {
+	if x != nil {
+		return x.ResumeFrom
+	}
+	return 0
+}
+
+func (x *StreamHellosRequest) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+// StreamHellosResponse is one message of Hello.StreamHellos.
+type StreamHellosResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq numbers the messages of a stream and of its reopened successors: a gap is a lost
+	// message, a repeat a duplicate.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// message is the greeting, e.g. "Hello, Ryo!".
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// backend identifies the server that sent it.
+	Backend       *Backend `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamHellosResponse) Reset() {
+	*x = StreamHellosResponse{}
+	mi := &file_helloworld_helloworld_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamHellosResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamHellosResponse) ProtoMessage() {}
+
+func (x *StreamHellosResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helloworld_helloworld_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamHellosResponse.ProtoReflect.Descriptor instead.
+func (*StreamHellosResponse) Descriptor() ([]byte, []int) {
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StreamHellosResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *StreamHellosResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *StreamHellosResponse) GetBackend() *Backend {
+	if x != nil {
+		return x.Backend
+	}
+	return nil
+}
+
+// ChatHelloRequest is one message a client sends on Hello.ChatHello.
+type ChatHelloRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name to greet: same rules as SayHelloRequest.name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// resume_from, read on the stream's first message only: the last seq the client
+	// received (0 for a new stream).
+	ResumeFrom    uint64 `protobuf:"varint,2,opt,name=resume_from,json=resumeFrom,proto3" json:"resume_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChatHelloRequest) Reset() {
+	*x = ChatHelloRequest{}
+	mi := &file_helloworld_helloworld_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChatHelloRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChatHelloRequest) ProtoMessage() {}
+
+func (x *ChatHelloRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helloworld_helloworld_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChatHelloRequest.ProtoReflect.Descriptor instead.
+func (*ChatHelloRequest) Descriptor() ([]byte, []int) {
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ChatHelloRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ChatHelloRequest) GetResumeFrom() uint64 {
+	if x != nil {
+		return x.ResumeFrom
+	}
+	return 0
+}
+
+// ChatHelloResponse answers one ChatHelloRequest.
+type ChatHelloResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq: as in StreamHellosResponse.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// message is the greeting.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// backend identifies the server that sent it.
+	Backend       *Backend `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChatHelloResponse) Reset() {
+	*x = ChatHelloResponse{}
+	mi := &file_helloworld_helloworld_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChatHelloResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChatHelloResponse) ProtoMessage() {}
+
+func (x *ChatHelloResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helloworld_helloworld_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChatHelloResponse.ProtoReflect.Descriptor instead.
+func (*ChatHelloResponse) Descriptor() ([]byte, []int) {
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ChatHelloResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ChatHelloResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ChatHelloResponse) GetBackend() *Backend {
+	if x != nil {
+		return x.Backend
+	}
+	return nil
+}
+
+// StreamGoodbyesRequest opens Goodbye.StreamGoodbyes: as StreamHellosRequest.
+type StreamGoodbyesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name to bid farewell: same rules as SayHelloRequest.name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// resume_from: as in StreamHellosRequest.
+	ResumeFrom uint64 `protobuf:"varint,2,opt,name=resume_from,json=resumeFrom,proto3" json:"resume_from,omitempty"`
+	// interval: as in StreamHellosRequest.
+	Interval      *durationpb.Duration `protobuf:"bytes,3,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamGoodbyesRequest) Reset() {
+	*x = StreamGoodbyesRequest{}
+	mi := &file_helloworld_helloworld_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamGoodbyesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamGoodbyesRequest) ProtoMessage() {}
+
+func (x *StreamGoodbyesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helloworld_helloworld_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamGoodbyesRequest.ProtoReflect.Descriptor instead.
+func (*StreamGoodbyesRequest) Descriptor() ([]byte, []int) {
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StreamGoodbyesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StreamGoodbyesRequest) GetResumeFrom() uint64 {
+	if x != nil {
+		return x.ResumeFrom
+	}
+	return 0
+}
+
+func (x *StreamGoodbyesRequest) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+// StreamGoodbyesResponse is one message of Goodbye.StreamGoodbyes.
+type StreamGoodbyesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq: as in StreamHellosResponse.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// message is the farewell, e.g. "Goodbye, Ryo.".
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// backend identifies the server that sent it.
+	Backend       *Backend `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamGoodbyesResponse) Reset() {
+	*x = StreamGoodbyesResponse{}
+	mi := &file_helloworld_helloworld_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamGoodbyesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamGoodbyesResponse) ProtoMessage() {}
+
+func (x *StreamGoodbyesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helloworld_helloworld_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamGoodbyesResponse.ProtoReflect.Descriptor instead.
+func (*StreamGoodbyesResponse) Descriptor() ([]byte, []int) {
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *StreamGoodbyesResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *StreamGoodbyesResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *StreamGoodbyesResponse) GetBackend() *Backend {
+	if x != nil {
+		return x.Backend
+	}
+	return nil
+}
+
+// ChatGoodbyeRequest is one message a client sends on Goodbye.ChatGoodbye.
+type ChatGoodbyeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name to bid farewell: same rules as SayHelloRequest.name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// resume_from: as in ChatHelloRequest.
+	ResumeFrom    uint64 `protobuf:"varint,2,opt,name=resume_from,json=resumeFrom,proto3" json:"resume_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChatGoodbyeRequest) Reset() {
+	*x = ChatGoodbyeRequest{}
+	mi := &file_helloworld_helloworld_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChatGoodbyeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChatGoodbyeRequest) ProtoMessage() {}
+
+func (x *ChatGoodbyeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helloworld_helloworld_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChatGoodbyeRequest.ProtoReflect.Descriptor instead.
+func (*ChatGoodbyeRequest) Descriptor() ([]byte, []int) {
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ChatGoodbyeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ChatGoodbyeRequest) GetResumeFrom() uint64 {
+	if x != nil {
+		return x.ResumeFrom
+	}
+	return 0
+}
+
+// ChatGoodbyeResponse answers one ChatGoodbyeRequest.
+type ChatGoodbyeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq: as in StreamHellosResponse.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// message is the farewell.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// backend identifies the server that sent it.
+	Backend       *Backend `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChatGoodbyeResponse) Reset() {
+	*x = ChatGoodbyeResponse{}
+	mi := &file_helloworld_helloworld_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChatGoodbyeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChatGoodbyeResponse) ProtoMessage() {}
+
+func (x *ChatGoodbyeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helloworld_helloworld_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChatGoodbyeResponse.ProtoReflect.Descriptor instead.
+func (*ChatGoodbyeResponse) Descriptor() ([]byte, []int) {
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ChatGoodbyeResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ChatGoodbyeResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ChatGoodbyeResponse) GetBackend() *Backend {
+	if x != nil {
+		return x.Backend
+	}
+	return nil
+}
+
 // Saying is a famous quotation.
 type Saying struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -267,7 +766,7 @@ type Saying struct {
 
 func (x *Saying) Reset() {
 	*x = Saying{}
-	mi := &file_helloworld_helloworld_proto_msgTypes[4]
+	mi := &file_helloworld_helloworld_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +778,7 @@ func (x *Saying) String() string {
 func (*Saying) ProtoMessage() {}
 
 func (x *Saying) ProtoReflect() protoreflect.Message {
-	mi := &file_helloworld_helloworld_proto_msgTypes[4]
+	mi := &file_helloworld_helloworld_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +791,7 @@ func (x *Saying) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Saying.ProtoReflect.Descriptor instead.
 func (*Saying) Descriptor() ([]byte, []int) {
-	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{4}
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Saying) GetText() string {
@@ -331,7 +830,7 @@ type Backend struct {
 
 func (x *Backend) Reset() {
 	*x = Backend{}
-	mi := &file_helloworld_helloworld_proto_msgTypes[5]
+	mi := &file_helloworld_helloworld_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +842,7 @@ func (x *Backend) String() string {
 func (*Backend) ProtoMessage() {}
 
 func (x *Backend) ProtoReflect() protoreflect.Message {
-	mi := &file_helloworld_helloworld_proto_msgTypes[5]
+	mi := &file_helloworld_helloworld_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +855,7 @@ func (x *Backend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backend.ProtoReflect.Descriptor instead.
 func (*Backend) Descriptor() ([]byte, []int) {
-	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{5}
+	return file_helloworld_helloworld_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Backend) GetPod() string {
@@ -406,7 +905,7 @@ var File_helloworld_helloworld_proto protoreflect.FileDescriptor
 const file_helloworld_helloworld_proto_rawDesc = "" +
 	"\n" +
 	"\x1bhelloworld/helloworld.proto\x12\n" +
-	"helloworld\"%\n" +
+	"helloworld\x1a\x1egoogle/protobuf/duration.proto\"%\n" +
 	"\x0fSayHelloRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xfd\x01\n" +
 	"\x10SayHelloResponse\x12\x18\n" +
@@ -425,7 +924,41 @@ const file_helloworld_helloworld_proto_rawDesc = "" +
 	"\x10request_metadata\x18\x04 \x03(\v23.helloworld.SayGoodbyeResponse.RequestMetadataEntryR\x0frequestMetadata\x1aB\n" +
 	"\x14RequestMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"4\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x01\n" +
+	"\x13StreamHellosRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vresume_from\x18\x02 \x01(\x04R\n" +
+	"resumeFrom\x125\n" +
+	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\binterval\"q\n" +
+	"\x14StreamHellosResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12-\n" +
+	"\abackend\x18\x03 \x01(\v2\x13.helloworld.BackendR\abackend\"G\n" +
+	"\x10ChatHelloRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vresume_from\x18\x02 \x01(\x04R\n" +
+	"resumeFrom\"n\n" +
+	"\x11ChatHelloResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12-\n" +
+	"\abackend\x18\x03 \x01(\v2\x13.helloworld.BackendR\abackend\"\x83\x01\n" +
+	"\x15StreamGoodbyesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vresume_from\x18\x02 \x01(\x04R\n" +
+	"resumeFrom\x125\n" +
+	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\binterval\"s\n" +
+	"\x16StreamGoodbyesResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12-\n" +
+	"\abackend\x18\x03 \x01(\v2\x13.helloworld.BackendR\abackend\"I\n" +
+	"\x12ChatGoodbyeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vresume_from\x18\x02 \x01(\x04R\n" +
+	"resumeFrom\"p\n" +
+	"\x13ChatGoodbyeResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12-\n" +
+	"\abackend\x18\x03 \x01(\v2\x13.helloworld.BackendR\abackend\"4\n" +
 	"\x06Saying\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x16\n" +
 	"\x06author\x18\x02 \x01(\tR\x06author\"\x98\x01\n" +
@@ -435,12 +968,16 @@ const file_helloworld_helloworld_proto_rawDesc = "" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1c\n" +
 	"\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12\x18\n" +
-	"\aservice\x18\x06 \x01(\tR\aservice2N\n" +
+	"\aservice\x18\x06 \x01(\tR\aservice2\xf1\x01\n" +
 	"\x05Hello\x12E\n" +
-	"\bSayHello\x12\x1b.helloworld.SayHelloRequest\x1a\x1c.helloworld.SayHelloResponse2V\n" +
+	"\bSayHello\x12\x1b.helloworld.SayHelloRequest\x1a\x1c.helloworld.SayHelloResponse\x12S\n" +
+	"\fStreamHellos\x12\x1f.helloworld.StreamHellosRequest\x1a .helloworld.StreamHellosResponse0\x01\x12L\n" +
+	"\tChatHello\x12\x1c.helloworld.ChatHelloRequest\x1a\x1d.helloworld.ChatHelloResponse(\x010\x012\x85\x02\n" +
 	"\aGoodbye\x12K\n" +
 	"\n" +
-	"SayGoodbye\x12\x1d.helloworld.SayGoodbyeRequest\x1a\x1e.helloworld.SayGoodbyeResponseBBZ@github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld;helloworldb\x06proto3"
+	"SayGoodbye\x12\x1d.helloworld.SayGoodbyeRequest\x1a\x1e.helloworld.SayGoodbyeResponse\x12Y\n" +
+	"\x0eStreamGoodbyes\x12!.helloworld.StreamGoodbyesRequest\x1a\".helloworld.StreamGoodbyesResponse0\x01\x12R\n" +
+	"\vChatGoodbye\x12\x1e.helloworld.ChatGoodbyeRequest\x1a\x1f.helloworld.ChatGoodbyeResponse(\x010\x01BBZ@github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld;helloworldb\x06proto3"
 
 var (
 	file_helloworld_helloworld_proto_rawDescOnce sync.Once
@@ -454,32 +991,55 @@ func file_helloworld_helloworld_proto_rawDescGZIP() []byte {
 	return file_helloworld_helloworld_proto_rawDescData
 }
 
-var file_helloworld_helloworld_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_helloworld_helloworld_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_helloworld_helloworld_proto_goTypes = []any{
-	(*SayHelloRequest)(nil),    // 0: helloworld.SayHelloRequest
-	(*SayHelloResponse)(nil),   // 1: helloworld.SayHelloResponse
-	(*SayGoodbyeRequest)(nil),  // 2: helloworld.SayGoodbyeRequest
-	(*SayGoodbyeResponse)(nil), // 3: helloworld.SayGoodbyeResponse
-	(*Saying)(nil),             // 4: helloworld.Saying
-	(*Backend)(nil),            // 5: helloworld.Backend
-	nil,                        // 6: helloworld.SayHelloResponse.RequestMetadataEntry
-	nil,                        // 7: helloworld.SayGoodbyeResponse.RequestMetadataEntry
+	(*SayHelloRequest)(nil),        // 0: helloworld.SayHelloRequest
+	(*SayHelloResponse)(nil),       // 1: helloworld.SayHelloResponse
+	(*SayGoodbyeRequest)(nil),      // 2: helloworld.SayGoodbyeRequest
+	(*SayGoodbyeResponse)(nil),     // 3: helloworld.SayGoodbyeResponse
+	(*StreamHellosRequest)(nil),    // 4: helloworld.StreamHellosRequest
+	(*StreamHellosResponse)(nil),   // 5: helloworld.StreamHellosResponse
+	(*ChatHelloRequest)(nil),       // 6: helloworld.ChatHelloRequest
+	(*ChatHelloResponse)(nil),      // 7: helloworld.ChatHelloResponse
+	(*StreamGoodbyesRequest)(nil),  // 8: helloworld.StreamGoodbyesRequest
+	(*StreamGoodbyesResponse)(nil), // 9: helloworld.StreamGoodbyesResponse
+	(*ChatGoodbyeRequest)(nil),     // 10: helloworld.ChatGoodbyeRequest
+	(*ChatGoodbyeResponse)(nil),    // 11: helloworld.ChatGoodbyeResponse
+	(*Saying)(nil),                 // 12: helloworld.Saying
+	(*Backend)(nil),                // 13: helloworld.Backend
+	nil,                            // 14: helloworld.SayHelloResponse.RequestMetadataEntry
+	nil,                            // 15: helloworld.SayGoodbyeResponse.RequestMetadataEntry
+	(*durationpb.Duration)(nil),    // 16: google.protobuf.Duration
 }
 var file_helloworld_helloworld_proto_depIdxs = []int32{
-	5, // 0: helloworld.SayHelloResponse.backend:type_name -> helloworld.Backend
-	6, // 1: helloworld.SayHelloResponse.request_metadata:type_name -> helloworld.SayHelloResponse.RequestMetadataEntry
-	4, // 2: helloworld.SayGoodbyeResponse.saying:type_name -> helloworld.Saying
-	5, // 3: helloworld.SayGoodbyeResponse.backend:type_name -> helloworld.Backend
-	7, // 4: helloworld.SayGoodbyeResponse.request_metadata:type_name -> helloworld.SayGoodbyeResponse.RequestMetadataEntry
-	0, // 5: helloworld.Hello.SayHello:input_type -> helloworld.SayHelloRequest
-	2, // 6: helloworld.Goodbye.SayGoodbye:input_type -> helloworld.SayGoodbyeRequest
-	1, // 7: helloworld.Hello.SayHello:output_type -> helloworld.SayHelloResponse
-	3, // 8: helloworld.Goodbye.SayGoodbye:output_type -> helloworld.SayGoodbyeResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	13, // 0: helloworld.SayHelloResponse.backend:type_name -> helloworld.Backend
+	14, // 1: helloworld.SayHelloResponse.request_metadata:type_name -> helloworld.SayHelloResponse.RequestMetadataEntry
+	12, // 2: helloworld.SayGoodbyeResponse.saying:type_name -> helloworld.Saying
+	13, // 3: helloworld.SayGoodbyeResponse.backend:type_name -> helloworld.Backend
+	15, // 4: helloworld.SayGoodbyeResponse.request_metadata:type_name -> helloworld.SayGoodbyeResponse.RequestMetadataEntry
+	16, // 5: helloworld.StreamHellosRequest.interval:type_name -> google.protobuf.Duration
+	13, // 6: helloworld.StreamHellosResponse.backend:type_name -> helloworld.Backend
+	13, // 7: helloworld.ChatHelloResponse.backend:type_name -> helloworld.Backend
+	16, // 8: helloworld.StreamGoodbyesRequest.interval:type_name -> google.protobuf.Duration
+	13, // 9: helloworld.StreamGoodbyesResponse.backend:type_name -> helloworld.Backend
+	13, // 10: helloworld.ChatGoodbyeResponse.backend:type_name -> helloworld.Backend
+	0,  // 11: helloworld.Hello.SayHello:input_type -> helloworld.SayHelloRequest
+	4,  // 12: helloworld.Hello.StreamHellos:input_type -> helloworld.StreamHellosRequest
+	6,  // 13: helloworld.Hello.ChatHello:input_type -> helloworld.ChatHelloRequest
+	2,  // 14: helloworld.Goodbye.SayGoodbye:input_type -> helloworld.SayGoodbyeRequest
+	8,  // 15: helloworld.Goodbye.StreamGoodbyes:input_type -> helloworld.StreamGoodbyesRequest
+	10, // 16: helloworld.Goodbye.ChatGoodbye:input_type -> helloworld.ChatGoodbyeRequest
+	1,  // 17: helloworld.Hello.SayHello:output_type -> helloworld.SayHelloResponse
+	5,  // 18: helloworld.Hello.StreamHellos:output_type -> helloworld.StreamHellosResponse
+	7,  // 19: helloworld.Hello.ChatHello:output_type -> helloworld.ChatHelloResponse
+	3,  // 20: helloworld.Goodbye.SayGoodbye:output_type -> helloworld.SayGoodbyeResponse
+	9,  // 21: helloworld.Goodbye.StreamGoodbyes:output_type -> helloworld.StreamGoodbyesResponse
+	11, // 22: helloworld.Goodbye.ChatGoodbye:output_type -> helloworld.ChatGoodbyeResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_helloworld_helloworld_proto_init() }
@@ -493,7 +1053,7 @@ func file_helloworld_helloworld_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_helloworld_helloworld_proto_rawDesc), len(file_helloworld_helloworld_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

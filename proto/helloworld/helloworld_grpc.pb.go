@@ -22,7 +22,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Hello_SayHello_FullMethodName = "/helloworld.Hello/SayHello"
+	Hello_SayHello_FullMethodName     = "/helloworld.Hello/SayHello"
+	Hello_StreamHellos_FullMethodName = "/helloworld.Hello/StreamHellos"
+	Hello_ChatHello_FullMethodName    = "/helloworld.Hello/ChatHello"
 )
 
 // HelloClient is the client API for Hello service.
@@ -34,6 +36,14 @@ type HelloClient interface {
 	// SayHello answers "Hello, <name>!" and names the serving backend.
 	// It is idempotent and safe to retry.
 	SayHello(ctx context.Context, in *SayHelloRequest, opts ...grpc.CallOption) (*SayHelloResponse, error)
+	// StreamHellos sends a greeting every interval, numbered resume_from + 1, + 2, ...,
+	// until the client cancels. The server ends it on purpose with UNAVAILABLE ("...,
+	// reconnect") after its stream max age or when it drains: reopen it then, with
+	// resume_from set to the last seq received, and the numbering continues.
+	StreamHellos(ctx context.Context, in *StreamHellosRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamHellosResponse], error)
+	// ChatHello answers every message with a greeting, numbered from the first message's
+	// resume_from + 1. It ends as StreamHellos does.
+	ChatHello(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChatHelloRequest, ChatHelloResponse], error)
 }
 
 type helloClient struct {
@@ -54,6 +64,38 @@ func (c *helloClient) SayHello(ctx context.Context, in *SayHelloRequest, opts ..
 	return out, nil
 }
 
+func (c *helloClient) StreamHellos(ctx context.Context, in *StreamHellosRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamHellosResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Hello_ServiceDesc.Streams[0], Hello_StreamHellos_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamHellosRequest, StreamHellosResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Hello_StreamHellosClient = grpc.ServerStreamingClient[StreamHellosResponse]
+
+func (c *helloClient) ChatHello(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChatHelloRequest, ChatHelloResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Hello_ServiceDesc.Streams[1], Hello_ChatHello_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ChatHelloRequest, ChatHelloResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Hello_ChatHelloClient = grpc.BidiStreamingClient[ChatHelloRequest, ChatHelloResponse]
+
 // HelloServer is the server API for Hello service.
 // All implementations must embed UnimplementedHelloServer
 // for forward compatibility.
@@ -63,6 +105,14 @@ type HelloServer interface {
 	// SayHello answers "Hello, <name>!" and names the serving backend.
 	// It is idempotent and safe to retry.
 	SayHello(context.Context, *SayHelloRequest) (*SayHelloResponse, error)
+	// StreamHellos sends a greeting every interval, numbered resume_from + 1, + 2, ...,
+	// until the client cancels. The server ends it on purpose with UNAVAILABLE ("...,
+	// reconnect") after its stream max age or when it drains: reopen it then, with
+	// resume_from set to the last seq received, and the numbering continues.
+	StreamHellos(*StreamHellosRequest, grpc.ServerStreamingServer[StreamHellosResponse]) error
+	// ChatHello answers every message with a greeting, numbered from the first message's
+	// resume_from + 1. It ends as StreamHellos does.
+	ChatHello(grpc.BidiStreamingServer[ChatHelloRequest, ChatHelloResponse]) error
 	mustEmbedUnimplementedHelloServer()
 }
 
@@ -75,6 +125,12 @@ type UnimplementedHelloServer struct{}
 
 func (UnimplementedHelloServer) SayHello(context.Context, *SayHelloRequest) (*SayHelloResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SayHello not implemented")
+}
+func (UnimplementedHelloServer) StreamHellos(*StreamHellosRequest, grpc.ServerStreamingServer[StreamHellosResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamHellos not implemented")
+}
+func (UnimplementedHelloServer) ChatHello(grpc.BidiStreamingServer[ChatHelloRequest, ChatHelloResponse]) error {
+	return status.Error(codes.Unimplemented, "method ChatHello not implemented")
 }
 func (UnimplementedHelloServer) mustEmbedUnimplementedHelloServer() {}
 func (UnimplementedHelloServer) testEmbeddedByValue()               {}
@@ -115,6 +171,24 @@ func _Hello_SayHello_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Hello_StreamHellos_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StreamHellosRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HelloServer).StreamHellos(m, &grpc.GenericServerStream[StreamHellosRequest, StreamHellosResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Hello_StreamHellosServer = grpc.ServerStreamingServer[StreamHellosResponse]
+
+func _Hello_ChatHello_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HelloServer).ChatHello(&grpc.GenericServerStream[ChatHelloRequest, ChatHelloResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Hello_ChatHelloServer = grpc.BidiStreamingServer[ChatHelloRequest, ChatHelloResponse]
+
 // Hello_ServiceDesc is the grpc.ServiceDesc for Hello service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -127,12 +201,26 @@ var Hello_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Hello_SayHello_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "StreamHellos",
+			Handler:       _Hello_StreamHellos_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ChatHello",
+			Handler:       _Hello_ChatHello_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "helloworld/helloworld.proto",
 }
 
 const (
-	Goodbye_SayGoodbye_FullMethodName = "/helloworld.Goodbye/SayGoodbye"
+	Goodbye_SayGoodbye_FullMethodName     = "/helloworld.Goodbye/SayGoodbye"
+	Goodbye_StreamGoodbyes_FullMethodName = "/helloworld.Goodbye/StreamGoodbyes"
+	Goodbye_ChatGoodbye_FullMethodName    = "/helloworld.Goodbye/ChatGoodbye"
 )
 
 // GoodbyeClient is the client API for Goodbye service.
@@ -144,6 +232,10 @@ type GoodbyeClient interface {
 	// SayGoodbye answers with a famous saying and names the serving backend.
 	// It is idempotent and safe to retry.
 	SayGoodbye(ctx context.Context, in *SayGoodbyeRequest, opts ...grpc.CallOption) (*SayGoodbyeResponse, error)
+	// StreamGoodbyes: as Hello.StreamHellos, with farewells.
+	StreamGoodbyes(ctx context.Context, in *StreamGoodbyesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamGoodbyesResponse], error)
+	// ChatGoodbye: as Hello.ChatHello, with farewells.
+	ChatGoodbye(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChatGoodbyeRequest, ChatGoodbyeResponse], error)
 }
 
 type goodbyeClient struct {
@@ -164,6 +256,38 @@ func (c *goodbyeClient) SayGoodbye(ctx context.Context, in *SayGoodbyeRequest, o
 	return out, nil
 }
 
+func (c *goodbyeClient) StreamGoodbyes(ctx context.Context, in *StreamGoodbyesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamGoodbyesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Goodbye_ServiceDesc.Streams[0], Goodbye_StreamGoodbyes_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamGoodbyesRequest, StreamGoodbyesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Goodbye_StreamGoodbyesClient = grpc.ServerStreamingClient[StreamGoodbyesResponse]
+
+func (c *goodbyeClient) ChatGoodbye(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChatGoodbyeRequest, ChatGoodbyeResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Goodbye_ServiceDesc.Streams[1], Goodbye_ChatGoodbye_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ChatGoodbyeRequest, ChatGoodbyeResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Goodbye_ChatGoodbyeClient = grpc.BidiStreamingClient[ChatGoodbyeRequest, ChatGoodbyeResponse]
+
 // GoodbyeServer is the server API for Goodbye service.
 // All implementations must embed UnimplementedGoodbyeServer
 // for forward compatibility.
@@ -173,6 +297,10 @@ type GoodbyeServer interface {
 	// SayGoodbye answers with a famous saying and names the serving backend.
 	// It is idempotent and safe to retry.
 	SayGoodbye(context.Context, *SayGoodbyeRequest) (*SayGoodbyeResponse, error)
+	// StreamGoodbyes: as Hello.StreamHellos, with farewells.
+	StreamGoodbyes(*StreamGoodbyesRequest, grpc.ServerStreamingServer[StreamGoodbyesResponse]) error
+	// ChatGoodbye: as Hello.ChatHello, with farewells.
+	ChatGoodbye(grpc.BidiStreamingServer[ChatGoodbyeRequest, ChatGoodbyeResponse]) error
 	mustEmbedUnimplementedGoodbyeServer()
 }
 
@@ -185,6 +313,12 @@ type UnimplementedGoodbyeServer struct{}
 
 func (UnimplementedGoodbyeServer) SayGoodbye(context.Context, *SayGoodbyeRequest) (*SayGoodbyeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SayGoodbye not implemented")
+}
+func (UnimplementedGoodbyeServer) StreamGoodbyes(*StreamGoodbyesRequest, grpc.ServerStreamingServer[StreamGoodbyesResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamGoodbyes not implemented")
+}
+func (UnimplementedGoodbyeServer) ChatGoodbye(grpc.BidiStreamingServer[ChatGoodbyeRequest, ChatGoodbyeResponse]) error {
+	return status.Error(codes.Unimplemented, "method ChatGoodbye not implemented")
 }
 func (UnimplementedGoodbyeServer) mustEmbedUnimplementedGoodbyeServer() {}
 func (UnimplementedGoodbyeServer) testEmbeddedByValue()                 {}
@@ -225,6 +359,24 @@ func _Goodbye_SayGoodbye_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Goodbye_StreamGoodbyes_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StreamGoodbyesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(GoodbyeServer).StreamGoodbyes(m, &grpc.GenericServerStream[StreamGoodbyesRequest, StreamGoodbyesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Goodbye_StreamGoodbyesServer = grpc.ServerStreamingServer[StreamGoodbyesResponse]
+
+func _Goodbye_ChatGoodbye_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(GoodbyeServer).ChatGoodbye(&grpc.GenericServerStream[ChatGoodbyeRequest, ChatGoodbyeResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Goodbye_ChatGoodbyeServer = grpc.BidiStreamingServer[ChatGoodbyeRequest, ChatGoodbyeResponse]
+
 // Goodbye_ServiceDesc is the grpc.ServiceDesc for Goodbye service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -237,6 +389,18 @@ var Goodbye_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Goodbye_SayGoodbye_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "StreamGoodbyes",
+			Handler:       _Goodbye_StreamGoodbyes_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ChatGoodbye",
+			Handler:       _Goodbye_ChatGoodbye_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "helloworld/helloworld.proto",
 }

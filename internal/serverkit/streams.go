@@ -1,0 +1,161 @@
+package serverkit
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/streamkit"
+)
+
+// Why streams end on purpose, and why per stream: a stream is pinned to the pod it opened
+// on for its whole life, so after a rollout or a scale-out the streams stay where they
+// were. MaxConnectionAge does not fix that well: when the age is reached the server sends
+// GOAWAY, and when MaxConnectionAgeGrace runs out it closes the connection with every
+// stream still on it, at once; a grace long enough for the streams is a grace in which the
+// connection takes no new calls but still pins them. StreamMaxAge ends each stream on its
+// own (with ±10% jitter, so streams opened together do not all reconnect together) with
+// the reconnect status; the client reopens it, the balancer picks a pod for the new
+// stream, and streams spread onto new pods within StreamMaxAge. Unary calls keep using
+// MaxConnectionAge to find new pods.
+//
+// The statuses below are UNAVAILABLE: the code clients (and the greeter) treat as
+// "reopen the stream, elsewhere if possible"; the message says why.
+var (
+	errStreamMaxAge = status.Error(codes.Unavailable, "stream max age reached, reconnect")
+	errStreamDrain  = status.Error(codes.Unavailable, "server is shutting down, reconnect")
+)
+
+// streamJitter is the spread of each stream's max age around StreamMaxAge: ±10%.
+const streamJitter = 0.1
+
+// streamGuard applies the kit's stream rules to the streaming methods of the kit's
+// services (health watches, ORCA and reflection streams have their own): at most
+// MaxStreamsPerConn open per client connection, at most StreamMaxRate messages a second
+// from the client, the limits in the stream's context for the handler (server streams
+// check their interval against them), and the end after StreamMaxAge or at the drain.
+type streamGuard struct {
+	prefixes []string      // "/helloworld.Hello/", ...
+	maxAge   time.Duration // 0 = no max age
+	perConn  int           // 0 = no bound (beyond MaxConcurrentStreams)
+	limits   streamkit.Limits
+	drained  <-chan struct{} // closed when the drain ends streams (with the health watches)
+
+	mu   sync.Mutex
+	open map[string]int // open streams per client connection (its remote address)
+}
+
+func newStreamGuard(cfg Config, services []Service, drained <-chan struct{}) *streamGuard {
+	g := &streamGuard{maxAge: cfg.StreamMaxAge, perConn: cfg.MaxStreamsPerConn, drained: drained, open: map[string]int{},
+		limits: streamkit.Limits{MaxRate: cfg.StreamMaxRate, Flag: "--stream-max-rate / STREAM_MAX_RATE"}}
+	for _, s := range services {
+		g.prefixes = append(g.prefixes, "/"+s.Name+"/")
+	}
+	return g
+}
+
+func (g *streamGuard) ours(method string) bool {
+	for _, p := range g.prefixes {
+		if strings.HasPrefix(method, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// acquire counts a stream on its connection; false when the connection is at the bound.
+// A client connection is one remote address on this server's port.
+func (g *streamGuard) acquire(ctx context.Context) (release func(), ok bool) {
+	if g.perConn <= 0 {
+		return func() {}, true
+	}
+	p, found := peer.FromContext(ctx)
+	if !found || p.Addr == nil {
+		return func() {}, true
+	}
+	key := p.Addr.String()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open[key] >= g.perConn {
+		return nil, false
+	}
+	g.open[key]++
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.open[key]--; g.open[key] <= 0 {
+			delete(g.open, key)
+		}
+	}, true
+}
+
+// maxAge is this stream's age limit: StreamMaxAge ±10%.
+func (g *streamGuard) jitteredMaxAge() time.Duration {
+	f := 1 + streamJitter*(2*rand.Float64()-1)
+	return time.Duration(float64(g.maxAge) * f)
+}
+
+func (g *streamGuard) intercept(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !g.ours(info.FullMethod) {
+		return handler(srv, ss)
+	}
+	release, ok := g.acquire(ss.Context())
+	if !ok {
+		return status.Errorf(codes.ResourceExhausted,
+			"this connection already has %d open streams, the server's limit per connection (--max-streams-per-conn / MAX_STREAMS_PER_CONN): close some, or spread them over more connections", g.perConn)
+	}
+	defer release()
+
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	var expired <-chan time.Time
+	if g.maxAge > 0 {
+		t := time.NewTimer(g.jitteredMaxAge())
+		defer t.Stop()
+		expired = t.C
+	}
+	go func() {
+		select {
+		case <-expired:
+			cancel(errStreamMaxAge)
+		case <-g.drained:
+			cancel(errStreamDrain)
+		case <-ctx.Done():
+		}
+	}()
+	err := handler(srv, &guardedStream{ServerStream: ss, ctx: streamkit.WithLimits(ctx, g.limits), limits: g.limits, bucket: streamkit.NewBucket(g.limits.MaxRate)})
+	// Ended by the server on purpose: the handler saw its context cancelled; the client
+	// gets the reconnect status instead of CANCELED.
+	if cause := context.Cause(ctx); cause == errStreamMaxAge || cause == errStreamDrain {
+		return cause
+	}
+	return err
+}
+
+// guardedStream is the stream handlers see: the guard's context, and a bound on the
+// rate of the client's messages.
+type guardedStream struct {
+	grpc.ServerStream
+	ctx    context.Context
+	limits streamkit.Limits
+	bucket *streamkit.Bucket
+}
+
+func (s *guardedStream) Context() context.Context { return s.ctx }
+
+func (s *guardedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if !s.bucket.Take(time.Now()) {
+		return streamkit.RateError(s.limits)
+	}
+	return nil
+}
