@@ -27,6 +27,9 @@ type Config struct {
 	Headers []Header
 	Plan    loadgen.Plan
 	Expect  report.Expect
+	// Stream is the stream mode (-stream server|bidi); its Kind is "" for unary calls.
+	Stream       StreamPlan
+	StreamExpect report.StreamExpect
 
 	WaitForReady       bool
 	Warmup             time.Duration
@@ -40,6 +43,22 @@ type Config struct {
 	// "timeline" field of the -json report. "" records none.
 	Timeline       string
 	TimelineBucket time.Duration
+}
+
+// StreamPlan is a run of long-lived streams: Count streams open at once, each reopened
+// with backoff when it ends (whatever the status) and resumed from the last message
+// received, until Duration has passed (0: until interrupted).
+type StreamPlan struct {
+	Kind     catalog.StreamKind
+	Method   catalog.StreamMethod
+	Count    int
+	Duration time.Duration
+	// Interval between two messages: asked of the server for a server stream, the pace
+	// of the client's messages on a bidi stream.
+	Interval time.Duration
+	// Backoff before reopening a stream, doubled (up to BackoffMax) while reopened
+	// streams deliver nothing, back to Backoff once one does; each wait is jittered ±20%.
+	Backoff, BackoffMax time.Duration
 }
 
 // Header is one -H key=value metadata entry.
@@ -96,6 +115,7 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
   greeter -target dns:///hello-headless.default.svc.cluster.local:50051 -n 300 -expect-backends 3 -max-skew 0
   greeter -target 127.0.0.1:8443 -authority grpc.kit.local -cacert ca.pem -service goodbye
   greeter -target dns:///localhost:50051 -c 8 -duration 30s -rate 500
+  greeter -target dns:///localhost:50051 -stream server -streams 30 -duration 5m -max-lost 0 -max-gap 2s
   greeter doctor -n grpc-kit-headless -service hello-grpc-headless   # why calls fail or do not balance (doctor -h)
 
 Flags (each also read from the environment variable shown):
@@ -124,7 +144,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.StringVar(&c.Dial.CACert, "cacert", "", "PEM CA certificate to verify the server or ingress with")
 	fs.BoolVar(&c.Dial.Insecure, "insecure", false, "TLS without certificate verification (testing only)")
 	fs.StringVar(&c.Dial.Authority, "authority", "", "value of :authority and the TLS server name (host-based routing in ingresses and gateways)")
-	fs.DurationVar(&c.Dial.Keepalive, "keepalive", 0, "send keepalive pings this often (0 = off; must be ≥ the server's keepalive-min-time)")
+	fs.DurationVar(&c.Dial.Keepalive, "keepalive", 0, "ping an idle connection this often to find dead ones (0 = off; grpc-go's floor is 10s). Must be at least the server's keepalive-min-time (10s on the kit's servers), else the server closes the connection with GOAWAY too_many_pings")
 	fs.DurationVar(&c.DNSMinResolve, "dns-min-resolve", 0, "shortest interval between DNS re-resolutions (0 keeps grpc-go's default of 30s)")
 	fs.Var(headerFlag{&c.Headers}, "H", "metadata header key=value, repeatable (e.g. -H x-experiment-group=canary)")
 	fs.StringVar(&service, "service", catalog.Keys()[0], "which service to call: "+strings.Join(catalog.Keys(), " or "))
@@ -146,6 +166,17 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 		c.Expect.Code = &code
 		return err
 	})
+	var streamKind string
+	fs.StringVar(&streamKind, "stream", "", "stream mode: open -streams long-lived streams of this kind, server or bidi, of -service (-method picks one by name), reopen each when it ends and resume it where it stopped; report streams and messages per pod, why streams ended, gaps, lost and duplicated messages")
+	fs.IntVar(&c.Stream.Count, "streams", 1, "-stream: streams open at once")
+	fs.DurationVar(&c.Stream.Interval, "interval", 100*time.Millisecond, "-stream: time between two messages (server streams ask the server for it; bidi streams send at this pace)")
+	fs.DurationVar(&c.Stream.Backoff, "reconnect-backoff", 100*time.Millisecond, "-stream: wait before reopening a stream that ended (doubles while reopened streams deliver nothing)")
+	fs.DurationVar(&c.Stream.BackoffMax, "reconnect-backoff-max", 5*time.Second, "-stream: longest wait before reopening a stream")
+	c.StreamExpect = report.NoStreamExpect()
+	fs.DurationVar(&c.StreamExpect.MaxGap, "max-gap", 0, "-stream: exit 3 if a stream went longer than this without a message, across reopens (0 = not asserted)")
+	fs.Int64Var(&c.StreamExpect.MaxLost, "max-lost", -1, "-stream: exit 3 if more messages than this were lost (gaps in sequence numbers)")
+	fs.Int64Var(&c.StreamExpect.MaxDup, "max-dup", -1, "-stream: exit 3 if more messages than this were received twice")
+	fs.Int64Var(&c.StreamExpect.MaxReconnects, "max-reconnects", -1, "-stream: exit 3 if more streams than this ended during the run (whatever the status)")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON on stdout")
 	fs.BoolVar(&c.Verbose, "v", false, "print every call's backend")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
@@ -163,6 +194,12 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%w: unexpected arguments %q (did you mean -target?)", exitcode.ErrUsage, fs.Args())
 	}
+	if streamKind != "" {
+		return parseStreamFlags(c, fs, streamKind, service, method)
+	}
+	if err := unaryOnly(fs); err != nil {
+		return c, err
+	}
 	if c.Plan.Duration > 0 && !flagSet(fs, "n") {
 		c.Plan.Calls = 0 // -duration alone: as many calls as fit, not the single default call
 	}
@@ -176,6 +213,11 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	if c.Method, err = c.Service.Method(method); err != nil {
 		return c, fmt.Errorf("%w: -method: %w", exitcode.ErrUsage, err)
 	}
+	return c, finishDial(&c, fs)
+}
+
+// finishDial completes and checks the dial options of either mode.
+func finishDial(c *Config, fs *flag.FlagSet) error {
 	c.Dial.Services = catalog.Names()
 	if c.Dial.HealthService == "" {
 		c.Dial.HealthService = c.Service.Name()
@@ -199,19 +241,77 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	if err := c.Dial.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.Plan.Validate(); err != nil {
-		errs = append(errs, err)
+	if c.Stream.Kind == "" {
+		if err := c.Plan.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.Timeline == "-" && !c.JSON {
+			errs = append(errs, errors.New("-timeline - puts the series in the JSON report: add -json, or give a file name"))
+		}
+		if c.TimelineBucket <= 0 {
+			errs = append(errs, errors.New("-timeline-bucket must be positive"))
+		}
 	}
-	if c.Timeline == "-" && !c.JSON {
-		errs = append(errs, errors.New("-timeline - puts the series in the JSON report: add -json, or give a file name"))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
-	if c.TimelineBucket <= 0 {
-		errs = append(errs, errors.New("-timeline-bucket must be positive"))
+	return nil
+}
+
+// streamOnlyFlags apply to -stream runs only; unaryOnlyFlags to runs of unary calls.
+var (
+	streamOnlyFlags = []string{"streams", "interval", "reconnect-backoff", "reconnect-backoff-max", "max-gap", "max-lost", "max-dup", "max-reconnects"}
+	unaryOnlyFlags  = []string{"n", "c", "rate", "warmup", "max-errors", "expect-code", "timeline", "timeline-bucket", "name-bytes", "v"}
+)
+
+func unaryOnly(fs *flag.FlagSet) error {
+	for _, f := range streamOnlyFlags {
+		if flagSet(fs, f) {
+			return fmt.Errorf("%w: -%s applies to -stream runs only", exitcode.ErrUsage, f)
+		}
+	}
+	return nil
+}
+
+// parseStreamFlags finishes c for -stream kind.
+func parseStreamFlags(c Config, fs *flag.FlagSet, kind, service, method string) (Config, error) {
+	var errs []error
+	for _, f := range unaryOnlyFlags {
+		if flagSet(fs, f) {
+			errs = append(errs, fmt.Errorf("-%s applies to unary calls, not to -stream runs", f))
+		}
+	}
+	c.Stream.Kind = catalog.StreamKind(kind)
+	if c.Stream.Kind != catalog.ServerStreaming && c.Stream.Kind != catalog.BidiStreaming {
+		errs = append(errs, fmt.Errorf("-stream %q: want %s or %s", kind, catalog.ServerStreaming, catalog.BidiStreaming))
+	}
+	c.Stream.Duration = c.Plan.Duration
+	if c.Stream.Count < 1 {
+		errs = append(errs, errors.New("-streams must be at least 1"))
+	}
+	if c.Stream.Interval <= 0 {
+		errs = append(errs, errors.New("-interval must be positive"))
+	}
+	if c.Stream.Backoff <= 0 || c.Stream.BackoffMax < c.Stream.Backoff {
+		errs = append(errs, errors.New("-reconnect-backoff must be positive and at most -reconnect-backoff-max"))
+	}
+	if c.Stream.Duration < 0 {
+		errs = append(errs, errors.New("-duration must not be negative (0: until interrupted)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
-	return c, nil
+	var err error
+	if c.Service, err = catalog.Lookup(service); err != nil {
+		return c, fmt.Errorf("%w: -service: %w", exitcode.ErrUsage, err)
+	}
+	if c.Stream.Method, err = c.Service.Stream(c.Stream.Kind, method); err != nil {
+		return c, fmt.Errorf("%w: -method: %w", exitcode.ErrUsage, err)
+	}
+	if c.Stream.Method.Kind != c.Stream.Kind {
+		return c, fmt.Errorf("%w: -method %s is a %s stream, not -stream %s", exitcode.ErrUsage, method, c.Stream.Method.Kind, c.Stream.Kind)
+	}
+	return c, finishDial(&c, fs)
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -109,5 +110,33 @@ func TestExitCodes(t *testing.T) {
 	}
 	if c, err := parse(t, nil, "-expect-code", "InvalidArgument"); err != nil || c.Expect.Code == nil || *c.Expect.Code != codes.InvalidArgument || !c.MultiCall() {
 		t.Errorf("-expect-code InvalidArgument: %v %+v", err, c.Expect)
+	}
+}
+
+func TestStreamFlags(t *testing.T) {
+	c, err := parse(t, nil, "-service", "goodbye", "-stream", "bidi", "-streams", "30", "-duration", "1m", "-max-gap", "2s", "-max-lost", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Stream.Kind != "bidi" || c.Stream.Method.Name != "ChatGoodbye" || c.Stream.Count != 30 || c.Stream.Duration != time.Minute ||
+		c.StreamExpect.MaxGap != 2*time.Second || c.StreamExpect.MaxLost != 0 || c.StreamExpect.MaxDup != -1 || c.Dial.HealthService != "helloworld.Goodbye" {
+		t.Fatalf("stream config %+v", c)
+	}
+	if c, err := parse(t, nil, "-stream", "server", "-method", "StreamHellos"); err != nil || c.Stream.Method.Name != "StreamHellos" || c.Stream.Duration != 0 {
+		t.Fatalf("-method StreamHellos: %v %+v", err, c.Stream)
+	}
+	for _, args := range [][]string{
+		{"-stream", "sideways"},
+		{"-stream", "bidi", "-method", "StreamHellos"},
+		{"-stream", "server", "-method", "SayHello"},
+		{"-stream", "server", "-n", "5"},
+		{"-stream", "server", "-streams", "0"},
+		{"-stream", "server", "-interval", "0s"},
+		{"-streams", "3"},
+		{"-max-lost", "0", "-n", "3"},
+	} {
+		if _, err := parse(t, nil, args...); exitcode.Of(err) != exitcode.Usage {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
 	}
 }

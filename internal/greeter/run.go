@@ -32,7 +32,8 @@ var (
 	ErrAssertionFailed = exitcode.MarkCheckFailed(errors.New("assertion failed")) // exit 3
 )
 
-// Run executes c: one call printed in full, or many calls summarised in a report.
+// Run executes c: one call printed in full, many calls summarised in a report, or a run
+// of long-lived streams (stream.go).
 func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	if c.PrintServiceConfig {
 		sc, err := dialer.ServiceConfig(c.Dial)
@@ -58,6 +59,9 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	var opts []grpc.CallOption
 	if c.WaitForReady {
 		opts = append(opts, grpc.WaitForReady(true))
+	}
+	if c.Stream.Kind != "" {
+		return streams(ctx, c, cc, md, opts, stdout, stderr)
 	}
 	if !c.MultiCall() {
 		return single(ctx, c, cc, md, opts, stdout)

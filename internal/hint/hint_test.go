@@ -22,6 +22,7 @@ func TestForError(t *testing.T) {
 		{status.Error(codes.Unknown, `unexpected HTTP status code received from server: 404 (Not Found); transport: received unexpected content-type "text/plain"`), "did not come from a gRPC server"},
 		{status.Error(codes.Unavailable, "unexpected HTTP status code received from server: 502 (Bad Gateway); malformed header: missing HTTP content-type"), "could not reach the backend"},
 		{status.Error(codes.Unavailable, "unexpected HTTP status code received from server: 503 (Service Unavailable)"), "no ready backend"},
+		{status.Error(codes.Unavailable, `closing transport due to: connection error: desc = "error reading from server: EOF", received prior goaway: code: ENHANCE_YOUR_CALM, debug data: "too_many_pings"`), "Raise -keepalive to at least the server's keepalive-min-time (10s"},
 		{status.Error(codes.InvalidArgument, "name is required"), ""},
 	} {
 		got := ForError(tc.err)
