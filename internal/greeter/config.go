@@ -157,7 +157,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.Float64Var(&c.Plan.Rate, "rate", 0, "calls per second over all callers (0 = as fast as possible)")
 	fs.DurationVar(&c.Plan.Timeout, "timeout", 5*time.Second, "deadline of each call")
 	fs.BoolVar(&c.WaitForReady, "wait-for-ready", false, "calls wait for a ready backend instead of failing fast while none is")
-	fs.DurationVar(&c.Warmup, "warmup", 0, "before counting, make uncounted calls for up to this long (ends early once -expect-backends backends answered), so every connection is up and round robin is exact")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "before counting, make uncounted calls for up to this long (ends early once -expect-backends backends answered), so every connection is up and round robin is exact (with -stream: unary calls of the service before the streams open)")
 	fs.IntVar(&c.Expect.Backends, "expect-backends", -1, "exit 3 unless exactly this many backends served calls")
 	fs.Float64Var(&c.Expect.MaxSkew, "max-skew", -1, "exit 3 if a backend's call count is off the even share by more than this fraction (0 = exact)")
 	fs.Int64Var(&c.Expect.MaxErrors, "max-errors", -1, "exit 3 if more calls than this fail")
@@ -261,7 +261,7 @@ func finishDial(c *Config, fs *flag.FlagSet) error {
 // streamOnlyFlags apply to -stream runs only; unaryOnlyFlags to runs of unary calls.
 var (
 	streamOnlyFlags = []string{"streams", "interval", "reconnect-backoff", "reconnect-backoff-max", "max-gap", "max-lost", "max-dup", "max-reconnects"}
-	unaryOnlyFlags  = []string{"n", "c", "rate", "warmup", "max-errors", "expect-code", "timeline", "timeline-bucket", "name-bytes", "v"}
+	unaryOnlyFlags  = []string{"n", "c", "rate", "max-errors", "expect-code", "timeline", "timeline-bucket", "name-bytes", "v"}
 )
 
 func unaryOnly(fs *flag.FlagSet) error {

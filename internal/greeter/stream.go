@@ -19,11 +19,19 @@ import (
 // streams runs c.Stream: c.Stream.Count streams, each reopened when it ends and resumed
 // from its last message, then the report and its assertions.
 func streams(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadata.MD, opts []grpc.CallOption, stdout, stderr io.Writer) error {
-	runCtx := ctx
+	if c.Warmup > 0 {
+		// Unary calls of the service until every backend answered: round robin only
+		// spreads streams over the connections that are up when they open.
+		warmup(ctx, c, NewCall(cc, c.Service.Methods[0], c.Name, md, nil, opts...), stderr)
+	}
+	// The run ends by cancelling its streams, not with a deadline: a deadline would go to
+	// the servers with every stream (grpc-timeout) and they would end the streams with
+	// DEADLINE_EXCEEDED a moment before the client does, counted as ends.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if c.Stream.Duration > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, c.Stream.Duration)
-		defer cancel()
+		stop := time.AfterFunc(c.Stream.Duration, cancel)
+		defer stop.Stop()
 	}
 	if md.Len() > 0 {
 		runCtx = metadata.NewOutgoingContext(runCtx, md)

@@ -63,7 +63,7 @@ func middleware(log *slog.Logger, metrics *grpcprom.ServerMetrics, inner ...grpc
 		grpc.ChainUnaryInterceptor(append(unary, recovery.UnaryServerInterceptor(rec))...),
 		grpc.ChainStreamInterceptor(
 			metrics.StreamServerInterceptor(),
-			selector.StreamServerInterceptor(logging.StreamServerInterceptor(lg, logOpts...), notHealth),
+			selector.StreamServerInterceptor(logging.StreamServerInterceptor(lg, append(logOpts, logging.WithLevels(streamLevel))...), notHealth),
 			recovery.StreamServerInterceptor(rec),
 		),
 	}
@@ -96,6 +96,16 @@ func lazyLogging(log *slog.Logger, logged grpc.UnaryServerInterceptor) grpc.Unar
 		done := func(context.Context, any) (any, error) { return resp, err }
 		return logged(context.WithValue(ctx, callStartKey{}, start), req, info, done)
 	}
+}
+
+// streamLevel is callLevel for streaming calls, except UNAVAILABLE at info: the server
+// only ends a stream with it on purpose (stream max age, drain: "..., reconnect"), which
+// is routine, not a server failure, and happens to every long-lived stream.
+func streamLevel(c codes.Code) logging.Level {
+	if c == codes.Unavailable {
+		return logging.LevelInfo
+	}
+	return callLevel(c)
 }
 
 // callLevel logs successful calls at debug: a log line per call on the hot path costs
