@@ -43,8 +43,10 @@ type StreamSummary struct {
 	Duplicated int64           `json:"duplicated"`
 	LongestGap *Gap            `json:"longest_gap,omitempty"`
 	Backends   []StreamBackend `json:"backends"`
-	Ends       []ErrorCount    `json:"ends"`
-	Assertions []Assertion     `json:"assertions,omitempty"`
+	// Ends: why streams ended, per status code and message (at most 5 messages per
+	// code; "(other messages)" counts the rest).
+	Ends       []ErrorCount `json:"ends"`
+	Assertions []Assertion  `json:"assertions,omitempty"`
 }
 
 // StreamBackend is what one pod did: streams opened on it (their share of all opened),
@@ -77,8 +79,8 @@ type StreamTally struct {
 	mu         sync.Mutex
 	opened     map[Backend]int64
 	perPod     map[Backend]int64
-	ends       map[codes.Code]int64
-	examples   map[codes.Code]string
+	ends       map[streamEnd]int64
+	reasons    map[codes.Code]int // distinct messages kept per code
 	lost, dup  int64
 	gap        Gap
 	gapD       time.Duration
@@ -89,7 +91,7 @@ type StreamTally struct {
 // NewStreamTally starts a tally at start.
 func NewStreamTally(start time.Time) *StreamTally {
 	return &StreamTally{start: start, opened: map[Backend]int64{}, perPod: map[Backend]int64{},
-		ends: map[codes.Code]int64{}, examples: map[codes.Code]string{}}
+		ends: map[streamEnd]int64{}, reasons: map[codes.Code]int{}}
 }
 
 // Progress is messages so far, streams open now, and reconnects so far.
@@ -171,11 +173,26 @@ func (s *StreamTrack) Ended(err error) {
 		s.live = false
 		t.open.Add(-1)
 	}
-	t.ends[code]++
-	if _, seen := t.examples[code]; !seen {
-		t.examples[code] = msg
+	key := streamEnd{code, msg}
+	if _, seen := t.ends[key]; !seen {
+		if t.reasons[code] >= maxReasonsPerCode {
+			key.msg = "" // the code's other messages, counted together
+		} else {
+			t.reasons[code]++
+		}
 	}
+	t.ends[key]++
 }
+
+// streamEnd is one reason streams ended: a code and its message. Ends are counted per
+// message (a max age and a drain are both UNAVAILABLE and worth telling apart), up to
+// maxReasonsPerCode messages per code, the rest together.
+type streamEnd struct {
+	code codes.Code
+	msg  string
+}
+
+const maxReasonsPerCode = 5
 
 // StreamSummary freezes the tally at now, the end of the run: a stream that has been
 // silent since its last message counts that silence as a gap.
@@ -203,10 +220,16 @@ func (t *StreamTally) StreamSummary(now time.Time) StreamSummary {
 	slices.SortFunc(s.Backends, func(a, b StreamBackend) int {
 		return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Node, b.Node))
 	})
-	for c, n := range t.ends {
-		s.Ends = append(s.Ends, ErrorCount{Code: c, Count: n, Example: t.examples[c]})
+	for e, n := range t.ends {
+		ex := e.msg
+		if ex == "" {
+			ex = "(other messages)"
+		}
+		s.Ends = append(s.Ends, ErrorCount{Code: e.code, Count: n, Example: ex})
 	}
-	slices.SortFunc(s.Ends, func(a, b ErrorCount) int { return cmp.Compare(b.Count, a.Count) })
+	slices.SortFunc(s.Ends, func(a, b ErrorCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Code, b.Code), cmp.Compare(a.Example, b.Example))
+	})
 	return s
 }
 
@@ -229,12 +252,13 @@ func (s StreamSummary) Skew() float64 {
 
 // EndCount is how many streams ended with code.
 func (s StreamSummary) EndCount(code codes.Code) int64 {
+	n := int64(0)
 	for _, e := range s.Ends {
 		if e.Code == code {
-			return e.Count
+			n += e.Count
 		}
 	}
-	return 0
+	return n
 }
 
 // StreamExpect is what a stream run must show, besides Expect's backends and skew
@@ -313,7 +337,7 @@ func (s StreamSummary) WriteText(w io.Writer) error {
 	if len(s.Ends) > 0 {
 		fmt.Fprintln(&b, "\nSTREAM ENDS (each stream was reopened)")
 		for _, e := range s.Ends {
-			fmt.Fprintf(&b, "  %-18s %6d  e.g. %s\n", e.Code.String(), e.Count, e.Example)
+			fmt.Fprintf(&b, "  %-18s %6d  %s\n", e.Code.String(), e.Count, e.Example)
 			if e.Hint != "" {
 				fmt.Fprintf(&b, "  %-18s         hint: %s\n", "", e.Hint)
 			}

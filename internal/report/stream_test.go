@@ -66,3 +66,20 @@ func TestStreamTally(t *testing.T) {
 		t.Fatalf("JSON round trip: %v %+v", err, back)
 	}
 }
+
+// Ends are told apart by message (a max age and a drain are both UNAVAILABLE), up to 5
+// messages per code.
+func TestStreamEndsPerReason(t *testing.T) {
+	tl := NewStreamTally(time.Now())
+	tr := tl.Track(0, time.Now())
+	tr.Ended(status.Error(codes.Unavailable, "stream max age reached, reconnect"))
+	tr.Ended(status.Error(codes.Unavailable, "stream max age reached, reconnect"))
+	tr.Ended(status.Error(codes.Unavailable, "server is shutting down, reconnect"))
+	for i := range 6 {
+		tr.Ended(status.Errorf(codes.Internal, "cut %d", i))
+	}
+	s := tl.StreamSummary(time.Now())
+	if len(s.Ends) != 2+6 || s.Ends[0].Count != 2 || s.EndCount(codes.Unavailable) != 3 || s.EndCount(codes.Internal) != 6 {
+		t.Fatalf("ends %+v", s.Ends)
+	}
+}
