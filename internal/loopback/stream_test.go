@@ -80,6 +80,24 @@ func TestStreamMaxAgeReconnects(t *testing.T) {
 	}
 }
 
+// MaxConnectionAge (1s here, grace 1s) would cut every stream on a connection when its
+// grace ends: each stream is ended before that, with the reconnect status, and reopened
+// on the client's next connection. No max age of their own: the connection's bounds them.
+func TestStreamsOutliveMaxConnectionAge(t *testing.T) {
+	c, _ := threeBackends(t, func(cfg *serverkit.Config) {
+		cfg.MaxConnectionAge, cfg.MaxConnectionAgeGrace = time.Second, time.Second
+	})
+	s, err := streamRun(t, "-target", c.target, "-stream", "bidi", "-streams", "6", "-interval", "50ms",
+		"-duration", "4s", "-max-lost", "0", "-max-dup", "0", "-max-gap", "2s")
+	if err != nil {
+		t.Fatalf("greeter: %v (assertions %+v)", err, s.Assertions)
+	}
+	onlyReconnects(t, s, "connection max age reached, reconnect")
+	if s.Reconnects < 6 {
+		t.Fatalf("%d reconnects of 6 streams in 4s on connections living 1.5s", s.Reconnects)
+	}
+}
+
 // Round robin balances streams per stream: 30 streams opened at once over 3 servers land
 // 10 ± 1 on each (with -warmup, so every connection is up when they open).
 func TestStreamsSpreadPerStream(t *testing.T) {

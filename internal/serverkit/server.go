@@ -49,6 +49,7 @@ type Server struct {
 	stopping atomic.Bool // the listener is being closed on purpose
 
 	slow *slowdown.Knob // added latency and CPU per call (POST /admin/slow)
+	ages *connAges      // when each connection was accepted, for streams; nil without MaxConnectionAge
 	load *loadMeter     // ORCA load reports; nil with -orca=false
 }
 
@@ -71,7 +72,7 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		}
 	}
 
-	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}, slow: slowdown.New(cfg.slowdown())}
+	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}, slow: slowdown.New(cfg.slowdown()), ages: newConnAges(cfg)}
 	// Inside logging and outside recovery, for calls of the services only: the load meter
 	// (so the time it measures includes the slowdown) and the slowdown.
 	var inner []grpc.UnaryServerInterceptor
@@ -103,7 +104,7 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 	}
 	// Innermost: the kit's own streams end after StreamMaxAge and when the drain ends the
 	// health watches, with the reconnect status (streams.go).
-	opts = append(opts, grpc.ChainStreamInterceptor(newStreamGuard(cfg, services, s.health.ended()).intercept))
+	opts = append(opts, grpc.ChainStreamInterceptor(newStreamGuard(cfg, services, s.health.ended(), s.ages).intercept))
 	if cfg.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
@@ -242,6 +243,9 @@ func (s *Server) acceptLoop(errc chan<- error) {
 			return
 		}
 		backoff = 0
+		if s.ages != nil {
+			s.ages.add(c.RemoteAddr().String(), time.Now())
+		}
 		// A generation stopped between Load and offer: the next Load returns its successor.
 		// When every generation is stopping, the listener is closed too: drop the conn.
 		for !s.gen.Load().lis.offer(c) {

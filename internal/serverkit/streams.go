@@ -26,10 +26,15 @@ import (
 // stream, and streams spread onto new pods within StreamMaxAge. Unary calls keep using
 // MaxConnectionAge to find new pods.
 //
+// MaxConnectionAge still applies to the connections streams ride on, and would cut them
+// when its grace runs out: a stream also ends, with the same status, after its
+// connection's GOAWAY and before that cut (connEnd), so it reopens on a new connection.
+//
 // The statuses below are UNAVAILABLE: the code clients (and the greeter) treat as
 // "reopen the stream, elsewhere if possible"; the message says why.
 var (
 	errStreamMaxAge = status.Error(codes.Unavailable, "stream max age reached, reconnect")
+	errConnMaxAge   = status.Error(codes.Unavailable, "connection max age reached, reconnect")
 	errStreamDrain  = status.Error(codes.Unavailable, "server is shutting down, reconnect")
 )
 
@@ -47,14 +52,20 @@ type streamGuard struct {
 	perConn  int           // 0 = no bound (beyond MaxConcurrentStreams)
 	limits   streamkit.Limits
 	drained  <-chan struct{} // closed when the drain ends streams (with the health watches)
+	// ages and connEnd bound a stream by its connection's life (nil/0: no bound).
+	ages    *connAges
+	connEnd time.Duration
 
 	mu   sync.Mutex
 	open map[string]int // open streams per client connection (its remote address)
 }
 
-func newStreamGuard(cfg Config, services []Service, drained <-chan struct{}) *streamGuard {
+func newStreamGuard(cfg Config, services []Service, drained <-chan struct{}, ages *connAges) *streamGuard {
 	g := &streamGuard{maxAge: cfg.StreamMaxAge, perConn: cfg.MaxStreamsPerConn, drained: drained, open: map[string]int{},
 		limits: streamkit.Limits{MaxRate: cfg.StreamMaxRate, Flag: "--stream-max-rate / STREAM_MAX_RATE"}}
+	if ages != nil {
+		g.ages, g.connEnd = ages, connStreamEnd(cfg.MaxConnectionAge, cfg.MaxConnectionAgeGrace)
+	}
 	for _, s := range services {
 		g.prefixes = append(g.prefixes, "/"+s.Name+"/")
 	}
@@ -96,10 +107,86 @@ func (g *streamGuard) acquire(ctx context.Context) (release func(), ok bool) {
 	}, true
 }
 
-// maxAge is this stream's age limit: StreamMaxAge ±10%.
-func (g *streamGuard) jitteredMaxAge() time.Duration {
-	f := 1 + streamJitter*(2*rand.Float64()-1)
-	return time.Duration(float64(g.maxAge) * f)
+// lifetime is how long this stream may live, and the status it then ends with:
+// StreamMaxAge ±10%, and no longer than its connection's connEnd; 0 = forever.
+func (g *streamGuard) lifetime(ctx context.Context, now time.Time) (time.Duration, error) {
+	var d time.Duration
+	if g.maxAge > 0 {
+		d = time.Duration(float64(g.maxAge) * (1 + streamJitter*(2*rand.Float64()-1)))
+	}
+	if g.ages == nil {
+		return d, errStreamMaxAge
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return d, errStreamMaxAge
+	}
+	at, ok := g.ages.accepted(p.Addr.String(), now)
+	if !ok {
+		return d, errStreamMaxAge
+	}
+	// A stream opened after its connection's end point (possible only when the grace is
+	// too short for a safe point, see connStreamEnd) is left to the connection's fate
+	// rather than ended at once again and again.
+	if left := at.Add(g.connEnd).Sub(now); left > 0 && (d == 0 || left < d) {
+		return left, errConnMaxAge
+	}
+	return d, errStreamMaxAge
+}
+
+// connStreamEnd is when, after its connection was accepted, a stream ends so that it is
+// neither cut by MaxConnectionAge's grace nor reopened on the same connection. grpc-go
+// sends GOAWAY at age × [0.9, 1.1] (its jitter) and closes the connection, streams and
+// all, grace later: a point after the latest GOAWAY and before the earliest close exists
+// when grace > 0.2 × age (the kit's 30s and 10s: between 33s and 37s), and the stream
+// ends halfway. Otherwise it ends halfway through the earliest grace (it may reopen on
+// the same connection and be cut later). 0: no bound (no max age, or an unbounded grace).
+func connStreamEnd(age, grace time.Duration) time.Duration {
+	if age <= 0 || grace <= 0 {
+		return 0
+	}
+	latestGoAway, earliestClose := age+age/10, age-age/10+grace
+	if latestGoAway < earliestClose {
+		return (latestGoAway + earliestClose) / 2
+	}
+	return age - age/10 + grace/2
+}
+
+// connAges remembers when each client connection was accepted, by remote address (what a
+// stream's peer says). Entries older than any connection can live are dropped as new
+// ones come; a reused address overwrites its entry.
+type connAges struct {
+	life time.Duration // MaxConnectionAge × 1.1 + grace: no connection lives longer
+	mu   sync.Mutex
+	at   map[string]time.Time
+	adds int
+}
+
+func newConnAges(cfg Config) *connAges {
+	if connStreamEnd(cfg.MaxConnectionAge, cfg.MaxConnectionAgeGrace) == 0 {
+		return nil
+	}
+	return &connAges{life: cfg.MaxConnectionAge + cfg.MaxConnectionAge/10 + cfg.MaxConnectionAgeGrace, at: map[string]time.Time{}}
+}
+
+func (c *connAges) add(addr string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at[addr] = now
+	if c.adds++; c.adds%256 == 0 {
+		for a, t := range c.at {
+			if now.Sub(t) > c.life {
+				delete(c.at, a)
+			}
+		}
+	}
+}
+
+func (c *connAges) accepted(addr string, now time.Time) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.at[addr]
+	return t, ok && now.Sub(t) <= c.life
 }
 
 func (g *streamGuard) intercept(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -116,15 +203,16 @@ func (g *streamGuard) intercept(srv any, ss grpc.ServerStream, info *grpc.Stream
 	ctx, cancel := context.WithCancelCause(ss.Context())
 	defer cancel(nil)
 	var expired <-chan time.Time
-	if g.maxAge > 0 {
-		t := time.NewTimer(g.jitteredMaxAge())
+	life, why := g.lifetime(ss.Context(), time.Now())
+	if life > 0 {
+		t := time.NewTimer(life)
 		defer t.Stop()
 		expired = t.C
 	}
 	go func() {
 		select {
 		case <-expired:
-			cancel(errStreamMaxAge)
+			cancel(why)
 		case <-g.drained:
 			cancel(errStreamDrain)
 		case <-ctx.Done():
@@ -133,7 +221,7 @@ func (g *streamGuard) intercept(srv any, ss grpc.ServerStream, info *grpc.Stream
 	err := handler(srv, &guardedStream{ServerStream: ss, ctx: streamkit.WithLimits(ctx, g.limits), limits: g.limits, bucket: streamkit.NewBucket(g.limits.MaxRate)})
 	// Ended by the server on purpose: the handler saw its context cancelled; the client
 	// gets the reconnect status instead of CANCELED.
-	if cause := context.Cause(ctx); cause == errStreamMaxAge || cause == errStreamDrain {
+	if cause := context.Cause(ctx); cause == errStreamMaxAge || cause == errConnMaxAge || cause == errStreamDrain {
 		return cause
 	}
 	return err

@@ -149,3 +149,31 @@ func TestDrainEndsStreams(t *testing.T) {
 		t.Fatal("drain held by open streams for 5s")
 	}
 }
+
+// MaxConnectionAge + grace would cut every stream on a connection at once: a stream
+// ends on purpose after its connection's GOAWAY and before that cut, with the reconnect
+// status, and the stream reopened goes to a new connection.
+func TestStreamEndsBeforeMaxConnectionAgeCut(t *testing.T) {
+	if got := connStreamEnd(30*time.Second, 10*time.Second); got != 35*time.Second {
+		t.Errorf("30s age, 10s grace: streams end at %s, want 35s (after 33s, before 37s)", got)
+	}
+	if got := connStreamEnd(30*time.Second, 0); got != 0 {
+		t.Errorf("no grace (grpc-go: unbounded): %s, want no bound", got)
+	}
+	r := start(t, func(c *Config) {
+		c.MaxConnectionAge, c.MaxConnectionAgeGrace, c.StreamMaxAge = time.Second, time.Second, 0
+	})
+	c := pb.NewHelloClient(r.cc)
+	for i := range 2 {
+		t0 := time.Now()
+		st, err := c.StreamHellos(context.Background(), &pb.StreamHellosRequest{Name: "a", Interval: durationpb.New(50 * time.Millisecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = recvUntilEnd(t, st)
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "connection max age reached, reconnect") {
+			t.Fatalf("stream %d on a connection with a 1s max age and 1s grace: %v after %s", i, err, time.Since(t0))
+		}
+		t.Logf("stream %d ended after %s: %v", i, time.Since(t0).Round(time.Millisecond), err)
+	}
+}
