@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -274,4 +276,72 @@ func runGreeterArgs(args []string) (string, error) {
 	var out bytes.Buffer
 	err = greeter.Run(context.Background(), cfg, &out, io.Discard)
 	return out.String(), err
+}
+
+// SIGTERM to a real server process under streams, with the manifests' settings
+// (STREAM_MAX_AGE and MAX_CONNECTION_AGE at their defaults): its streams reopen on the
+// other processes with the reconnect status, nothing is lost, and it exits 0.
+func TestSIGTERMUnderStreams(t *testing.T) {
+	bin := buildBinary(t, "hello", "./services/hello")
+	ips := []string{"127.0.0.34", "127.0.0.35", "127.0.0.39"}
+	port := freePortOn(t, ips...)
+	procs := make([]*exec.Cmd, len(ips))
+	for i, ip := range ips {
+		cmd := exec.Command(bin)
+		cmd.Env = []string{
+			"LISTEN_HOST=" + ip, "PORT=" + itoa(port), "HTTP_PORT=-1",
+			"POD_NAME=proc-" + itoa(i+1), "DRAIN_DELAY=300ms", "LOG_FORMAT=text", "LOG_LEVEL=warn",
+		}
+		cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs[i] = cmd
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	for _, ip := range ips {
+		waitListening(t, ip+":"+itoa(port))
+	}
+	c := newCluster(t, "sigterm-streams.kit.test", port, ips...)
+	type result struct {
+		s   report.StreamSummary
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		out, err := runGreeterQuiet(c.target, "-stream", "server", "-streams", "9", "-interval", "50ms", "-duration", "4s",
+			"-warmup", "5s", "-expect-backends", "3", "-max-lost", "0", "-max-dup", "0", "-max-gap", "2s", "-json", "-quiet")
+		var s report.StreamSummary
+		if jerr := json.Unmarshal([]byte(out), &s); jerr != nil && err == nil {
+			err = jerr
+		}
+		res <- result{s, err}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	if err := c.dns.Set(c.name, ips[1:]...); err != nil {
+		t.Fatal(err)
+	}
+	if err := procs[0].Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- procs[0].Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("proc-1 exit after SIGTERM: %v, want status 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("proc-1 did not exit within 10s of SIGTERM")
+	}
+	r := <-res
+	t.Logf("%d messages, %d opened, %d reconnects, lost %d, dup %d, ends %+v, gap %+v, pods %+v",
+		r.s.Messages, r.s.Opened, r.s.Reconnects, r.s.Lost, r.s.Duplicated, r.s.Ends, r.s.LongestGap, streamsPerPod(r.s))
+	if r.err != nil {
+		t.Fatalf("greeter: %v (assertions %+v)", r.err, r.s.Assertions)
+	}
+	onlyReconnects(t, r.s, "server is shutting down, reconnect")
+	if got := streamsPerPod(r.s); r.s.Reconnects != got["proc-1"] || got["proc-1"] == 0 {
+		t.Errorf("%d reconnects, want one per stream proc-1 had: %v", r.s.Reconnects, got)
+	}
 }
