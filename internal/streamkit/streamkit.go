@@ -143,24 +143,29 @@ func RateError(l Limits) error {
 	return status.Errorf(codes.ResourceExhausted, "more than %g messages/s on this stream: the server's limit per stream (%s)", l.MaxRate, l.Flag)
 }
 
-// Bucket is a token bucket of MaxRate tokens a second holding at most one second's worth:
-// a stream may burst to MaxRate messages and keep MaxRate a second. Not safe for
-// concurrent use (one stream's receives are sequential).
+// Bucket is a token bucket of MaxRate tokens a second holding one second's worth (at
+// least one message): a stream may burst to MaxRate messages and keep MaxRate a second.
+// Not safe for concurrent use (one stream's receives are sequential).
 type Bucket struct {
-	rate, tokens float64
-	last         time.Time
+	rate, size, tokens float64
+	last               time.Time
 }
 
 // NewBucket is a full bucket for rate messages a second (0 = unlimited).
-func NewBucket(rate float64) *Bucket { return &Bucket{rate: rate, tokens: rate, last: time.Now()} }
+func NewBucket(rate float64) *Bucket {
+	size := max(rate, 1)
+	return &Bucket{rate: rate, size: size, tokens: size, last: time.Now()}
+}
 
 // Take spends a token; false when none is left.
 func (b *Bucket) Take(now time.Time) bool {
 	if b.rate <= 0 {
 		return true
 	}
-	b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
+	if now.After(b.last) {
+		b.tokens = min(b.size, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
 	if b.tokens < 1 {
 		return false
 	}
