@@ -479,7 +479,7 @@ func failover(t *testing.T, tp topo) {
 	sc := newScen(tp)
 	pods := helloPods(t, tp.ns)
 	victim := pods[0]
-	l := tp.start(t, "failover", loadArgs()...)
+	l := tp.start(t, "failover", append(loadArgs(), "-timeline-bucket=100ms")...)
 	l.waitCalls(t, baselineCalls)
 	last, err := handled(tp.ns, victim)
 	if err != nil {
@@ -505,12 +505,22 @@ func failover(t *testing.T, tp topo) {
 			last, lastIncrease = n, time.Now()
 		}
 	}
-	stopped := lastIncrease.Sub(flipped)
-	sc.markAt(lastIncrease, "last call seen")
+	back := sc.mark("SERVING again")
 	setHealth(t, tp.ns, victim, "SERVING")
-	sc.mark("SERVING again")
 	waitPodsReady(t, tp.ns, 3)
 	s := tail(t, l)[0]
+	// The figure comes from the load's own timeline (100 ms buckets): the end of the last
+	// bucket before SERVING again in which the victim answered a call (it had 6 s without
+	// one by then). The metrics polled above only decide when to stop waiting: each sample
+	// is a kubectl call through the API server, late by as long as that call takes on a
+	// busy node (up to a second).
+	stopped := lastIncrease.Sub(flipped)
+	if end, ok := lastServed(s, victim, back); ok {
+		stopped = max(end.Sub(flipped), 0)
+	} else {
+		t.Errorf("failover: the load's timeline has no call of %s: cannot time it", victim)
+	}
+	sc.markAt(flipped.Add(stopped), "last call served")
 	sc.record(t, "failover: NOT_SERVING pod stops getting calls", s, stopped, fmt.Sprintf("target ≤ %s", tp.failoverTarget))
 	t.Logf("%s: %s stopped receiving calls %s after NOT_SERVING (target ≤ %s)", tp.name, victim, stopped.Round(100*time.Millisecond), tp.failoverTarget)
 	if stopped > tp.failoverTarget {
@@ -519,6 +529,23 @@ func failover(t *testing.T, tp topo) {
 	if s.Failed != 0 {
 		t.Errorf("failover: %d calls failed", s.Failed)
 	}
+}
+
+// lastServed is the end of the last timeline bucket ending by until in which pod answered
+// a call. Calls are counted when they end, so it is when the pod's last call before until
+// was answered, to the bucket's width.
+func lastServed(s report.Summary, pod string, until time.Time) (time.Time, bool) {
+	tl := s.Timeline
+	if tl == nil || tl.Bucket <= 0 {
+		return time.Time{}, false
+	}
+	var last time.Time
+	for i, r := range tl.Rates(pod) {
+		if end := tl.Start.Add(time.Duration(i+1) * tl.Bucket); r > 0 && !end.After(until) {
+			last = end
+		}
+	}
+	return last, !last.IsZero()
 }
 
 // scaleOutIn: 3 → 5 under load (time until every new pod served a call), then 5 → 3

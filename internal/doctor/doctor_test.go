@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -310,5 +311,15 @@ func TestNativeGRPCProbeOnTLSServerWhileReady(t *testing.T) {
 	noErrors(t, rep)
 	if w := worst(rep, CheckReadiness); w == nil || w.Severity != Warning || !strings.Contains(w.Message, "2 pod(s)") {
 		t.Errorf("want a readiness warning for 2 pods, got %+v", w)
+	}
+}
+
+// The health check asks for the application's services only: not grpc-go's own, nor the
+// ORCA service the kit's servers register for weighted_round_robin (no health status of
+// its own: asking for it answers SERVICE_UNKNOWN on a healthy pod).
+func TestServicesToCheckLeavesOutInfrastructure(t *testing.T) {
+	listed := []string{"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "helloworld.Hello", "xds.service.orca.v3.OpenRcaService"}
+	if got := servicesToCheck(&corev1.Pod{}, listed); !slices.Equal(got, []string{"helloworld.Hello"}) {
+		t.Errorf("servicesToCheck(%q) = %q, want only helloworld.Hello", listed, got)
 	}
 }

@@ -248,7 +248,7 @@ func (d *Doctor) listServices(ctx context.Context, cc *grpc.ClientConn) ([]strin
 func servicesToCheck(pod *corev1.Pod, listed []string) []string {
 	var out []string
 	for _, n := range listed {
-		if !strings.HasPrefix(n, "grpc.") {
+		if !infrastructure(n) {
 			out = append(out, n)
 		}
 	}
@@ -259,6 +259,13 @@ func servicesToCheck(pod *corev1.Pod, listed []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// infrastructure: a service a gRPC server carries beside its own, with no health status
+// of its own: grpc-go's (health, reflection, channelz, ...) and the ORCA load-report
+// service weighted_round_robin clients stream from (gRFC A51).
+func infrastructure(service string) bool {
+	return strings.HasPrefix(service, "grpc.") || strings.HasPrefix(service, "xds.service.orca.")
 }
 
 // reportProbes turns the probes into tls, grpc, health and reflection findings.

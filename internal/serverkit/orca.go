@@ -52,12 +52,12 @@ const (
 //     warn or error: Internal, Unavailable, Unknown, ...), not a caller's bad input.
 //   - application utilization: the time calls spent in the handler chain over the
 //     interval (their summed durations), divided by the interval times GOMAXPROCS: the
-//     average number of calls in flight per CPU. Unlike CPU, it counts the time a call
-//     waits (a slow disk, a throttled CPU, a slow dependency, the slowdown knob), which
-//     is what makes a slow pod slow; and it is per server even when several share a
-//     process (the loopback tests). weighted_round_robin prefers it to CPU when it is set
-//     and weighs each backend by QPS / utilization, which here is GOMAXPROCS / mean
-//     latency: a pod whose calls take 10× longer gets about a tenth of the weight.
+//     average number of calls in flight per CPU; never less than the CPU utilization
+//     (publish says why). Unlike CPU, it counts the time a call waits (a slow disk, a
+//     throttled CPU, a slow dependency, the slowdown knob), which is what makes a slow
+//     pod slow. weighted_round_robin prefers it to CPU when it is set and weighs each
+//     backend by QPS / utilization: a pod whose calls wait 10× longer gets about a tenth
+//     of the weight.
 //
 // Call trailers carry the last interval's report, marshalled once per interval (grpc-go's
 // orca.CallMetricsServerOption builds and marshals one per call), at most every
@@ -181,13 +181,21 @@ func (m *loadMeter) publish(a, b reading) {
 		Eps:                    float64(b.failed-a.failed) / wall,
 		ApplicationUtilization: time.Duration(b.busy-a.busy).Seconds() / (wall * m.procs),
 	}
-	m.rec.SetQPS(r.RpsFractional)
-	m.rec.SetEPS(r.Eps)
-	m.rec.SetApplicationUtilization(r.ApplicationUtilization)
 	if a.cpuOK && b.cpuOK {
 		r.CpuUtilization = (b.cpu - a.cpu).Seconds() / (wall * m.procs)
 		m.rec.SetCPUUtilization(r.CpuUtilization)
+		// The CPU is a floor under the time in handlers: a call costs the process more than
+		// its handler (the transport, the interceptors, the encoding), and for a handler as
+		// short as the kit's the handler time alone is near zero. Weighed by it, a fast pod
+		// looked a thousand times more capable than one 50 ms slower, so the slow pod got
+		// one call every few seconds, sent its reports as rarely, and took longer than 10 s
+		// to win its share back once fast again (e2e, 2026-12-02). With the floor the
+		// ratio is the real one and a recovered pod reports within an interval or two.
+		r.ApplicationUtilization = max(r.ApplicationUtilization, r.CpuUtilization)
 	}
+	m.rec.SetQPS(r.RpsFractional)
+	m.rec.SetEPS(r.Eps)
+	m.rec.SetApplicationUtilization(r.ApplicationUtilization)
 	bin, err := proto.Marshal(r)
 	if err != nil {
 		return // cannot happen for this message; the last trailer stays
