@@ -2,7 +2,6 @@ package report
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -313,11 +312,7 @@ func CheckStreams(s StreamSummary, e Expect, se StreamExpect) []Assertion {
 }
 
 // WriteJSON writes s as indented JSON.
-func (s StreamSummary) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(s)
-}
+func (s StreamSummary) WriteJSON(w io.Writer) error { return writeJSON(w, s) }
 
 // WriteText writes the human report: streams and messages per pod, why streams ended,
 // the longest gap, lost and duplicated messages, assertions.

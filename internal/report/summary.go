@@ -78,10 +78,13 @@ func (s Summary) Skew() float64 {
 }
 
 // WriteJSON writes s as indented JSON.
-func (s Summary) WriteJSON(w io.Writer) error {
+func (s Summary) WriteJSON(w io.Writer) error { return writeJSON(w, s) }
+
+// writeJSON is the reports' JSON form: indented, one document.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(s)
+	return enc.Encode(v)
 }
 
 // WriteText writes the human report: the distribution table, errors, latency, assertions.
