@@ -47,8 +47,13 @@ func TestHeadless(t *testing.T) {
 	dir := overlayDir("headless")
 	// Jobs are immutable: delete the previous run's before applying.
 	e.k.exec("-n", headlessNS, "delete", "job", "greeter-hello", "greeter-goodbye", "greeter-pick-first", "--ignore-not-found", "--wait=true")
-	e.k.run(t, "apply", "-k", dir)
+	// Everything but the greeter Jobs first, then the Jobs once the servers are rolled out:
+	// a Job's greeter resolves the headless name once, and one that resolved while 2 of the
+	// 3 pods were Ready kept those 2 (2026-12-02, the node busy with the other tests).
+	e.k.run(t, "apply", "-k", dir, "-l", "app.kubernetes.io/name!=greeter")
 	e.k.rollout(t, headlessNS, "hello", "goodbye")
+	waitPodsReady(t, headlessNS, 3)
+	e.k.run(t, "apply", "-k", dir)
 
 	for _, tc := range []struct {
 		job, topology, service, pods string
