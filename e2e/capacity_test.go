@@ -47,10 +47,7 @@ func (c *capacityTable) add(topology, policy, pods string, s report.Summary, slo
 	if slow != "" {
 		share = fmt.Sprintf("%.1f%%", 100*backendShare(s, slow))
 	}
-	p50, p99 := 0.0, 0.0
-	if s.Latency != nil {
-		p50, p99 = s.Latency.P50, s.Latency.P99
-	}
+	p50, p99 := latency(s).P50, latency(s).P99
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rows = append(c.rows, fmt.Sprintf("| %s | %s | %s | %d | %.0f | %.1f | %.1f | %s |",
@@ -101,6 +98,14 @@ func evenShareRatio(s report.Summary, pod string) float64 {
 		sum += o
 	}
 	return backendShare(s, pod) / (sum / float64(len(others)))
+}
+
+// latency is the run's latency, zero when no call succeeded (the report then has none).
+func latency(s report.Summary) report.Latency {
+	if s.Latency == nil {
+		return report.Latency{}
+	}
+	return *s.Latency
 }
 
 func setSlow(t *testing.T, ns, pod, latency string) {
@@ -159,7 +164,7 @@ func slowPod(t *testing.T, tp topo) {
 		s := run("one slow")
 		capacityRows.add(tp.name, "Traefik round robin", slowPods, s, victim)
 		r := evenShareRatio(s, victim)
-		t.Logf("%s: the slow pod's share is %.2f× the others' (%.1f%%); p99 %.1f ms against %.1f ms all fast", tp.name, r, 100*backendShare(s, victim), s.Latency.P99, fast.Latency.P99)
+		t.Logf("%s: the slow pod's share is %.2f× the others' (%.1f%%); p99 %.1f ms against %.1f ms all fast", tp.name, r, 100*backendShare(s, victim), latency(s).P99, latency(fast).P99)
 		if r < 0.75 {
 			t.Errorf("through %s the slow pod got %.2f× the others' share: Traefik's round robin was expected to ignore its latency", tp.name, r)
 		}
@@ -190,7 +195,7 @@ func slowPod(t *testing.T, tp topo) {
 		s := run(p.label, p.args...)
 		capacityRows.add(tp.name, p.label, slowPods, s, victim)
 		share := backendShare(s, victim)
-		t.Logf("headless %s: slow pod's share %.1f%%, p50 %.1f ms, p99 %.1f ms, %.0f calls/s", p.label, 100*share, s.Latency.P50, s.Latency.P99, s.PerSecond)
+		t.Logf("headless %s: slow pod's share %.1f%%, p50 %.1f ms, p99 %.1f ms, %.0f calls/s", p.label, 100*share, latency(s).P50, latency(s).P99, s.PerSecond)
 		if p.max == 0 && (share < 0.25 || share > 0.42) {
 			t.Errorf("round_robin gave the slow pod %.1f%% of the calls, want about a third (25–42%%)", 100*share)
 		}
