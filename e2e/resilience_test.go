@@ -92,10 +92,12 @@ func runResilience(t *testing.T, tp topo) {
 		// soon new pods get traffic.
 		for _, age := range []string{"5s", "5m"} {
 			steps = append(steps, step{"scale out with MAX_CONNECTION_AGE=" + age, func(t *testing.T) {
+				release := churning(t)
 				e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3") // whatever a failed step left
 				e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE="+age)
 				e.k.rollout(t, tp.ns, "hello")
 				waitPodsReady(t, tp.ns, 3)
+				release()
 				scaleOutIn(t, tp, age)
 			}})
 		}
@@ -108,6 +110,20 @@ func runResilience(t *testing.T, tp topo) {
 		t.Run(s.name, s.run)
 	}
 	progressf(tp.name, "resilience done")
+}
+
+// churning holds churn for pod churn (any number at once) and timing holds it alone, for
+// a measurement; each returns its release, which the end of the test also calls (a
+// scenario that fails half-way must not leave the other topologies waiting).
+func churning(t *testing.T) (release func()) { return hold(t, churn.RLock, churn.RUnlock) }
+func timing(t *testing.T) (release func())   { return hold(t, churn.Lock, churn.Unlock) }
+
+func hold(t *testing.T, lock, unlock func()) func() {
+	lock()
+	var once sync.Once
+	release := func() { once.Do(unlock) }
+	t.Cleanup(release)
+	return release
 }
 
 // scen is one scenario in one topology: the events it caused, for its pictures.
@@ -365,6 +381,7 @@ func rollingRestart(t *testing.T, tp topo) {
 	sc := newScen(tp)
 	l := tp.start(t, "rolling restart", loadArgs()...)
 	l.waitCalls(t, baselineCalls)
+	release := churning(t)
 	start := sc.mark("rollout restart")
 	e.k.run(t, "-n", tp.ns, "rollout", "restart", "deploy/hello")
 	e.k.rollout(t, tp.ns, "hello")
@@ -374,6 +391,7 @@ func rollingRestart(t *testing.T, tp topo) {
 	// fail until they are gone.
 	waitPodsReady(t, tp.ns, 3)
 	sc.mark("old pods gone")
+	release()
 	s := tail(t, l)[0]
 	sc.record(t, "rolling restart (retry on)", s, took, fmt.Sprintf("rollout took %s, %d calls", took.Round(time.Second), s.Calls))
 	noFailures(t, "rolling restart", s)
@@ -409,10 +427,12 @@ func podKilled(t *testing.T, tp topo) {
 		off := tp.start(t, k.label+", retry off", append(loadArgs(), "-retry=false")...)
 		on.waitCalls(t, baselineCalls)
 		off.waitCalls(t, baselineCalls)
+		release := churning(t)
 		sc.mark(k.event + ": " + pods[0])
 		k.kill(t, tp.ns, pods[0])
 		waitPodsReady(t, tp.ns, 3)
 		sc.mark("3 pods Ready again")
+		release()
 		sums := tail(t, on, off)
 		for i, retry := range []bool{true, false} {
 			s := sums[i]
@@ -485,6 +505,7 @@ func failover(t *testing.T, tp topo) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	release := timing(t) // no pod starts or stops anywhere while this is timed
 	flipped := sc.mark("NOT_SERVING: " + victim)
 	setHealth(t, tp.ns, victim, "NOT_SERVING")
 	lastIncrease, scrapeErrs := flipped, 0
@@ -507,6 +528,7 @@ func failover(t *testing.T, tp topo) {
 	}
 	back := sc.mark("SERVING again")
 	setHealth(t, tp.ns, victim, "SERVING")
+	release()
 	waitPodsReady(t, tp.ns, 3)
 	s := tail(t, l)[0]
 	// The figure comes from the load's own timeline (100 ms buckets): the end of the last
@@ -566,6 +588,7 @@ func scaleOutIn(t *testing.T, tp topo, age string) {
 	before := helloPods(t, tp.ns)
 	l := tp.start(t, "scale out"+suffix, loadArgs()...)
 	l.waitCalls(t, baselineCalls)
+	release := churning(t)
 	scaled := sc.mark("scale to 5")
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=5")
 	served := map[string]time.Duration{}
@@ -594,6 +617,7 @@ func scaleOutIn(t *testing.T, tp topo, age string) {
 	for _, d := range served {
 		worst = max(worst, d)
 	}
+	release()
 	if len(served) == 2 {
 		sc.markAt(scaled.Add(worst), "every new pod served")
 	}
@@ -614,10 +638,12 @@ func scaleOutIn(t *testing.T, tp topo, age string) {
 	sc = newScen(tp)
 	l = tp.start(t, "scale in"+suffix, loadArgs()...)
 	l.waitCalls(t, baselineCalls)
+	release = churning(t)
 	sc.mark("scale to 3")
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3")
 	waitPodsReady(t, tp.ns, 3)
 	sc.mark("removed pods gone")
+	release()
 	s = tail(t, l)[0]
 	label = "scale in 5 → 3" + suffix
 	sc.record(t, label, s, 0, fmt.Sprintf("%d calls", s.Calls))
