@@ -110,7 +110,7 @@ func latency(s report.Summary) report.Latency {
 
 func setSlow(t *testing.T, ns, pod, latency string) {
 	t.Helper()
-	e.k.runStdin(t, "", "create", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:8080/proxy/admin/slow?latency=%s", ns, pod, latency), "-f", "-")
+	postAdmin(t, ns, pod, "slow?latency="+latency)
 }
 
 func capacityArgs() []string {

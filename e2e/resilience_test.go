@@ -293,7 +293,14 @@ func handled(ns, pod string) (int64, error) {
 
 func setHealth(t *testing.T, ns, pod, status string) {
 	t.Helper()
-	e.k.runStdin(t, "", "create", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:8080/proxy/admin/health?status=%s", ns, pod, status), "-f", "-")
+	postAdmin(t, ns, pod, "health?status="+status)
+}
+
+// postAdmin POSTs to a server pod's admin endpoint (/admin/<what>) through the API
+// server's pod proxy: no port-forward needed.
+func postAdmin(t *testing.T, ns, pod, what string) {
+	t.Helper()
+	e.k.runStdin(t, "", "create", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:8080/proxy/admin/%s", ns, pod, what), "-f", "-")
 }
 
 func badInput(t *testing.T, tp topo) {
