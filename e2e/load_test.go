@@ -62,8 +62,10 @@ type load struct {
 	res   *loadResult
 }
 
+// loadResult is the greeter's JSON report, parsed by result (a call load) or
+// streamResult (a stream load).
 type loadResult struct {
-	s   report.Summary
+	raw []byte
 	err error
 }
 
@@ -80,8 +82,9 @@ func (l *load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		// A call load counts calls, a stream load messages.
 		var n int64
-		if _, err := fmt.Sscanf(line, "progress: %d calls", &n); err == nil {
+		if _, err := fmt.Sscanf(line, "progress: %d calls", &n); err == nil || strings.HasPrefix(line, "progress: ") && scanMessages(line, &n) {
 			l.mu.Lock()
 			l.calls = n
 			close(l.more)
@@ -106,8 +109,8 @@ func (l *load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
 	start, end := bytes.IndexByte(out, '{'), bytes.LastIndexByte(out, '}')
 	if start < 0 || end < start {
 		res.err = fmt.Errorf("load %s: no report (%v): %s", l.name, werr, rest.String())
-	} else if err := json.Unmarshal(out[start:end+1], &res.s); err != nil {
-		res.err = fmt.Errorf("load %s: report: %v: %s", l.name, err, out)
+	} else {
+		res.raw = out[start : end+1]
 	}
 	l.mu.Lock()
 	close(l.more) // wake waiters: the load is over
@@ -152,6 +155,21 @@ func (l *load) stop(t *testing.T) report.Summary {
 // result waits for the load to end by itself (a -n run) and returns its report.
 func (l *load) result(t *testing.T) report.Summary {
 	t.Helper()
+	var s report.Summary
+	l.decode(t, &s)
+	return s
+}
+
+// streamResult waits for a stream load (-stream) to end and returns its report.
+func (l *load) streamResult(t *testing.T) report.StreamSummary {
+	t.Helper()
+	var s report.StreamSummary
+	l.decode(t, &s)
+	return s
+}
+
+func (l *load) decode(t *testing.T, v any) {
+	t.Helper()
 	if l.res == nil {
 		r := <-l.done
 		l.res = &r
@@ -159,7 +177,15 @@ func (l *load) result(t *testing.T) report.Summary {
 	if l.res.err != nil {
 		t.Fatal(l.res.err)
 	}
-	return l.res.s
+	if err := json.Unmarshal(l.res.raw, v); err != nil {
+		t.Fatalf("load %s: report: %v: %s", l.name, err, l.res.raw)
+	}
+}
+
+// scanMessages reads a stream load's progress line: "progress: 1234 messages, ...".
+func scanMessages(line string, n *int64) bool {
+	_, err := fmt.Sscanf(line, "progress: %d messages", n)
+	return err == nil
 }
 
 // hostLoad runs the greeter on the host through a proxy entry point. A "-cacert" at the end

@@ -39,7 +39,7 @@ type env struct {
 var (
 	e          *env
 	results    = newTable()
-	resilience = newResilienceTable()
+	resilience = newResilienceTable("failed calls")
 	plots      = &plotIndex{}
 	suiteStart = time.Now()
 	// churn keeps pod churn (rollouts, kills, scaling: RLock, any number at once) and a
@@ -65,7 +65,7 @@ func TestMain(m *testing.M) {
 		fmt.Printf("\n%d plots: %s\n", len(plots.entries), filepath.Join(e.out, "plots", "index.html"))
 	}
 	writeCapacity()
-	for name, text := range map[string]string{"distribution.txt": results.String(), "resilience.txt": resilience.String()} {
+	for name, text := range map[string]string{"distribution.txt": results.String(), "resilience.txt": resilience.String(), "streams.txt": streamsTable.String()} {
 		if text == "" {
 			continue
 		}

@@ -86,6 +86,7 @@ func runResilience(t *testing.T, tp topo) {
 		{"failover", func(t *testing.T) { failover(t, tp) }},
 		{"scale out and in", func(t *testing.T) { scaleOutIn(t, tp, "") }},
 		{"slow pod", func(t *testing.T) { slowPod(t, tp) }},
+		{"streams: spread", func(t *testing.T) { streamSpread(t, tp) }},
 	}
 	if tp.name == "headless" {
 		// Clients only re-resolve when a connection closes: MaxConnectionAge decides how
@@ -101,13 +102,32 @@ func runResilience(t *testing.T, tp topo) {
 				scaleOutIn(t, tp, age)
 			}})
 		}
-		t.Cleanup(func() {
-			e.k.exec("-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE-")
-		})
+	}
+	// The steps below change hello's settings: put the overlay's back when they are done
+	// (re-applying its hello v1 Deployment), as pod churn like any other (the rollout must
+	// not run beside a timed failover).
+	t.Cleanup(func() {
+		churn.RLock()
+		defer churn.RUnlock()
+		e.k.exec("apply", "-k", overlayDir(tp.name), "-l", "app.kubernetes.io/name=hello,version=v1")
+		e.k.exec("-n", tp.ns, "rollout", "status", "deploy/hello", "--timeout=2m")
+	})
+	// Streams after a scale-out: no STREAM_MAX_AGE (the negative control), then one.
+	steps = append(steps,
+		step{"streams: scale out without STREAM_MAX_AGE", func(t *testing.T) { streamScaleOut(t, tp, 0) }},
+		step{"streams: scale out with STREAM_MAX_AGE", func(t *testing.T) { streamScaleOut(t, tp, streamMaxAge) }})
+	// Through a proxy, a long stream runs beside every scenario (they act on hello, it
+	// on goodbye) and is checked once it is over.
+	var long func(t *testing.T)
+	if tp.name != "headless" {
+		long = longStreams(t, tp)
 	}
 	for i, s := range steps {
 		progressf(tp.name, "scenario %d of %d: %s", i+1, len(steps), s.name)
 		t.Run(s.name, s.run)
+	}
+	if long != nil {
+		t.Run("streams: long stream", long)
 	}
 	progressf(tp.name, "resilience done")
 }
@@ -268,9 +288,14 @@ func helloPods(t *testing.T, ns string) []string {
 	return names
 }
 
-// handled is how many SayHello calls a pod has answered, from its own /metrics through the
-// API server's pod proxy (no port-forward needed).
+// handled is how many SayHello calls a pod has answered.
 func handled(ns, pod string) (int64, error) {
+	return counter(ns, pod, "grpc_server_handled_total", "SayHello")
+}
+
+// counter is a pod's grpc_server_* counter for method (summed over its other labels), from
+// its own /metrics through the API server's pod proxy (no port-forward needed).
+func counter(ns, pod, metric, method string) (int64, error) {
 	out, err := e.k.exec("get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:8080/proxy/metrics", ns, pod))
 	if err != nil {
 		return 0, fmt.Errorf("metrics of %s: %v: %s", pod, err, out)
@@ -279,7 +304,7 @@ func handled(ns, pod string) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		l := sc.Text()
-		if !strings.HasPrefix(l, "grpc_server_handled_total{") || !strings.Contains(l, `grpc_method="SayHello"`) {
+		if !strings.HasPrefix(l, metric+"{") || !strings.Contains(l, `grpc_method="`+method+`"`) {
 			continue
 		}
 		f := strings.Fields(l)
@@ -387,7 +412,9 @@ func tail(t *testing.T, ls ...*load) []report.Summary {
 func rollingRestart(t *testing.T, tp topo) {
 	sc := newScen(tp)
 	l := tp.start(t, "rolling restart", loadArgs()...)
+	streams := tp.start(t, "rolling restart: streams", streamArgs()...)
 	l.waitCalls(t, baselineCalls)
+	streams.waitCalls(t, 20*streamCount)
 	release := churning(t)
 	start := sc.mark("rollout restart")
 	e.k.run(t, "-n", tp.ns, "rollout", "restart", "deploy/hello")
@@ -400,8 +427,12 @@ func rollingRestart(t *testing.T, tp topo) {
 	sc.mark("old pods gone")
 	release()
 	s := tail(t, l)[0]
+	streams.stopFn()
+	ss := streams.streamResult(t)
 	sc.record(t, "rolling restart (retry on)", s, took, fmt.Sprintf("rollout took %s, %d calls", took.Round(time.Second), s.Calls))
 	noFailures(t, "rolling restart", s)
+	streamsTable.add(tp.name, "rolling restart: every stream reopened on a new pod, longest gap", ss.Lost, streamGapSeconds(ss), streamNote(ss))
+	checkStreamsSurvived(t, "rolling restart: streams", ss)
 }
 
 // podKilled takes a pod away abruptly, two ways, with two loads at once: the retry policy
@@ -418,11 +449,12 @@ func podKilled(t *testing.T, tp topo) {
 	kills := []struct {
 		label, event string
 		kill         func(t *testing.T, ns, pod string)
+		streams      bool // a stream load beside the call loads
 	}{
 		{"pod deleted (grace 0, --force)", "pod deleted", func(t *testing.T, ns, pod string) {
 			e.k.run(t, "-n", ns, "delete", "pod", pod, "--grace-period=0", "--force")
-		}},
-		{"process SIGKILLed", "server SIGKILLed", killProcess},
+		}, false},
+		{"process SIGKILLed", "server SIGKILLed", killProcess, true},
 	}
 	for _, k := range kills {
 		sc := newScen(tp)
@@ -432,6 +464,11 @@ func podKilled(t *testing.T, tp topo) {
 		}
 		on := tp.start(t, k.label+", retry on", append(loadArgs(), "-retry=true")...)
 		off := tp.start(t, k.label+", retry off", append(loadArgs(), "-retry=false")...)
+		var streams *load
+		if k.streams {
+			streams = tp.start(t, k.label+": streams", streamArgs()...)
+			streams.waitCalls(t, 20*streamCount)
+		}
 		on.waitCalls(t, baselineCalls)
 		off.waitCalls(t, baselineCalls)
 		release := churning(t)
@@ -441,6 +478,15 @@ func podKilled(t *testing.T, tp topo) {
 		sc.mark("3 pods Ready again")
 		release()
 		sums := tail(t, on, off)
+		if streams != nil {
+			streams.stopFn()
+			ss := streams.streamResult(t)
+			streamsTable.add(tp.name, "server SIGKILLed: its streams reopened on live pods, longest gap", ss.Lost, streamGapSeconds(ss), streamNote(ss))
+			checkStreamsSurvived(t, k.label+": streams", ss)
+			if ss.Reconnects == 0 {
+				t.Errorf("%s: no stream ended, yet the killed pod had some: %s", k.label, streamNote(ss))
+			}
+		}
 		for i, retry := range []bool{true, false} {
 			s := sums[i]
 			label := k.label + ", retry on"
@@ -678,10 +724,11 @@ func noFailures(t *testing.T, what string, s report.Summary) {
 	}
 }
 
-// resilienceTable: scenario × topology → failed calls, seconds.
+// resilienceTable: scenario × topology → failed calls (or lost messages), seconds.
 type resilienceTable struct {
-	mu   sync.Mutex
-	rows []resRow
+	count string // what the count column counts
+	mu    sync.Mutex
+	rows  []resRow
 }
 
 type resRow struct {
@@ -690,7 +737,7 @@ type resRow struct {
 	seconds                  time.Duration
 }
 
-func newResilienceTable() *resilienceTable { return &resilienceTable{} }
+func newResilienceTable(count string) *resilienceTable { return &resilienceTable{count: count} }
 
 func (r *resilienceTable) add(topology, scenario string, failed int64, d time.Duration, note string) {
 	r.mu.Lock()
@@ -705,7 +752,7 @@ func (r *resilienceTable) String() string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("| scenario | topology | failed calls | seconds | note |\n|---|---|---:|---:|---|\n")
+	fmt.Fprintf(&b, "| scenario | topology | %s | seconds | note |\n|---|---|---:|---:|---|\n", r.count)
 	// The topologies run at once: rows in the suite's order, each topology's in its own.
 	rows := slices.Clone(r.rows)
 	slices.SortStableFunc(rows, func(a, b resRow) int { return byTopology(a.topology, b.topology) })

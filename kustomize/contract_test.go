@@ -17,6 +17,8 @@ import (
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 )
 
 // What the e2e suite and the READMEs rely on: names, namespaces, ports, hosts, the TLS
@@ -178,6 +180,25 @@ func TestGatewayContract(t *testing.T) {
 	if d := cmp.Diff([][]backend{{{gatewayBackendNS, "goodbye-grpc", 1}}}, rules("goodbye")); d != "" {
 		t.Errorf("GRPCRoute goodbye backends (-want +got):\n%s", d)
 	}
+	// Every method of each service, unary and streaming (the catalog, the one table of
+	// them), is routed by every rule of its route: a stream must follow the same canary
+	// and the same backends as the unary calls.
+	for route, svc := range map[string]catalog.Service{"hello": catalog.Hello(), "goodbye": catalog.Goodbye()} {
+		methods := []string{}
+		for _, m := range svc.Methods {
+			methods = append(methods, m.Name)
+		}
+		for _, m := range svc.Streams {
+			methods = append(methods, m.Name)
+		}
+		for i, rule := range find(t, objs, "GRPCRoute", gatewayNS, route).Obj.(*gatewayv1.GRPCRoute).Spec.Rules {
+			for _, m := range methods {
+				if !slices.ContainsFunc(rule.Matches, func(x gatewayv1.GRPCRouteMatch) bool { return grpcMatches(x, svc.Name(), m) }) {
+					t.Errorf("GRPCRoute %s rule %d does not route %s/%s", route, i, svc.Name(), m)
+				}
+			}
+		}
+	}
 	header := find(t, objs, "GRPCRoute", gatewayNS, "hello").Obj.(*gatewayv1.GRPCRoute).Spec.Rules[0].Matches[0].Headers
 	if len(header) != 1 || header[0].Name != "x-experiment-group" || header[0].Value != "canary" {
 		t.Errorf("GRPCRoute hello rule 0: header match %+v, want x-experiment-group: canary", header)
@@ -281,4 +302,16 @@ func servedGatewayVersions() (map[string][]string, error) {
 		return nil, errors.New("no CRD in ../deploy/gateway-api")
 	}
 	return out, nil
+}
+
+// grpcMatches says whether a GRPCRoute match (type Exact, the default) selects
+// service/method: a match without a method selects every method of its service.
+func grpcMatches(m gatewayv1.GRPCRouteMatch, service, method string) bool {
+	if m.Method == nil {
+		return true
+	}
+	if t := ptr.Deref(m.Method.Type, gatewayv1.GRPCMethodMatchExact); t != gatewayv1.GRPCMethodMatchExact {
+		return false // RegularExpression: not used by the kit
+	}
+	return ptr.Deref(m.Method.Service, service) == service && ptr.Deref(m.Method.Method, method) == method
 }

@@ -97,6 +97,15 @@ const DefaultKeepaliveMinTime = 10 * time.Second
 // much longer leaves new pods idle for as long.
 const DefaultStreamMaxAge = 5 * time.Minute
 
+// DefaultMaxConnectionAgeGrace: six minutes, so that MaxConnectionAge moves unary calls and
+// lets direct clients find new pods (every 30 s) without ending a single stream: after its
+// connection's GOAWAY a stream keeps going, on that old connection, until its own
+// STREAM_MAX_AGE (5 m + 10 % jitter = 5.5 m at most) ends it, a margin before the grace
+// runs out (streams.go, connStreamEnd). A connection with no stream left closes at once
+// (grpc-go closes a draining connection when its last stream ends), so the long grace
+// costs nothing to unary-only clients.
+const DefaultMaxConnectionAgeGrace = 6 * time.Minute
+
 // Load parses args and the environment (flag > env > default) into a Config.
 // name is the program name used in usage and errors. Usage goes to usage.
 func Load(name string, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
@@ -109,7 +118,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "on SIGTERM (health NOT_SERVING, GOAWAY on open connections), how long new connections are still accepted and served, so proxies that still route here get answers")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "longest GracefulStop may take before in-flight calls are cut")
 	fs.DurationVar(&c.MaxConnectionAge, "max-connection-age", 30*time.Second, "close client connections after this long so clients re-resolve and find new pods (0 = never)")
-	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", 10*time.Second, "time in-flight calls get after max-connection-age")
+	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", DefaultMaxConnectionAgeGrace, "time calls and streams in flight get after max-connection-age before the connection is closed; streams end on purpose before then (keep it above 1.1 × stream-max-age for streams to live their full age)")
 	fs.DurationVar(&c.KeepaliveTime, "keepalive-time", 30*time.Second, "ping an idle connection after this long")
 	fs.DurationVar(&c.KeepaliveTimeout, "keepalive-timeout", 10*time.Second, "close the connection if a ping gets no answer in this long")
 	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", DefaultKeepaliveMinTime, "reject clients that ping more often than this")

@@ -29,6 +29,8 @@ import (
 // MaxConnectionAge still applies to the connections streams ride on, and would cut them
 // when its grace runs out: a stream also ends, with the same status, after its
 // connection's GOAWAY and before that cut (connEnd), so it reopens on a new connection.
+// The kit's default grace (config.go) is longer than STREAM_MAX_AGE, so that end only
+// comes for a stream that outlived its own max age or when the grace is set shorter.
 //
 // The statuses below are UNAVAILABLE: the code clients (and the greeter) treat as
 // "reopen the stream, elsewhere if possible"; the message says why.
@@ -37,6 +39,10 @@ var (
 	errConnMaxAge   = status.Error(codes.Unavailable, "connection max age reached, reconnect")
 	errStreamDrain  = status.Error(codes.Unavailable, "server is shutting down, reconnect")
 )
+
+// connEndMargin: how long before its connection would be closed a stream ends, at most;
+// ample for the end and the client's reopen, which goes to a new connection.
+const connEndMargin = 5 * time.Second
 
 // streamJitter is the spread of each stream's max age around StreamMaxAge: ±10%.
 const streamJitter = 0.1
@@ -138,16 +144,19 @@ func (g *streamGuard) lifetime(ctx context.Context, now time.Time) (time.Duratio
 // neither cut by MaxConnectionAge's grace nor reopened on the same connection. grpc-go
 // sends GOAWAY at age × [0.9, 1.1] (its jitter) and closes the connection, streams and
 // all, grace later: a point after the latest GOAWAY and before the earliest close exists
-// when grace > 0.2 × age (the kit's 30s and 10s: between 33s and 37s), and the stream
-// ends halfway. Otherwise it ends halfway through the earliest grace (it may reopen on
-// the same connection and be cut later). 0: no bound (no max age, or an unbounded grace).
+// when grace > 0.2 × age, and the stream ends as late as is safe, connEndMargin before the
+// earliest close (or halfway, when they are closer than twice that: 30 s and 10 s give
+// 33 s and 37 s, and 35 s), so it lives as long as its connection's grace allows (30 s and
+// the default 6 m: 382 s). Otherwise it ends halfway through the earliest grace (it may
+// reopen on the same connection and be cut later). 0: no bound (no max age, or an
+// unbounded grace).
 func connStreamEnd(age, grace time.Duration) time.Duration {
 	if age <= 0 || grace <= 0 {
 		return 0
 	}
 	latestGoAway, earliestClose := age+age/10, age-age/10+grace
 	if latestGoAway < earliestClose {
-		return (latestGoAway + earliestClose) / 2
+		return earliestClose - min((earliestClose-latestGoAway)/2, connEndMargin)
 	}
 	return age - age/10 + grace/2
 }

@@ -157,6 +157,11 @@ func TestStreamEndsBeforeMaxConnectionAgeCut(t *testing.T) {
 	if got := connStreamEnd(30*time.Second, 10*time.Second); got != 35*time.Second {
 		t.Errorf("30s age, 10s grace: streams end at %s, want 35s (after 33s, before 37s)", got)
 	}
+	// A long grace: the stream ends connEndMargin before the earliest close (0.9 × age +
+	// grace), so it may live its whole STREAM_MAX_AGE.
+	if got := connStreamEnd(30*time.Second, DefaultMaxConnectionAgeGrace); got != 27*time.Second+DefaultMaxConnectionAgeGrace-connEndMargin {
+		t.Errorf("30s age, %s grace: streams end at %s, want %s", DefaultMaxConnectionAgeGrace, got, 27*time.Second+DefaultMaxConnectionAgeGrace-connEndMargin)
+	}
 	if got := connStreamEnd(30*time.Second, 0); got != 0 {
 		t.Errorf("no grace (grpc-go: unbounded): %s, want no bound", got)
 	}

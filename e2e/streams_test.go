@@ -1,0 +1,269 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+)
+
+// Long-lived streams in every topology (issue 14): how they spread, survive a rolling
+// restart and a SIGKILL, rebalance after a scale-out (with STREAM_MAX_AGE, and never
+// without it), and, through the proxies, outlive the proxy's timeouts.
+const (
+	// streamCount bidi streams (ChatHello), each sending and receiving a message every
+	// 100 ms: 300 messages/s in each direction.
+	streamCount = 30
+	// streamMaxAge is STREAM_MAX_AGE in the rebalancing scenario: short, so the scenario
+	// is short; the kit's default is 5 minutes.
+	streamMaxAge = 15 * time.Second
+	// streamConnAge is MAX_CONNECTION_AGE in that scenario (see streamScaleOut).
+	streamConnAge = 5 * time.Second
+	// streamMaxGap bounds the longest time a stream (across its reopens) went without a
+	// message during a rolling restart or a SIGKILL: the stream ended, the client backed
+	// off (100 ms, jittered) and reopened it on a live pod.
+	streamMaxGap = 5 * time.Second
+	// longStream is how long the long-stream check keeps its bidi stream open: more than
+	// twice Traefik's default 60 s readTimeout, so the default cuts it twice.
+	longStream = 160 * time.Second
+)
+
+var streamsTable = newResilienceTable("messages lost")
+
+// streamArgs are the greeter flags of a stream load: streamCount bidi streams of the
+// topology's hello, progress every 500 ms (the suite counts messages), the JSON report.
+func streamArgs(extra ...string) []string {
+	return append([]string{"-stream=bidi", "-streams=" + strconv.Itoa(streamCount), "-interval=100ms",
+		"-json", "-progress=500ms"}, extra...)
+}
+
+// streamNote is a stream load in one line: streams opened and ended, why, the longest gap.
+func streamNote(s report.StreamSummary) string {
+	note := fmt.Sprintf("%d messages, %d streams reopened, %d duplicated", s.Messages, s.Reconnects, s.Duplicated)
+	if g := s.LongestGap; g != nil {
+		note += fmt.Sprintf(", longest gap %.0f ms", g.Ms)
+	}
+	// Ends per status code (the report also splits them by message).
+	byCode := map[string]int64{}
+	var codes []string
+	for _, x := range s.Ends {
+		c := x.Code.String()
+		if _, ok := byCode[c]; !ok {
+			codes = append(codes, c)
+		}
+		byCode[c] += x.Count
+	}
+	var ends []string
+	for _, c := range codes {
+		ends = append(ends, fmt.Sprintf("%s %d", c, byCode[c]))
+	}
+	if len(ends) > 0 {
+		note += "; ends: " + strings.Join(ends, ", ")
+	}
+	return note
+}
+
+// checkStreamsSurvived: every stream came back after its pod went away (its longest gap,
+// counted to the end of the run, is bounded) and resumed where it stopped.
+func checkStreamsSurvived(t *testing.T, what string, s report.StreamSummary) {
+	t.Helper()
+	if s.Lost != 0 || s.Duplicated != 0 {
+		t.Errorf("%s: %d messages lost, %d duplicated, want none", what, s.Lost, s.Duplicated)
+	}
+	if g := s.LongestGap; g == nil || g.Ms > float64(streamMaxGap.Milliseconds()) {
+		t.Errorf("%s: longest gap %+v, want ≤ %s", what, g, streamMaxGap)
+	}
+	if s.Messages == 0 {
+		t.Errorf("%s: no message", what)
+	}
+}
+
+func streamGapSeconds(s report.StreamSummary) time.Duration {
+	if s.LongestGap == nil {
+		return 0
+	}
+	return time.Duration(s.LongestGap.Ms * float64(time.Millisecond))
+}
+
+// streamSpread: 30 streams opened at once go to every pod. A headless client with
+// round_robin and every connection up (the warm-up) opens them exactly 10/10/10; a proxy
+// balances each stream as one request, so its share is close to even.
+func streamSpread(t *testing.T, tp topo) {
+	s := tp.start(t, "streams: spread", streamArgs("-duration=6s", "-quiet")...).streamResult(t)
+	pods := helloPods(t, tp.ns)
+	var counts []string
+	for _, p := range pods {
+		n := streamsOn(s, p)
+		counts = append(counts, strconv.FormatInt(n, 10))
+		// Even is 10 per pod (9 through the gateway, whose canary sends 10 % to v2).
+		low, high := int64(5), int64(15)
+		if tp.name == "headless" {
+			low, high = streamCount/3, streamCount/3
+		}
+		if n < low || n > high {
+			t.Errorf("%s: %d of %d streams opened on %s, want %d–%d", tp.name, n, streamCount, p, low, high)
+		}
+	}
+	if s.Reconnects != 0 {
+		t.Errorf("%s: %d streams ended in 6 s: %s", tp.name, s.Reconnects, streamNote(s))
+	}
+	streamsTable.add(tp.name, "30 streams opened at once: streams per hello v1 pod", s.Lost, 0, strings.Join(counts, " / "))
+}
+
+func streamsOn(s report.StreamSummary, pod string) int64 {
+	for _, b := range s.Backends {
+		if b.Pod == pod {
+			return b.Streams
+		}
+	}
+	return 0
+}
+
+// streamScaleOut: hello scales 3 → 5 under streams. With STREAM_MAX_AGE (maxAge != 0)
+// every stream ends within 1.1 × maxAge and reopens wherever the balancer sends it now,
+// new pods included; without it (the negative control) no stream moves, although the
+// balancers know the new pods.
+//
+// Connections: MAX_CONNECTION_AGE 5s, so a headless client re-resolves DNS and learns the
+// new pods within seconds (it does when a connection closes, and only then: with 5 m it
+// would not during the scenario, and no stream can reach a pod its client does not know);
+// the kit's 6 m grace keeps every stream on its old connection until STREAM_MAX_AGE ends
+// it. runResilience puts the kit's settings back.
+func streamScaleOut(t *testing.T, tp topo, maxAge time.Duration) {
+	label := "scale out 3 → 5, no STREAM_MAX_AGE: streams on new pods"
+	env := "STREAM_MAX_AGE-"
+	if maxAge > 0 {
+		label = fmt.Sprintf("scale out 3 → 5, STREAM_MAX_AGE=%s: every new pod got streams", maxAge)
+		env = "STREAM_MAX_AGE=" + maxAge.String()
+	}
+	// The same window for both, so the negative control waits as long as the positive may:
+	// a headless client learns the new pods within a connection's age, then every stream
+	// ends within its own; 10 s for the pods to start.
+	window := (streamConnAge+streamMaxAge)*11/10 + 10*time.Second
+	release := churning(t)
+	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3") // whatever a failed step left
+	e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE="+streamConnAge.String(), env)
+	e.k.rollout(t, tp.ns, "hello")
+	waitPodsReady(t, tp.ns, 3)
+	release()
+
+	before := helloPods(t, tp.ns)
+	l := tp.start(t, "streams: "+label, streamArgs()...)
+	l.waitCalls(t, 20*streamCount) // 2 s of messages: every stream is open
+	release = churning(t)
+	scaled := time.Now()
+	progressf(tp.name, "streams: scale to 5 (%s)", env)
+	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=5")
+	got := map[string]time.Duration{} // new pod → when its first stream started
+	var newPods []string
+	// With STREAM_MAX_AGE, run until every stream has ended at least once since the scale
+	// (1.1 × its max age), so the share of reopened streams on the new pods says where
+	// the balancer sends them now.
+	for time.Since(scaled) < window && (maxAge == 0 || len(got) < 2 || time.Since(scaled) < maxAge*11/10) {
+		time.Sleep(500 * time.Millisecond) // the sampling period of the measurement
+		for _, p := range helloPods(t, tp.ns) {
+			if slices.Contains(before, p) {
+				continue
+			}
+			if !slices.Contains(newPods, p) {
+				newPods = append(newPods, p)
+			}
+			if _, ok := got[p]; ok {
+				continue
+			}
+			if n, err := counter(tp.ns, p, "grpc_server_started_total", "ChatHello"); err == nil && n > 0 {
+				got[p] = time.Since(scaled)
+			}
+		}
+	}
+	release()
+	l.stopFn()
+	s := l.streamResult(t)
+	var worst time.Duration
+	for _, d := range got {
+		worst = max(worst, d)
+	}
+	var onNew int64
+	for _, b := range s.Backends {
+		if slices.Contains(newPods, b.Pod) {
+			onNew += b.Streams
+		}
+	}
+	note := fmt.Sprintf("%d of 2 new pods got streams within %s", len(got), window.Round(time.Second))
+	if reopened := s.Opened - streamCount; reopened > 0 {
+		// Every stream opened before the scale-out, on the 3 old pods.
+		note += fmt.Sprintf("; %d of the %d streams reopened went to them (%.0f %%; 2 of 5 pods: 40 %%)",
+			onNew, reopened, 100*float64(onNew)/float64(reopened))
+	}
+	note += "; " + streamNote(s)
+	t.Logf("%s: %s", label, note)
+	if maxAge > 0 {
+		streamsTable.add(tp.name, label, s.Lost, worst, note)
+		if len(got) != 2 {
+			t.Errorf("%s: %d of 2 new pods got a stream within %s", label, len(got), window)
+		}
+		if s.Lost != 0 || s.Duplicated != 0 {
+			t.Errorf("%s: %d lost, %d duplicated messages", label, s.Lost, s.Duplicated)
+		}
+	} else {
+		streamsTable.add(tp.name, label, s.Lost, 0, note)
+		if len(got) != 0 || s.Reconnects != 0 {
+			t.Errorf("%s: without STREAM_MAX_AGE no stream should move, but %d new pods got streams and %d streams ended", label, len(got), s.Reconnects)
+		}
+	}
+
+	release = churning(t)
+	defer release()
+	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3")
+	waitPodsReady(t, tp.ns, 3)
+}
+
+// longStreams starts, through a proxy, one bidi Goodbye stream for longStream on the kit's
+// entry point and one on Traefik's "stock-timeouts" entry point (its defaults, reached by
+// port-forward), while the topology's other scenarios run (they act on hello; goodbye's
+// connections' 6 m grace lets a stream outlive them). It returns the check, to run once
+// the streams are over.
+func longStreams(t *testing.T, tp topo) func(t *testing.T) {
+	args := func(base []string) []string {
+		return append(base, "-service=goodbye", "-stream=bidi", "-streams=1", "-interval=1s",
+			"-duration="+longStream.String(), "-json", "-progress=10s")
+	}
+	kit := exeLoad(t, tp.name+": long stream, the kit's entry point", args(proxyArgs(tp)))
+	stockAddr := e.k.portForward(t, "traefik", "deploy/traefik", 8001)
+	host := ingressHost
+	if tp.name == "gateway-api" {
+		host = gatewayHost
+	}
+	stock := exeLoad(t, tp.name+": long stream, Traefik's defaults", args([]string{
+		"-target", stockAddr, "-authority", host, "-health-check=false"}))
+	started := time.Now()
+	return func(t *testing.T) {
+		progressf(tp.name, "long streams: %s left", (longStream - time.Since(started)).Round(time.Second))
+		ks, ss := kit.streamResult(t), stock.streamResult(t)
+		label := fmt.Sprintf("one bidi stream for %s, the kit's readTimeout (10m)", longStream)
+		streamsTable.add(tp.name, label, ks.Lost, 0, streamNote(ks))
+		if ks.Reconnects != 0 || ks.Messages < int64(longStream/time.Second)*9/10 {
+			t.Errorf("%s: the stream ended %d times, %d messages: %s", label, ks.Reconnects, ks.Messages, streamNote(ks))
+		}
+		// The negative control: Traefik's default readTimeout cuts the stream 60 s after it
+		// opened, so in 160 s it ends twice (at 60 s, and 60 s after it reopened).
+		label = fmt.Sprintf("one bidi stream for %s, Traefik's default readTimeout (negative control)", longStream)
+		streamsTable.add(tp.name, label, ss.Lost, 0, streamNote(ss))
+		t.Logf("%s: %s", label, streamNote(ss))
+		if ss.Reconnects != 2 {
+			t.Errorf("%s: the stream ended %d times, want 2 (cut at 60 s, twice): %s", label, ss.Reconnects, streamNote(ss))
+		}
+	}
+}
+
+// exeLoad runs the host greeter with args (a load that ends by itself).
+func exeLoad(t *testing.T, name string, args []string) *load {
+	t.Helper()
+	return hostLoad(args...)(t, name)
+}
