@@ -20,7 +20,7 @@ var appliedRoots = []string{"../deploy", "../scripts"}
 
 // mustCheck: workloads that must be found under appliedRoots, so that moving or renaming
 // one does not silently take it out of the check.
-var mustCheck = []string{"Deployment traefik/traefik", "Deployment kit-smoke/smoke"}
+var mustCheck = []string{"Deployment traefik/traefik", "Deployment kit-smoke/smoke", "Deployment istio-system/istiod"}
 
 var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 

@@ -37,6 +37,15 @@ TRAEFIK_VERSION=v3.6.12              # github.com/traefik/traefik/v3
 TRAEFIK_UPSTREAM_IMAGE="traefik:${TRAEFIK_VERSION}"
 GATEWAY_API_VERSION=v1.4.0           # sigs.k8s.io/gateway-api (what Traefik ${TRAEFIK_VERSION} is built against); standard CRDs in deploy/gateway-api
 
+# Proxyless xDS control plane: istiod (pilot-discovery, built from the module istio.io/istio).
+# Istio's release tags (1.31.0, no leading v) are not Go module versions, so the
+# module is pinned by pseudo-version: a commit of the 1.31 line (go 1.26.0, no replace directives).
+ISTIO_VERSION=v0.0.0-20260827124520-eed52ebb66ad   # istio.io/istio
+# Upstream mode: the published image of the same line (its VERSION file says 1.31, its
+# istio.io/api is 1.31.0-rc.0+): the closest release, not the same commit.
+ISTIOD_UPSTREAM_IMAGE="istio/pilot:1.31.0"
+
 # Local image names used in air-gapped mode (never pushed anywhere).
 KIT_NODE_IMAGE="grpc-k8s-kit/kind-node:${KUBE_VERSION}"
 KIT_TRAEFIK_IMAGE="grpc-k8s-kit/traefik:${TRAEFIK_VERSION}"
+KIT_ISTIOD_IMAGE="grpc-k8s-kit/istiod:${ISTIO_VERSION}"
