@@ -27,6 +27,7 @@ const doctorNS = "grpc-kit-doctor"
 // no error. What doctor said for each fault is logged and written to e2e/out/doctor.txt.
 func TestDoctor(t *testing.T) {
 	t.Parallel()
+	node.enter(t)
 	deployDoctorKit(t)
 	transcript := &bytes.Buffer{}
 	t.Cleanup(func() {

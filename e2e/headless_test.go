@@ -44,6 +44,7 @@ func TestServerSideDryRun(t *testing.T) {
 // Then the resilience scenarios, under load, while the other topologies run theirs.
 func TestHeadless(t *testing.T) {
 	t.Parallel()
+	node.enter(t)
 	dir := overlayDir("headless")
 	// Jobs are immutable: delete the previous run's before applying.
 	e.k.exec("-n", headlessNS, "delete", "job", "greeter-hello", "greeter-goodbye", "greeter-pick-first", "--ignore-not-found", "--wait=true")

@@ -92,6 +92,7 @@ const (
 // Then the resilience scenarios, under load, while the other topologies run theirs.
 func TestNginxIngress(t *testing.T) {
 	t.Parallel()
+	node.enter(t)
 	dir := overlayDir("nginx-ingress")
 	e.k.run(t, "apply", "-k", dir)
 	createTLSSecret(t, ingressNS)
@@ -138,6 +139,7 @@ const (
 // scenarios, under load, while the other topologies run theirs.
 func TestGatewayAPI(t *testing.T) {
 	t.Parallel()
+	node.enter(t)
 	dir := overlayDir("gateway-api")
 	grant := filepath.Join(e.root, "kustomize", "overlays", "gateway-api", "reference-grant")
 	e.k.run(t, "apply", "-k", dir)

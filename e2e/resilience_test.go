@@ -84,7 +84,9 @@ func runResilience(t *testing.T, tp topo) {
 		{"rolling restart", func(t *testing.T) { rollingRestart(t, tp) }},
 		{"pod killed", func(t *testing.T) { podKilled(t, tp) }},
 		{"failover", func(t *testing.T) { failover(t, tp) }},
-		{"scale out and in", func(t *testing.T) { scaleOutIn(t, tp, "") }},
+		// Through a proxy, streams opened before this scale-out are the negative control
+		// of "streams: rebalance" below; headless with MAX_CONNECTION_AGE=5s.
+		{"scale out and in", func(t *testing.T) { scaleOutIn(t, tp, "", tp.name != "headless") }},
 		{"slow pod", func(t *testing.T) { slowPod(t, tp) }},
 		{"streams: spread", func(t *testing.T) { streamSpread(t, tp) }},
 	}
@@ -99,23 +101,23 @@ func runResilience(t *testing.T, tp topo) {
 				e.k.rollout(t, tp.ns, "hello")
 				waitPodsReady(t, tp.ns, 3)
 				release()
-				scaleOutIn(t, tp, age)
+				scaleOutIn(t, tp, age, age == "5s")
 			}})
 		}
 	}
-	// The steps below change hello's settings: put the overlay's back when they are done
-	// (re-applying its hello v1 Deployment), as pod churn like any other (the rollout must
-	// not run beside a timed failover).
+	// The steps below change hello's settings: with -keep, put the overlay's back when they
+	// are done (re-applying its hello v1 Deployment), as pod churn like any other (the
+	// rollout must not run beside a timed failover). Without, the suite deletes it.
 	t.Cleanup(func() {
+		if !*keep {
+			return
+		}
 		churn.RLock()
 		defer churn.RUnlock()
 		e.k.exec("apply", "-k", overlayDir(tp.name), "-l", "app.kubernetes.io/name=hello,version=v1")
 		e.k.exec("-n", tp.ns, "rollout", "status", "deploy/hello", "--timeout=2m")
 	})
-	// Streams after a scale-out: no STREAM_MAX_AGE (the negative control), then one.
-	steps = append(steps,
-		step{"streams: scale out without STREAM_MAX_AGE", func(t *testing.T) { streamScaleOut(t, tp, 0) }},
-		step{"streams: scale out with STREAM_MAX_AGE", func(t *testing.T) { streamScaleOut(t, tp, streamMaxAge) }})
+	steps = append(steps, step{"streams: rebalance", func(t *testing.T) { streamsRebalance(t, tp) }})
 	// Through a proxy, a long stream runs beside every scenario (they act on hello, it
 	// on goodbye) and is checked once it is over.
 	var long func(t *testing.T)
@@ -432,7 +434,7 @@ func rollingRestart(t *testing.T, tp topo) {
 	sc.record(t, "rolling restart (retry on)", s, took, fmt.Sprintf("rollout took %s, %d calls", took.Round(time.Second), s.Calls))
 	noFailures(t, "rolling restart", s)
 	streamsTable.add(tp.name, "rolling restart: every stream reopened on a new pod, longest gap", ss.Lost, streamGapSeconds(ss), streamNote(ss))
-	checkStreamsSurvived(t, "rolling restart: streams", ss)
+	checkStreamsSurvived(t, "rolling restart: streams", ss, streamMaxGap)
 }
 
 // podKilled takes a pod away abruptly, two ways, with two loads at once: the retry policy
@@ -482,7 +484,7 @@ func podKilled(t *testing.T, tp topo) {
 			streams.stopFn()
 			ss := streams.streamResult(t)
 			streamsTable.add(tp.name, "server SIGKILLed: its streams reopened on live pods, longest gap", ss.Lost, streamGapSeconds(ss), streamNote(ss))
-			checkStreamsSurvived(t, k.label+": streams", ss)
+			checkStreamsSurvived(t, k.label+": streams", ss, killMaxGap)
 			if ss.Reconnects == 0 {
 				t.Errorf("%s: no stream ended, yet the killed pod had some: %s", k.label, streamNote(ss))
 			}
@@ -624,8 +626,9 @@ func lastServed(s report.Summary, pod string, until time.Time) (time.Time, bool)
 }
 
 // scaleOutIn: 3 → 5 under load (time until every new pod served a call), then 5 → 3
-// under load (no call may fail).
-func scaleOutIn(t *testing.T, tp topo, age string) {
+// under load (no call may fail). With streams, a stream load runs beside the scale-out:
+// streamsStay, the negative control of streamsRebalance.
+func scaleOutIn(t *testing.T, tp topo, age string, streams bool) {
 	suffix := ""
 	if age != "" {
 		suffix = " (MAX_CONNECTION_AGE=" + age + ")"
@@ -639,6 +642,11 @@ func scaleOutIn(t *testing.T, tp topo, age string) {
 	}
 	sc := newScen(tp)
 	before := helloPods(t, tp.ns)
+	var sl *load
+	if streams {
+		sl = tp.start(t, "scale out: streams"+suffix, streamArgs()...)
+		sl.waitCalls(t, 20*streamCount) // 2 s of messages: every stream is open
+	}
 	l := tp.start(t, "scale out"+suffix, loadArgs()...)
 	l.waitCalls(t, baselineCalls)
 	release := churning(t)
@@ -675,6 +683,9 @@ func scaleOutIn(t *testing.T, tp topo, age string) {
 		sc.markAt(scaled.Add(worst), "every new pod served")
 	}
 	s := tail(t, l)[0]
+	if sl != nil {
+		streamsStay(t, tp, sl, before, scaled)
+	}
 	label := "scale out 3 → 5: every new pod served" + suffix
 	note := fmt.Sprintf("%d of 2 new pods served within %s", len(served), window)
 	sc.record(t, label, s, worst, note)

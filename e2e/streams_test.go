@@ -23,12 +23,17 @@ const (
 	// streamMaxAge is STREAM_MAX_AGE in the rebalancing scenario: short, so the scenario
 	// is short; the kit's default is 5 minutes.
 	streamMaxAge = 15 * time.Second
-	// streamConnAge is MAX_CONNECTION_AGE in that scenario (see streamScaleOut).
+	// streamConnAge is MAX_CONNECTION_AGE in that scenario (see streamsRebalance).
 	streamConnAge = 5 * time.Second
 	// streamMaxGap bounds the longest time a stream (across its reopens) went without a
-	// message during a rolling restart or a SIGKILL: the stream ended, the client backed
-	// off (100 ms, jittered) and reopened it on a live pod.
+	// message during a rolling restart: the drain ended it, the client backed off (100 ms,
+	// jittered) and reopened it on a live pod.
 	streamMaxGap = 5 * time.Second
+	// killMaxGap bounds it when a server is SIGKILLed: through a proxy a reopened stream
+	// can meet the dead pod again until the proxy drops it (the kubelet notices the exit,
+	// the EndpointSlice changes: about 6 s for unary calls on a busy node, README), and the
+	// client's backoff doubles with each reopen that delivers nothing.
+	killMaxGap = 10 * time.Second
 	// longStream is how long the long-stream check keeps its bidi stream open: more than
 	// twice Traefik's default 60 s readTimeout, so the default cuts it twice.
 	longStream = 160 * time.Second
@@ -70,14 +75,14 @@ func streamNote(s report.StreamSummary) string {
 }
 
 // checkStreamsSurvived: every stream came back after its pod went away (its longest gap,
-// counted to the end of the run, is bounded) and resumed where it stopped.
-func checkStreamsSurvived(t *testing.T, what string, s report.StreamSummary) {
+// counted to the end of the run, is at most maxGap) and resumed where it stopped.
+func checkStreamsSurvived(t *testing.T, what string, s report.StreamSummary, maxGap time.Duration) {
 	t.Helper()
 	if s.Lost != 0 || s.Duplicated != 0 {
 		t.Errorf("%s: %d messages lost, %d duplicated, want none", what, s.Lost, s.Duplicated)
 	}
-	if g := s.LongestGap; g == nil || g.Ms > float64(streamMaxGap.Milliseconds()) {
-		t.Errorf("%s: longest gap %+v, want ≤ %s", what, g, streamMaxGap)
+	if g := s.LongestGap; g == nil || g.Ms > float64(maxGap.Milliseconds()) {
+		t.Errorf("%s: longest gap %+v, want ≤ %s", what, g, maxGap)
 	}
 	if s.Messages == 0 {
 		t.Errorf("%s: no message", what)
@@ -125,30 +130,23 @@ func streamsOn(s report.StreamSummary, pod string) int64 {
 	return 0
 }
 
-// streamScaleOut: hello scales 3 → 5 under streams. With STREAM_MAX_AGE (maxAge != 0)
-// every stream ends within 1.1 × maxAge and reopens wherever the balancer sends it now,
-// new pods included; without it (the negative control) no stream moves, although the
-// balancers know the new pods.
-//
-// Connections: MAX_CONNECTION_AGE 5s, so a headless client re-resolves DNS and learns the
-// new pods within seconds (it does when a connection closes, and only then: with 5 m it
-// would not during the scenario, and no stream can reach a pod its client does not know);
-// the kit's 6 m grace keeps every stream on its old connection until STREAM_MAX_AGE ends
-// it. runResilience puts the kit's settings back.
-func streamScaleOut(t *testing.T, tp topo, maxAge time.Duration) {
-	label := "scale out 3 → 5, no STREAM_MAX_AGE: streams on new pods"
-	env := "STREAM_MAX_AGE-"
-	if maxAge > 0 {
-		label = fmt.Sprintf("scale out 3 → 5, STREAM_MAX_AGE=%s: every new pod got streams", maxAge)
-		env = "STREAM_MAX_AGE=" + maxAge.String()
-	}
-	// The same window for both, so the negative control waits as long as the positive may:
-	// a headless client learns the new pods within a connection's age, then every stream
-	// ends within its own; 10 s for the pods to start.
-	window := (streamConnAge+streamMaxAge)*11/10 + 10*time.Second
+// streamWindow is how long after a scale-out 3 → 5 the streams get to reach the new pods:
+// a headless client learns them within a connection's age (streamConnAge; it re-resolves
+// DNS when a connection closes, and only then), every stream then ends within 1.1 × its
+// max age, and 10 s for the pods to start. The negative control watches as long.
+const streamWindow = (streamConnAge+streamMaxAge)*11/10 + 10*time.Second
+
+// streamsRebalance: hello, with STREAM_MAX_AGE=streamMaxAge, scales 3 → 5 under streams:
+// every stream ends within 1.1 × its max age and reopens wherever the balancer sends it
+// now, so the new pods get their share. MAX_CONNECTION_AGE is streamConnAge, so a headless
+// client knows the new pods within seconds; the kit's 6 m grace keeps every stream on its
+// old connection until its own max age ends it. runResilience puts the settings back. The
+// negative control is streamsStay, beside the scale-out without STREAM_MAX_AGE.
+func streamsRebalance(t *testing.T, tp topo) {
+	label := fmt.Sprintf("scale out 3 → 5, STREAM_MAX_AGE=%s: every new pod got streams", streamMaxAge)
 	release := churning(t)
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3") // whatever a failed step left
-	e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE="+streamConnAge.String(), env)
+	e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE="+streamConnAge.String(), "STREAM_MAX_AGE="+streamMaxAge.String())
 	e.k.rollout(t, tp.ns, "hello")
 	waitPodsReady(t, tp.ns, 3)
 	release()
@@ -158,14 +156,74 @@ func streamScaleOut(t *testing.T, tp topo, maxAge time.Duration) {
 	l.waitCalls(t, 20*streamCount) // 2 s of messages: every stream is open
 	release = churning(t)
 	scaled := time.Now()
-	progressf(tp.name, "streams: scale to 5 (%s)", env)
+	progressf(tp.name, "streams: scale to 5 (STREAM_MAX_AGE=%s)", streamMaxAge)
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=5")
-	got := map[string]time.Duration{} // new pod → when its first stream started
+	// Until both new pods got a stream, and every stream ended at least once since the
+	// scale-out, so the share of reopened streams on the new pods says where they go now.
+	newPods, got := watchNewPodStreams(t, tp, before, scaled, func(got map[string]time.Duration) bool {
+		return len(got) == 2 && time.Since(scaled) >= streamMaxAge*11/10
+	})
+	release()
+	l.stopFn()
+	s := l.streamResult(t)
+	var worst time.Duration
+	for _, d := range got {
+		worst = max(worst, d)
+	}
+	var onNew int64
+	for _, b := range s.Backends {
+		if slices.Contains(newPods, b.Pod) {
+			onNew += b.Streams
+		}
+	}
+	note := fmt.Sprintf("%d of 2 new pods got streams within %s", len(got), streamWindow.Round(time.Second))
+	if reopened := s.Opened - streamCount; reopened > 0 {
+		// Every stream opened before the scale-out, on the 3 old pods.
+		note += fmt.Sprintf("; %d of the %d streams reopened went to them (%.0f %%; 2 of 5 pods: 40 %%)",
+			onNew, reopened, 100*float64(onNew)/float64(reopened))
+	}
+	note += "; " + streamNote(s)
+	t.Logf("%s: %s", label, note)
+	streamsTable.add(tp.name, label, s.Lost, worst, note)
+	if len(got) != 2 {
+		t.Errorf("%s: %d of 2 new pods got a stream within %s", label, len(got), streamWindow)
+	}
+	if s.Lost != 0 || s.Duplicated != 0 {
+		t.Errorf("%s: %d lost, %d duplicated messages", label, s.Lost, s.Duplicated)
+	}
+
+	release = churning(t)
+	defer release()
+	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3")
+	waitPodsReady(t, tp.ns, 3)
+}
+
+// streamsStay is the negative control of streamsRebalance, beside a scale-out 3 → 5
+// without STREAM_MAX_AGE (scaleOutIn; headless with a 5 s MAX_CONNECTION_AGE, so the
+// client knows the new pods and sends them its unary calls): the streams l opened before
+// the scale-out stay where they are for as long as streamsRebalance's window, and no new
+// pod gets one.
+func streamsStay(t *testing.T, tp topo, l *load, before []string, scaled time.Time) {
+	label := "scale out 3 → 5, no STREAM_MAX_AGE (negative control): streams on new pods"
+	_, got := watchNewPodStreams(t, tp, before, scaled, func(map[string]time.Duration) bool { return false })
+	l.stopFn()
+	s := l.streamResult(t)
+	note := fmt.Sprintf("%d of 2 new pods got streams within %s; %s", len(got), streamWindow.Round(time.Second), streamNote(s))
+	t.Logf("%s: %s", label, note)
+	streamsTable.add(tp.name, label, s.Lost, 0, note)
+	if len(got) != 0 || s.Reconnects != 0 {
+		t.Errorf("%s: without STREAM_MAX_AGE no stream should move, but %d new pods got streams and %d streams ended", label, len(got), s.Reconnects)
+	}
+}
+
+// watchNewPodStreams samples, every 500 ms until streamWindow after scaled or until done,
+// which hello pods not in before exist and when each first had a ChatHello stream (its
+// grpc_server_started_total).
+func watchNewPodStreams(t *testing.T, tp topo, before []string, scaled time.Time, done func(map[string]time.Duration) bool) ([]string, map[string]time.Duration) {
+	t.Helper()
 	var newPods []string
-	// With STREAM_MAX_AGE, run until every stream has ended at least once since the scale
-	// (1.1 × its max age), so the share of reopened streams on the new pods says where
-	// the balancer sends them now.
-	for time.Since(scaled) < window && (maxAge == 0 || len(got) < 2 || time.Since(scaled) < maxAge*11/10) {
+	got := map[string]time.Duration{}
+	for time.Since(scaled) < streamWindow && !done(got) {
 		time.Sleep(500 * time.Millisecond) // the sampling period of the measurement
 		for _, p := range helloPods(t, tp.ns) {
 			if slices.Contains(before, p) {
@@ -182,46 +240,7 @@ func streamScaleOut(t *testing.T, tp topo, maxAge time.Duration) {
 			}
 		}
 	}
-	release()
-	l.stopFn()
-	s := l.streamResult(t)
-	var worst time.Duration
-	for _, d := range got {
-		worst = max(worst, d)
-	}
-	var onNew int64
-	for _, b := range s.Backends {
-		if slices.Contains(newPods, b.Pod) {
-			onNew += b.Streams
-		}
-	}
-	note := fmt.Sprintf("%d of 2 new pods got streams within %s", len(got), window.Round(time.Second))
-	if reopened := s.Opened - streamCount; reopened > 0 {
-		// Every stream opened before the scale-out, on the 3 old pods.
-		note += fmt.Sprintf("; %d of the %d streams reopened went to them (%.0f %%; 2 of 5 pods: 40 %%)",
-			onNew, reopened, 100*float64(onNew)/float64(reopened))
-	}
-	note += "; " + streamNote(s)
-	t.Logf("%s: %s", label, note)
-	if maxAge > 0 {
-		streamsTable.add(tp.name, label, s.Lost, worst, note)
-		if len(got) != 2 {
-			t.Errorf("%s: %d of 2 new pods got a stream within %s", label, len(got), window)
-		}
-		if s.Lost != 0 || s.Duplicated != 0 {
-			t.Errorf("%s: %d lost, %d duplicated messages", label, s.Lost, s.Duplicated)
-		}
-	} else {
-		streamsTable.add(tp.name, label, s.Lost, 0, note)
-		if len(got) != 0 || s.Reconnects != 0 {
-			t.Errorf("%s: without STREAM_MAX_AGE no stream should move, but %d new pods got streams and %d streams ended", label, len(got), s.Reconnects)
-		}
-	}
-
-	release = churning(t)
-	defer release()
-	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3")
-	waitPodsReady(t, tp.ns, 3)
+	return newPods, got
 }
 
 // longStreams starts, through a proxy, one bidi Goodbye stream for longStream on the kit's
@@ -244,7 +263,9 @@ func longStreams(t *testing.T, tp topo) func(t *testing.T) {
 		"-target", stockAddr, "-authority", host, "-health-check=false"}))
 	started := time.Now()
 	return func(t *testing.T) {
-		progressf(tp.name, "long streams: %s left", (longStream - time.Since(started)).Round(time.Second))
+		if left := longStream - time.Since(started); left > 0 {
+			progressf(tp.name, "long streams: %s left", left.Round(time.Second))
+		}
 		ks, ss := kit.streamResult(t), stock.streamResult(t)
 		label := fmt.Sprintf("one bidi stream for %s, the kit's readTimeout (10m)", longStream)
 		streamsTable.add(tp.name, label, ks.Lost, 0, streamNote(ks))
