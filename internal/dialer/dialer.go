@@ -119,8 +119,8 @@ func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), '
 
 // Options for one client connection.
 type Options struct {
-	Target string // dns:///name:port (balanced over every address), or host:port of a proxy
-	LB     string // one of Policies()
+	Target string // dns:///name:port (balanced over every address), host:port of a proxy, or xds:///name:port
+	LB     string // one of Policies(), or FromControlPlane for an xds:/// target
 	WRR    WRR    // weighted_round_robin's knobs
 	// LeastRequestChoices is least_request's choiceCount: how many backends it samples
 	// for each call (2 to 10).
@@ -151,6 +151,17 @@ func (o Options) Validate() error {
 	var errs []error
 	if err := CheckTarget(o.Target); err != nil {
 		errs = append(errs, err)
+	}
+	if IsXDS(o.Target) {
+		// The control plane sends the policy, retries and health settings of an xds:///
+		// client: none of the kit's service config applies (ParseFlags refuses the flags).
+		if o.LB != FromControlPlane {
+			errs = append(errs, fmt.Errorf("lb %q: an xds:/// target takes its policy from the control plane (lb %q)", o.LB, FromControlPlane))
+		}
+		if o.Insecure && o.CACert != "" {
+			errs = append(errs, errors.New("-insecure and -cacert contradict: verify with a CA, or do not verify"))
+		}
+		return errors.Join(errs...)
 	}
 	switch o.LB {
 	case RoundRobin, PickFirst:
@@ -189,7 +200,10 @@ func CheckTarget(target string) error {
 				return fmt.Errorf("target %q: dns targets are dns:///name:port (three slashes)", target)
 			}
 			hostport = hp
-		case "passthrough", "unix", "unix-abstract", "xds":
+		case XDSScheme:
+			_, _, err := XDSHostPort(target)
+			return err
+		case "passthrough", "unix", "unix-abstract":
 			return nil
 		default:
 			return fmt.Errorf("target %q: unknown scheme %q: use dns:///name:port or host:port", target, scheme)
@@ -269,19 +283,21 @@ func ServiceConfig(o Options) (string, error) {
 
 // DialOptions builds the grpc.DialOptions for o.
 func DialOptions(o Options) ([]grpc.DialOption, error) {
-	sc, err := ServiceConfig(o)
-	if err != nil {
-		return nil, err
-	}
 	creds, err := transportCredentials(o)
 	if err != nil {
 		return nil, err
 	}
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultServiceConfig(sc),
-		// Ignore service configs published in DNS TXT records: the kit's policy is the flags.
-		grpc.WithDisableServiceConfig(),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if !IsXDS(o.Target) {
+		sc, err := ServiceConfig(o)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts,
+			grpc.WithDefaultServiceConfig(sc),
+			// Ignore service configs published in DNS TXT records: the kit's policy is the flags.
+			// (Not for xds:///: the xDS resolver delivers routes and clusters as the service config.)
+			grpc.WithDisableServiceConfig())
 	}
 	if o.Authority != "" {
 		opts = append(opts, grpc.WithAuthority(o.Authority))
@@ -296,9 +312,15 @@ func DialOptions(o Options) ([]grpc.DialOption, error) {
 }
 
 // Dial validates o and creates the client (no connection is made until the first call).
+// An xds:/// target also needs an xDS bootstrap in the environment (CheckBootstrap).
 func Dial(o Options) (*grpc.ClientConn, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
+	}
+	if IsXDS(o.Target) {
+		if err := CheckBootstrap(os.Getenv); err != nil {
+			return nil, err
+		}
 	}
 	opts, err := DialOptions(o)
 	if err != nil {

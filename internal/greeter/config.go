@@ -39,6 +39,9 @@ type Config struct {
 	Quiet              bool
 	ProgressEvery      time.Duration
 	PrintServiceConfig bool
+	// XDSDump: print the xDS configuration the client received for its xds:/// target
+	// (routes with weights, clusters, endpoints, and what it rejected) instead of calling.
+	XDSDump bool
 	// Timeline is where the per-bucket series goes: a .csv or JSON file, or "-" for the
 	// "timeline" field of the -json report. "" records none.
 	Timeline       string
@@ -116,6 +119,8 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
   greeter -target 127.0.0.1:8443 -authority grpc.kit.local -cacert ca.pem -service goodbye
   greeter -target dns:///localhost:50051 -c 8 -duration 30s -rate 500
   greeter -target dns:///localhost:50051 -stream server -streams 30 -duration 5m -max-lost 0 -max-gap 2s
+  greeter -target xds:///hello-grpc.grpc-kit-xds.svc.cluster.local:50051 -n 1000   # proxyless, routes from istiod
+  greeter -target xds:///hello-grpc.grpc-kit-xds.svc.cluster.local:50051 -xds-dump  # the routes, weights and endpoints it got
   greeter doctor -n grpc-kit-headless -service hello-grpc-headless   # why calls fail or do not balance (doctor -h)
 
 Flags (each also read from the environment variable shown):
@@ -125,7 +130,7 @@ Flags (each also read from the environment variable shown):
 Exit codes: 0 success; 1 calls failed (the single call, or every call of a run); 2 bad flags; 3 an assertion failed.
 `)
 	}
-	fs.StringVar(&c.Dial.Target, "target", "dns:///localhost:50051", "dns:///name:port to balance over every address of name, or host:port of an ingress/gateway")
+	fs.StringVar(&c.Dial.Target, "target", "dns:///localhost:50051", "dns:///name:port to balance over every address of name, host:port of an ingress/gateway, or xds:///name:port for a proxyless client of an xDS control plane (bootstrap in "+dialer.BootstrapConfigEnv+" or "+dialer.BootstrapFileEnv+")")
 	fs.StringVar(&c.Dial.LB, "lb", dialer.RoundRobin, "load-balancing policy: "+strings.Join(dialer.Policies(), ", ")+
 		" (weighted_round_robin follows the load the servers report with ORCA; least_request, the calls in flight)")
 	// weighted_round_robin's knobs (gRFC A58), defaults from dialer.DefaultWRR.
@@ -182,6 +187,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	fs.DurationVar(&c.ProgressEvery, "progress", 2*time.Second, "progress line interval on stderr for long runs")
 	fs.BoolVar(&c.PrintServiceConfig, "print-service-config", false, "print the service config these flags produce, and exit")
+	fs.BoolVar(&c.XDSDump, "xds-dump", false, "xds:/// targets: print the xDS config the client received (listeners, routes with weights, clusters, endpoints, and any resource it rejected) once it settles or -timeout passes, and exit; exit 3 if a resource is not ACKED")
 	fs.StringVar(&c.Timeline, "timeline", "", "write calls per second per pod and every failed call over time to this file (.csv: CSV, else JSON; - : into the -json report), to plot a run (go run ./internal/plot/cmd/plotjson)")
 	fs.DurationVar(&c.TimelineBucket, "timeline-bucket", 500*time.Millisecond, "width of one -timeline sample")
 	envflag.AnnotateUsage(fs, "GREETER_")
@@ -216,8 +222,33 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	return c, finishDial(&c, fs)
 }
 
+// xdsPlaneFlags are the client policies an xDS control plane sets for an xds:/// target
+// (in its clusters and routes): asking for them on the command line would be ignored.
+var xdsPlaneFlags = []string{"lb", "retry", "health-check", "health-service", "dns-min-resolve",
+	"wrr-blackout", "wrr-weight-expiration", "wrr-weight-update", "wrr-error-penalty", "wrr-oob", "wrr-oob-period", "lr-choices", "print-service-config"}
+
+// finishXDS completes the dial options of an xds:/// target: the control plane decides
+// the policies, so the flags that set them are refused rather than silently ignored.
+func finishXDS(c *Config, fs *flag.FlagSet) error {
+	var errs []error
+	for _, f := range xdsPlaneFlags {
+		if flagSet(fs, f) {
+			errs = append(errs, fmt.Errorf("-%s does not apply to an xds:/// target: the control plane sends the load-balancing policy, retries and routing", f))
+		}
+	}
+	c.Dial.LB, c.Dial.Retry, c.Dial.HealthCheck = dialer.FromControlPlane, false, false
+	return errors.Join(errs...)
+}
+
 // finishDial completes and checks the dial options of either mode.
 func finishDial(c *Config, fs *flag.FlagSet) error {
+	if dialer.IsXDS(c.Dial.Target) {
+		if err := finishXDS(c, fs); err != nil {
+			return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+		}
+	} else if c.XDSDump {
+		return fmt.Errorf("%w: -xds-dump needs an xds:/// target (this is %s)", exitcode.ErrUsage, c.Dial.Target)
+	}
 	c.Dial.Services = catalog.Names()
 	if c.Dial.HealthService == "" {
 		c.Dial.HealthService = c.Service.Name()

@@ -19,7 +19,6 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hint"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/timeline"
@@ -51,6 +50,10 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	defer cc.Close()
+
+	if c.XDSDump {
+		return xdsDump(ctx, c, cc, stdout)
+	}
 
 	var md metadata.MD
 	for _, h := range c.Headers {
@@ -96,7 +99,7 @@ func single(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metad
 	b, err := call(ctx)
 	lat := time.Since(t0)
 	if err != nil {
-		if h := hint.ForError(err); h != "" {
+		if h := callHint(c.Dial.Target, err); h != "" {
 			err = fmt.Errorf("%w\nhint: %s", err, h)
 		}
 		return fmt.Errorf("%w: %s %s: %w", ErrCallsFailed, c.FullMethod(), c.Dial.Target, err)
@@ -171,7 +174,7 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	}
 	s.Target, s.Method, s.LB = c.Dial.Target, c.FullMethod(), c.Dial.LB
 	for i := range s.Errors {
-		s.Errors[i].Hint = hint.For(s.Errors[i].Code, s.Errors[i].Example)
+		s.Errors[i].Hint = hintFor(c.Dial.Target, s.Errors[i].Code, s.Errors[i].Example)
 	}
 	s.Assertions = report.Check(s, c.Expect)
 	if c.JSON {

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hint"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 )
 
@@ -70,7 +69,7 @@ func streams(ctx context.Context, c Config, cc grpc.ClientConnInterface, md meta
 	s.Target, s.Method, s.LB, s.Kind = c.Dial.Target, c.Service.FullStream(c.Stream.Method), c.Dial.LB, string(c.Stream.Kind)
 	s.Streams, s.IntervalMs = c.Stream.Count, float64(c.Stream.Interval)/float64(time.Millisecond)
 	for i := range s.Ends {
-		s.Ends[i].Hint = hint.For(s.Ends[i].Code, s.Ends[i].Example)
+		s.Ends[i].Hint = hintFor(c.Dial.Target, s.Ends[i].Code, s.Ends[i].Example)
 	}
 	s.Assertions = report.CheckStreams(s, c.Expect, c.StreamExpect)
 	var err error
