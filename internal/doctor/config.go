@@ -49,7 +49,7 @@ func ParseFlags(args []string, usage io.Writer) (Config, error) {
 	fs.IntVar(&c.Port, "port", 0, "the Service port the client dials (default: the port named grpc, or the only one)")
 	fs.StringVar(&c.FromPod, "from-pod", "", "[namespace/]pod the client runs in: the NetworkPolicy check says whether it may connect")
 	fs.BoolVar(&c.TLS, "tls", false, "the client uses TLS (a plaintext server is then reported as a mismatch)")
-	fs.StringVar(&c.LB, "lb", dialer.RoundRobin, "the client's LB policy: round_robin or pick_first")
+	fs.StringVar(&c.LB, "lb", dialer.RoundRobin, "the client's LB policy: round_robin, pick_first, or xds for a proxyless client (xds:/// target, routes from istiod)")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "bound of each gRPC or DNS exchange")
 	fs.BoolVar(&c.JSON, "json", false, "print the findings as JSON")
@@ -61,8 +61,9 @@ Looks at a live cluster and says why gRPC calls to a Service fail or do not bala
 the Service (selector, headless or not vs the client's LB policy, port -> targetPort ->
 containerPort, appProtocol), its endpoints (and why pods are not ready), each pod over
 gRPC through port-forward (listening, plaintext vs TLS, health, reflection), DNS as
-CoreDNS answers it, and the NetworkPolicies selecting the pods (evaluated from the
-objects, not by sending traffic).
+CoreDNS answers it, the NetworkPolicies selecting the pods (evaluated from the
+objects, not by sending traffic), and the GRPCRoutes whose parent is the Service (GAMMA):
+what a proxyless xDS client (-lb xds) rejects or drops of them.
 
 Flags:
 `)
@@ -85,8 +86,8 @@ or kubeconfig, 3 at least one error finding.
 	if strings.TrimSpace(c.Service) == "" {
 		errs = append(errs, errors.New("-service is required"))
 	}
-	if c.LB != dialer.RoundRobin && c.LB != dialer.PickFirst {
-		errs = append(errs, fmt.Errorf("-lb %q: want %s or %s", c.LB, dialer.RoundRobin, dialer.PickFirst))
+	if c.LB != dialer.RoundRobin && c.LB != dialer.PickFirst && c.LB != dialer.FromControlPlane {
+		errs = append(errs, fmt.Errorf("-lb %q: want %s, %s or %s", c.LB, dialer.RoundRobin, dialer.PickFirst, dialer.FromControlPlane))
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("-port %d: out of range", c.Port))

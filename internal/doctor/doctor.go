@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 )
 
 // DialFunc opens a TCP connection to port inside a pod. In a cluster it goes through the
@@ -25,8 +26,11 @@ type DialFunc func(ctx context.Context, namespace, pod string, port int) (net.Co
 // Doctor holds what the checks need: the API, a way into pods, and the subject.
 type Doctor struct {
 	Kube kubernetes.Interface
-	Dial DialFunc
-	Cfg  Config // Namespace must be set
+	// Gateway reads the Gateway API routes (GRPCRoutes with the Service as parent, for
+	// proxyless xDS clients); nil skips them.
+	Gateway gatewayclient.Interface
+	Dial    DialFunc
+	Cfg     Config // Namespace must be set
 }
 
 // Upstream causes already reported as errors; downstream checks consult them.
@@ -96,6 +100,7 @@ func (d *Doctor) Diagnose(ctx context.Context) (Report, error) {
 		d.reportProbes,
 		d.checkDNS,
 		d.checkNetworkPolicy,
+		d.checkMeshRoutes,
 	} {
 		if err := check(ctx, st); err != nil {
 			return rep, err

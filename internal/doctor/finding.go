@@ -56,6 +56,7 @@ const (
 	CheckReflection    = "reflection"
 	CheckDNS           = "dns"
 	CheckNetworkPolicy = "networkpolicy"
+	CheckMeshRoute     = "meshRoute" // GRPCRoutes on the Service (GAMMA), as proxyless xDS clients get them
 )
 
 // Finding is one conclusion: how bad, which check, what, the evidence, and the fix.

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/poddial"
@@ -34,10 +35,14 @@ func Run(ctx context.Context, c Config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: kubernetes client: %w", exitcode.ErrUsage, err)
 	}
+	gw, err := gatewayclient.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("%w: gateway API client: %w", exitcode.ErrUsage, err)
+	}
 	pd := poddial.New(rc, cs.CoreV1().RESTClient())
 	defer pd.Close()
 
-	d := &Doctor{Kube: cs, Dial: pd.Dial, Cfg: c}
+	d := &Doctor{Kube: cs, Gateway: gw, Dial: pd.Dial, Cfg: c}
 	rep, err := d.Diagnose(ctx)
 	if err != nil {
 		return fmt.Errorf("diagnose %s/%s: %w", c.Namespace, c.Service, err)

@@ -158,6 +158,9 @@ func (d *Doctor) checkBalancing(ctx context.Context, st *state) error {
 	case svc.Spec.Type == corev1.ServiceTypeExternalName:
 		st.add(Finding{Severity: Info, Check: CheckBalancing,
 			Message: fmt.Sprintf("ExternalName Service: DNS answers a CNAME to %s; balancing is up to what is there", svc.Spec.ExternalName)})
+	case d.Cfg.LB == dialer.FromControlPlane:
+		st.add(Finding{Severity: OK, Check: CheckBalancing,
+			Message: "proxyless xDS client: istiod sends it the Service's Ready pod endpoints and it balances each call over them (headless or not does not matter; DNS is not used)"})
 	case headless(svc) && d.Cfg.LB == dialer.RoundRobin:
 		st.add(Finding{Severity: OK, Check: CheckBalancing,
 			Message: "headless Service + round_robin: DNS returns every Ready pod and the client connects to each"})
