@@ -29,6 +29,7 @@ const (
 	ingressNS        = "grpc-kit-ingress"
 	gatewayNS        = "grpc-kit-gateway"
 	gatewayBackendNS = "grpc-kit-gateway-backends"
+	xdsNS            = "grpc-kit-xds"
 	tlsSecret        = "grpc-kit-tls"
 	ingressHost      = "grpc-ingress.kit.local"
 	gatewayHost      = "grpc-gateway.kit.local"
@@ -220,12 +221,18 @@ func TestGatewayContract(t *testing.T) {
 // name, version label, VERSION and replicas may differ, so a fix to one is not lost on
 // the other.
 func TestCanaryMatchesStable(t *testing.T) {
-	objs, err := render("overlays/gateway-api")
+	for dir, ns := range map[string]string{"overlays/gateway-api": gatewayNS, "overlays/proxyless-xds": xdsNS} {
+		t.Run(dir, func(t *testing.T) { canaryMatchesStable(t, dir, ns) })
+	}
+}
+
+func canaryMatchesStable(t *testing.T, dir, ns string) {
+	objs, err := render(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := find(t, objs, "Deployment", gatewayNS, "hello").Obj.(*appsv1.Deployment)
-	v2 := find(t, objs, "Deployment", gatewayNS, "hello-v2").Obj.(*appsv1.Deployment).DeepCopy()
+	v1 := find(t, objs, "Deployment", ns, "hello").Obj.(*appsv1.Deployment)
+	v2 := find(t, objs, "Deployment", ns, "hello-v2").Obj.(*appsv1.Deployment).DeepCopy()
 	if v2.Labels["version"] != "v2" || v2.Spec.Template.Labels["version"] != "v2" || v2.Spec.Selector.MatchLabels["version"] != "v2" {
 		t.Errorf("hello-v2: version labels must be v2 (metadata, selector, template)")
 	}

@@ -24,6 +24,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
 )
 
@@ -67,6 +68,8 @@ func check(objs []object, complete bool) []string {
 			checkSecret(&f, o, x)
 		case *gatewayv1.Gateway:
 			checkGateway(&f, o, x)
+		case *gatewayv1.GRPCRoute:
+			checkMeshRoute(&f, o, x)
 		}
 	}
 	checkGreeterTargets(&f, objs)
@@ -458,6 +461,10 @@ func checkGreeterTargets(f *findings, objs []object) {
 			// expect is -1 when -expect-backends is not set.
 			target, lb, expect := cfg.Dial.Target, cfg.Dial.LB, cfg.Expect.Backends
 			field := c.path + ".args[-target]"
+			if dialer.IsXDS(target) {
+				checkXDSGreeter(f, o, c, services)
+				continue
+			}
 			host, port, err := greeter.TargetHostPort(target)
 			var ns, name string
 			if err == nil {

@@ -181,6 +181,7 @@ var targets = []target{
 	{name: "overlays/headless", dir: "overlays/headless", complete: true},
 	{name: "overlays/nginx-ingress", dir: "overlays/nginx-ingress", complete: true},
 	{name: "overlays/gateway-api", dir: "overlays/gateway-api", complete: true},
+	{name: "overlays/proxyless-xds", dir: "overlays/proxyless-xds", complete: true},
 	{name: "overlays/gateway-api/gateway", dir: "overlays/gateway-api/gateway"},
 	{name: "overlays/gateway-api/backends", dir: "overlays/gateway-api/backends"},
 	{name: "overlays/gateway-api/reference-grant", dir: "overlays/gateway-api/reference-grant"},
