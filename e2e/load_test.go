@@ -58,6 +58,7 @@ type load struct {
 	mu    sync.Mutex
 	calls int64         // from the latest progress line
 	more  chan struct{} // closed and replaced on every progress line
+	ended error         // why the load ended without a report, once it has
 	done  chan loadResult
 	res   *loadResult
 }
@@ -113,6 +114,7 @@ func (l *load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
 		res.raw = out[start : end+1]
 	}
 	l.mu.Lock()
+	l.ended = res.err
 	close(l.more) // wake waiters: the load is over
 	l.more = nil
 	l.mu.Unlock()
@@ -130,7 +132,7 @@ func (l *load) waitCalls(t *testing.T, n int64) {
 			return
 		}
 		if more == nil {
-			t.Fatalf("load %s ended after %d calls, before reaching %d", l.name, calls, n)
+			t.Fatalf("load %s ended after %d calls, before reaching %d: %v", l.name, calls, n, l.endErr())
 		}
 		select {
 		case <-more:
@@ -240,6 +242,13 @@ func inClusterLoad(t *testing.T, name string, extra ...string) *load {
 	e.k.runStdin(t, string(manifest), "apply", "-f", "-")
 	stopJob := func() { e.k.exec("-n", headlessNS, "delete", "job/"+job, "--wait=false", "--ignore-not-found") }
 	t.Cleanup(stopJob)
+	// Follow the log once the Job has a pod: twice on a node busy with three topologies
+	// (2026-12-02) a load's log ended at once without a line, and the Job controller can
+	// take seconds to create the pod there. If it ends early anyway, waitCalls says why.
+	eventually(t, 2*time.Minute, "a pod of job "+job, func() bool {
+		out, err := e.k.exec("-n", headlessNS, "get", "pods", "-l", "job-name="+job, "-o", "name")
+		return err == nil && len(bytes.TrimSpace(out)) > 0
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), maxWindow+3*time.Minute)
 	cmd := e.k.cmd(ctx, "-n", headlessNS, "logs", "-f", "job/"+job, "-c", "greeter", "--pod-running-timeout=2m")
 	out, err := cmd.StdoutPipe()
@@ -283,6 +292,13 @@ func loadJob(t *testing.T, name string, args []string) *batchv1.Job {
 	}
 	t.Fatal("the headless overlay has no greeter-hello Job to run loads with")
 	return nil
+}
+
+// endErr is why an ended load has no report (nil: it has one, or it has not ended).
+func (l *load) endErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ended
 }
 
 // count is the load's calls so far, from its latest progress line.

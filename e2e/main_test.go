@@ -56,7 +56,7 @@ var (
 // 2-core kind node. All at once overloaded it (2026-12-02: exec probes timed out, pods left
 // their Services); go test's own -parallel cannot say which test goes first, and the one
 // that starts last decides when the suite ends.
-const nodeSlots = 2
+const nodeSlots = 3
 
 func TestMain(m *testing.M) {
 	flag.Parse()
