@@ -64,7 +64,7 @@ var readVerbs = []string{"get", "list", "watch"}
 // checkIstiod: the pod passes Pod Security "restricted" with a read-only root filesystem,
 // runs the image of ISTIO_VERSION, has probes and resources; its Service has the three
 // ports on the pod's ports; RBAC has no wildcard, no cluster-admin, no cluster-wide Secret
-// access, and writes outside istio-system only what clusterWrites lists.
+// write, and writes outside istio-system only what clusterWrites lists.
 func checkIstiod(objs []object) []string {
 	var f findings
 	version, err := istiodVersion()
@@ -151,8 +151,9 @@ func checkIstiod(objs []object) []string {
 	return f
 }
 
-// checkRule: no wildcard; cluster-wide (a ClusterRole), no Secret access and only the
-// writes of clusterWrites.
+// checkRule: no wildcard; cluster-wide (a ClusterRole), Secrets read only (istiod's Gateway
+// API controller reads every Secret a Gateway could name, and is not ready until it can)
+// and only the writes of clusterWrites.
 func checkRule(f *findings, o object, i int, r rbacv1.PolicyRule, cluster bool) {
 	field := fmt.Sprintf("rules[%d]", i)
 	for _, l := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
@@ -165,7 +166,12 @@ func checkRule(f *findings, o object, i int, r rbacv1.PolicyRule, cluster bool) 
 	}
 	for _, res := range r.Resources {
 		if res == "secrets" {
-			f.add(o, field, "reads Secrets cluster-wide: istiod only needs its own namespace's (a Role)")
+			for _, v := range r.Verbs {
+				if !slices.Contains(readVerbs, v) {
+					f.add(o, field, "%s on Secrets cluster-wide: istiod writes only its own namespace's (a Role)", v)
+				}
+			}
+			continue
 		}
 		for _, g := range r.APIGroups {
 			for _, v := range r.Verbs {
@@ -206,9 +212,9 @@ func TestIstiodChecksCatch(t *testing.T) {
 		}, "has a wildcard"},
 		{"secrets cluster-wide", func(objs []object) []object {
 			cr := first[*rbacv1.ClusterRole](objs)
-			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: readVerbs})
+			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"update"}})
 			return objs
-		}, "reads Secrets cluster-wide"},
+		}, "update on Secrets cluster-wide"},
 		{"gateway status write", func(objs []object) []object {
 			cr := first[*rbacv1.ClusterRole](objs)
 			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"gateways/status"}, Verbs: []string{"patch"}})
