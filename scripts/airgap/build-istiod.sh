@@ -26,30 +26,10 @@ build_binary() {
     "${OUT}/pilot-discovery"
 }
 
+# 1337 is Istio's own uid, which deploy/istiod's securityContext names too; the path is
+# upstream's, so both modes run the same YAML.
 build_image() {
-  local key
-  key=$(sha256sum "${OUT}/pilot-discovery" | cut -c1-12)
-  if [[ $("${DOCKER}" image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_ISTIOD_IMAGE}" 2>/dev/null) == "${key}" ]]; then
-    info "istiod image: cached (${KIT_ISTIOD_IMAGE})"
-    return 0
-  fi
-  ensure_engine
-  local ctx="${OUT}/image"
-  rm -rf "${ctx}"; mkdir -p "${ctx}"
-  cp "${OUT}/pilot-discovery" "${ctx}/pilot-discovery"
-  cat > "${ctx}/Dockerfile" <<DOCKERFILE
-FROM scratch
-COPY pilot-discovery /usr/local/bin/pilot-discovery
-# Numeric non-root user: no /etc/passwd in a scratch image. 1337 is Istio's own uid, which
-# deploy/istiod's securityContext names too.
-USER 1337:1337
-LABEL kit.key=${key}
-ENTRYPOINT ["/usr/local/bin/pilot-discovery"]
-
-DOCKERFILE
-  logged "${KIT_LOGS}/build-istiod-image.log" "${DOCKER}" build -t "${KIT_ISTIOD_IMAGE}" "${ctx}"
-  rm -rf "${ctx}"
-  info "istiod image: ${KIT_ISTIOD_IMAGE}"
+  scratch_image istiod "${OUT}/pilot-discovery" "${KIT_ISTIOD_IMAGE}" /usr/local/bin/pilot-discovery 1337
 }
 
 main() {

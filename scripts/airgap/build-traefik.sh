@@ -30,29 +30,9 @@ build_binary() {
     "${OUT}/traefik" "-X ${pkg}.Version=${TRAEFIK_VERSION} -X ${pkg}.BuildDate=1970-01-01T00:00:00Z"
 }
 
+# 65532: the non-root uid deploy/traefik's securityContext names.
 build_image() {
-  local key
-  key=$(sha256sum "${OUT}/traefik" | cut -c1-12)
-  if [[ $("${DOCKER}" image inspect -f '{{index .Config.Labels "kit.key"}}' "${KIT_TRAEFIK_IMAGE}" 2>/dev/null) == "${key}" ]]; then
-    info "traefik image: cached (${KIT_TRAEFIK_IMAGE})"
-    return 0
-  fi
-  ensure_engine
-  local ctx="${OUT}/image"
-  rm -rf "${ctx}"; mkdir -p "${ctx}"
-  cp "${OUT}/traefik" "${ctx}/traefik"
-  cat > "${ctx}/Dockerfile" <<DOCKERFILE
-FROM scratch
-COPY traefik /traefik
-# Numeric non-root user: no /etc/passwd in a scratch image.
-USER 65532:65532
-LABEL kit.key=${key}
-ENTRYPOINT ["/traefik"]
-
-DOCKERFILE
-  logged "${KIT_LOGS}/build-traefik-image.log" "${DOCKER}" build -t "${KIT_TRAEFIK_IMAGE}" "${ctx}"
-  rm -rf "${ctx}"
-  info "traefik image: ${KIT_TRAEFIK_IMAGE}"
+  scratch_image traefik "${OUT}/traefik" "${KIT_TRAEFIK_IMAGE}" /traefik 65532
 }
 
 main() {

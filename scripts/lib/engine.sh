@@ -122,3 +122,30 @@ ensure_engine() {
   fi
   start_dockerd
 }
+
+# scratch_image NAME BINARY IMAGE PATH UID: a FROM scratch image IMAGE holding BINARY at PATH
+# (also its entrypoint), run as the numeric UID (no /etc/passwd in a scratch image). The
+# label kit.key is the binary's hash: an image built from this very binary is kept, not
+# rebuilt. NAME names the log (${KIT_LOGS}/build-NAME-image.log) and the messages.
+scratch_image() {
+  local name=$1 binary=$2 image=$3 path=$4 uid=$5 key
+  key=$(sha256sum "${binary}" | cut -c1-12)
+  if [[ $("${DOCKER}" image inspect -f '{{index .Config.Labels "kit.key"}}' "${image}" 2>/dev/null) == "${key}" ]]; then
+    info "${name} image: cached (${image})"
+    return 0
+  fi
+  ensure_engine
+  local ctx
+  ctx=$(mktemp -d "${KIT_CACHE}/${name}-image.XXXXXX")
+  cp "${binary}" "${ctx}/binary"
+  cat > "${ctx}/Dockerfile" <<DOCKERFILE
+FROM scratch
+COPY binary ${path}
+USER ${uid}:${uid}
+LABEL kit.key=${key}
+ENTRYPOINT ["${path}"]
+DOCKERFILE
+  logged "${KIT_LOGS}/build-${name}-image.log" "${DOCKER}" build -t "${image}" "${ctx}"
+  rm -rf "${ctx}"
+  info "${name} image: ${image}"
+}
