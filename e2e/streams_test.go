@@ -255,14 +255,13 @@ func longStreams(t *testing.T, tp topo) func(t *testing.T) {
 		return append(base, "-service=goodbye", "-stream=bidi", "-streams=1", "-interval=1s",
 			"-duration="+longStream.String(), "-json", "-progress=10s")
 	}
-	kit := exeLoad(t, tp.name+": long stream, the kit's entry point", args(proxyArgs(tp)))
+	kit := hostLoad(args(proxyArgs(tp))...)(t, tp.name+": long stream, the kit's entry point")
 	stockAddr := e.k.portForward(t, "traefik", "deploy/traefik", 8001)
 	host := ingressHost
 	if tp.name == "gateway-api" {
 		host = gatewayHost
 	}
-	stock := exeLoad(t, tp.name+": long stream, Traefik's defaults", args([]string{
-		"-target", stockAddr, "-authority", host, "-health-check=false"}))
+	stock := hostLoad(args([]string{"-target", stockAddr, "-authority", host})...)(t, tp.name+": long stream, Traefik's defaults")
 	started := time.Now()
 	return func(t *testing.T) {
 		if left := longStream - time.Since(started); left > 0 {
@@ -283,10 +282,4 @@ func longStreams(t *testing.T, tp topo) func(t *testing.T) {
 			t.Errorf("%s: the stream ended %d times, want 2 (cut at 60 s, twice): %s", label, ss.Reconnects, streamNote(ss))
 		}
 	}
-}
-
-// exeLoad runs the host greeter with args (a load that ends by itself).
-func exeLoad(t *testing.T, name string, args []string) *load {
-	t.Helper()
-	return hostLoad(args...)(t, name)
 }

@@ -177,12 +177,7 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 		s.Errors[i].Hint = hintFor(c.Dial.Target, s.Errors[i].Code, s.Errors[i].Example)
 	}
 	s.Assertions = report.Check(s, c.Expect)
-	if c.JSON {
-		err = s.WriteJSON(stdout)
-	} else {
-		err = s.WriteText(stdout)
-	}
-	if err != nil {
+	if err := writeReport(stdout, c.JSON, s); err != nil {
 		return err
 	}
 	switch {
@@ -247,4 +242,17 @@ func writeTimeline(path string, series timeline.Series) error {
 		return fmt.Errorf("-timeline %s: %w", path, err)
 	}
 	return nil
+}
+
+// printable is what the greeter prints at the end of a run; -json picks the form.
+type printable interface {
+	WriteJSON(io.Writer) error
+	WriteText(io.Writer) error
+}
+
+func writeReport(w io.Writer, asJSON bool, r printable) error {
+	if asJSON {
+		return r.WriteJSON(w)
+	}
+	return r.WriteText(w)
 }

@@ -72,13 +72,7 @@ func streams(ctx context.Context, c Config, cc grpc.ClientConnInterface, md meta
 		s.Ends[i].Hint = hintFor(c.Dial.Target, s.Ends[i].Code, s.Ends[i].Example)
 	}
 	s.Assertions = report.CheckStreams(s, c.Expect, c.StreamExpect)
-	var err error
-	if c.JSON {
-		err = s.WriteJSON(stdout)
-	} else {
-		err = s.WriteText(stdout)
-	}
-	if err != nil {
+	if err := writeReport(stdout, c.JSON, s); err != nil {
 		return err
 	}
 	switch {

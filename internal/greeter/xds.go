@@ -31,12 +31,7 @@ func xdsDump(ctx context.Context, c Config, cc *grpc.ClientConn, stdout io.Write
 	if err != nil {
 		return fmt.Errorf("xds dump of %s: %w", c.Dial.Target, err)
 	}
-	if c.JSON {
-		err = d.WriteJSON(stdout)
-	} else {
-		err = d.WriteText(stdout)
-	}
-	if err != nil {
+	if err := writeReport(stdout, c.JSON, d); err != nil {
 		return err
 	}
 	switch {
@@ -48,13 +43,11 @@ func xdsDump(ctx context.Context, c Config, cc *grpc.ClientConn, stdout io.Write
 	return nil
 }
 
-// hintFor is the hint for a failed call to target: the xDS causes first for an xds:///
-// target (whose "zero addresses" is not a DNS matter), then the kit's usual hints.
+// hintFor is the hint for a failed call to target: for an xds:/// target the xDS causes
+// first (its "zero addresses" is not a DNS matter), then the kit's usual hints.
 func hintFor(target string, code codes.Code, msg string) string {
 	if dialer.IsXDS(target) {
-		if h := xdsHint(msg); h != "" {
-			return h
-		}
+		return hint.ForXDS(code, msg)
 	}
 	return hint.For(code, msg)
 }
@@ -66,19 +59,4 @@ func callHint(target string, err error) string {
 		return ""
 	}
 	return hintFor(target, st.Code(), st.Message())
-}
-
-// xdsHint names the causes of the xDS errors the kit has met.
-func xdsHint(msg string) string {
-	switch {
-	case strings.Contains(msg, "no matched route"):
-		return "the xDS routes have no rule for this method: a GRPCRoute on the Service must match every method its clients call, each exactly (service and method). greeter -xds-dump shows the routes the client got."
-	case strings.Contains(msg, "unrecognized path specifier"), strings.Contains(msg, "NACK"):
-		return "the client rejected the route configuration the control plane sent (a GRPCRoute matching a service without a method becomes a match grpc-go does not know): greeter -xds-dump shows why, greeter doctor -lb xds -service NAME finds the rule."
-	case strings.Contains(msg, "produced zero addresses"), strings.Contains(msg, "does not exist"), strings.Contains(msg, "resource-not-found"):
-		return "the control plane sent no endpoints or no listener for this target yet: check that the target is xds:///<service>.<namespace>.svc.cluster.local:<port>, that the Service port is named grpc (or has appProtocol kubernetes.io/h2c), and that its pods are Ready; a client started before istiod knows the route fails its first calls, -warmup waits."
-	case strings.Contains(msg, "xds") && (strings.Contains(msg, "connection") || strings.Contains(msg, "transport")):
-		return "the client cannot reach the xDS control plane named in its bootstrap (server_uri): is istiod running (kubectl -n istio-system get pods)?"
-	}
-	return ""
 }

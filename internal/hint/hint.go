@@ -63,3 +63,19 @@ func For(code codes.Code, msg string) string {
 	}
 	return ""
 }
+
+// ForXDS is the hint for a call to an xds:/// target (a proxyless client): the causes of
+// the xDS errors the kit has met, else For.
+func ForXDS(code codes.Code, msg string) string {
+	switch {
+	case strings.Contains(msg, "no matched route"):
+		return "the xDS routes have no rule for this method: a GRPCRoute on the Service must match every method its clients call, each exactly (service and method). greeter -xds-dump shows the routes the client got."
+	case strings.Contains(msg, "unrecognized path specifier"), strings.Contains(msg, "NACK"):
+		return "the client rejected the route configuration the control plane sent (a GRPCRoute matching a service without a method becomes a match grpc-go does not know): greeter -xds-dump shows why, greeter doctor -lb xds -service NAME finds the rule."
+	case strings.Contains(msg, "produced zero addresses"), strings.Contains(msg, "does not exist"), strings.Contains(msg, "resource-not-found"):
+		return "the control plane sent no endpoints or no listener for this target yet: check that the target is xds:///<service>.<namespace>.svc.cluster.local:<port>, that the Service port is named grpc (or has appProtocol kubernetes.io/h2c), and that its pods are Ready; a client started before istiod knows the route fails its first calls, -warmup waits."
+	case strings.Contains(msg, "xds") && (strings.Contains(msg, "connection") || strings.Contains(msg, "transport")):
+		return "the client cannot reach the xDS control plane named in its bootstrap (server_uri): is istiod running (kubectl -n istio-system get pods)?"
+	}
+	return For(code, msg)
+}
