@@ -272,13 +272,26 @@ func inClusterLoad(t *testing.T, name string, extra ...string) *load {
 	return l
 }
 
+// headlessRender is the headless e2e overlay, rendered once for every in-cluster load.
+var headlessRender = sync.OnceValues(func() ([]byte, error) {
+	dir := filepath.Join(e.root, "e2e", "overlays", "headless")
+	out, err := e.k.exec("kustomize", dir)
+	if err != nil {
+		return nil, fmt.Errorf("kubectl kustomize %s: %v: %s", dir, err, out)
+	}
+	return out, nil
+})
+
 // loadJob is the headless overlay's greeter-hello Job (kustomize/overlays/headless/
 // greeter-jobs.yaml, as rendered) renamed to name, running the greeter with args, without
 // its wait-for-backends init container (the scenario's load waits for its backends itself).
 func loadJob(t *testing.T, name string, args []string) *batchv1.Job {
 	t.Helper()
-	rendered := e.k.run(t, "kustomize", filepath.Join(e.root, "e2e", "overlays", "headless"))
-	for _, doc := range strings.Split(rendered, "\n---\n") {
+	rendered, err := headlessRender()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(rendered), "\n---\n") {
 		var j batchv1.Job
 		if err := sigsyaml.Unmarshal([]byte(doc), &j); err != nil || j.Kind != "Job" || j.Name != "greeter-hello" {
 			continue
