@@ -11,8 +11,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,34 +223,39 @@ var loadSeq struct {
 	n int
 }
 
-// inClusterLoad runs the greeter as a Job against the headless Service (client-side round
-// robin needs pod IPs, which only the cluster network reaches). The Job is the overlay's
-// own greeter-hello Job with other args, and its log is followed while it runs; deleting
-// the Job stops the greeter (SIGTERM), which then prints its report into that log.
-func inClusterLoad(t *testing.T, name string, extra ...string) *load {
+// clientJobs is where a topology's in-cluster loads run (a client that needs pod IPs or
+// the mesh's control plane, which only the cluster network reaches): a Job in ns that is
+// the overlay's own greeter-hello Job with other args.
+type clientJobs struct {
+	ns      string
+	overlay string   // e2e/overlays/<overlay>
+	args    []string // the greeter flags that aim every load at hello
+}
+
+// start runs a load as a Job and follows its log while it runs; deleting the Job stops
+// the greeter (SIGTERM), which then prints its report into that log.
+func (c clientJobs) start(t *testing.T, name string, extra ...string) *load {
 	t.Helper()
 	loadSeq.Lock()
 	loadSeq.n++
 	job := fmt.Sprintf("load-%d-%d", time.Now().Unix()%100000, loadSeq.n)
 	loadSeq.Unlock()
-	args := append([]string{"-target=dns:///hello-grpc-headless." + headlessNS + ".svc.cluster.local:50051",
-		"-dns-min-resolve=2s"}, extra...)
-	manifest, err := json.Marshal(loadJob(t, job, args))
+	manifest, err := json.Marshal(c.job(t, job, append(slices.Clone(c.args), extra...)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.k.runStdin(t, string(manifest), "apply", "-f", "-")
-	stopJob := func() { e.k.exec("-n", headlessNS, "delete", "job/"+job, "--wait=false", "--ignore-not-found") }
+	stopJob := func() { e.k.exec("-n", c.ns, "delete", "job/"+job, "--wait=false", "--ignore-not-found") }
 	t.Cleanup(stopJob)
 	// Follow the log once the Job has a pod: twice on a node busy with three topologies
 	// (2026-12-02) a load's log ended at once without a line, and the Job controller can
 	// take seconds to create the pod there. If it ends early anyway, waitCalls says why.
 	eventually(t, 2*time.Minute, "a pod of job "+job, func() bool {
-		out, err := e.k.exec("-n", headlessNS, "get", "pods", "-l", "job-name="+job, "-o", "name")
+		out, err := e.k.exec("-n", c.ns, "get", "pods", "-l", "job-name="+job, "-o", "name")
 		return err == nil && len(bytes.TrimSpace(out)) > 0
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), maxWindow+3*time.Minute)
-	cmd := e.k.cmd(ctx, "-n", headlessNS, "logs", "-f", "job/"+job, "-c", "greeter", "--pod-running-timeout=2m")
+	cmd := e.k.cmd(ctx, "-n", c.ns, "logs", "-f", "job/"+job, "-c", "greeter", "--pod-running-timeout=2m")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -272,26 +277,40 @@ func inClusterLoad(t *testing.T, name string, extra ...string) *load {
 	return l
 }
 
-// headlessRender is the headless e2e overlay, rendered once for every in-cluster load.
-var headlessRender = sync.OnceValues(func() ([]byte, error) {
-	dir := filepath.Join(e.root, "e2e", "overlays", "headless")
-	out, err := e.k.exec("kustomize", dir)
-	if err != nil {
-		return nil, fmt.Errorf("kubectl kustomize %s: %v: %s", dir, err, out)
-	}
-	return out, nil
-})
+// rendered caches each e2e overlay's render: every in-cluster load copies a Job from it.
+var rendered = struct {
+	sync.Mutex
+	m map[string]func() ([]byte, error)
+}{m: map[string]func() ([]byte, error){}}
 
-// loadJob is the headless overlay's greeter-hello Job (kustomize/overlays/headless/
-// greeter-jobs.yaml, as rendered) renamed to name, running the greeter with args, without
-// its wait-for-backends init container (the scenario's load waits for its backends itself).
-func loadJob(t *testing.T, name string, args []string) *batchv1.Job {
+// render is the e2e overlay, rendered once.
+func render(overlay string) ([]byte, error) {
+	rendered.Lock()
+	f, ok := rendered.m[overlay]
+	if !ok {
+		f = sync.OnceValues(func() ([]byte, error) {
+			out, err := e.k.exec("kustomize", overlayDir(overlay))
+			if err != nil {
+				return nil, fmt.Errorf("kubectl kustomize %s: %v: %s", overlayDir(overlay), err, out)
+			}
+			return out, nil
+		})
+		rendered.m[overlay] = f
+	}
+	rendered.Unlock()
+	return f()
+}
+
+// job is the overlay's greeter-hello Job (as rendered: image, security context, resources
+// and, for xDS, the bootstrap) renamed to name, running the greeter with args, without its
+// wait-for-backends init container (the scenario's load waits for its backends itself).
+func (c clientJobs) job(t *testing.T, name string, args []string) *batchv1.Job {
 	t.Helper()
-	rendered, err := headlessRender()
+	out, err := render(c.overlay)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, doc := range strings.Split(string(rendered), "\n---\n") {
+	for _, doc := range strings.Split(string(out), "\n---\n") {
 		var j batchv1.Job
 		if err := sigsyaml.Unmarshal([]byte(doc), &j); err != nil || j.Kind != "Job" || j.Name != "greeter-hello" {
 			continue
@@ -299,11 +318,10 @@ func loadJob(t *testing.T, name string, args []string) *batchv1.Job {
 		j.Name = name
 		j.Spec.ActiveDeadlineSeconds = nil // the suite stops the load; maxWindow bounds it
 		j.Spec.Template.Spec.InitContainers = nil
-		c := &j.Spec.Template.Spec.Containers[0]
-		c.Args = args
+		j.Spec.Template.Spec.Containers[0].Args = args
 		return &j
 	}
-	t.Fatal("the headless overlay has no greeter-hello Job to run loads with")
+	t.Fatalf("the %s overlay has no greeter-hello Job to run loads with", c.overlay)
 	return nil
 }
 

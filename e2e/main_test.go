@@ -49,7 +49,7 @@ var (
 	// runs of six (2026-12-02).
 	churn sync.RWMutex
 	// node lets nodeSlots of the parallel tests share the node at once, the longest first.
-	node = newNodeGate(nodeSlots, "TestHeadless", "TestNginxIngress", "TestGatewayAPI", "TestDoctor")
+	node = newNodeGate(nodeSlots, "TestHeadless", "TestNginxIngress", "TestGatewayAPI", "TestProxylessXDS", "TestDoctor")
 )
 
 // nodeSlots: how many of the parallel tests (topologies, doctor) run at once on the one
@@ -100,7 +100,7 @@ func TestMain(m *testing.M) {
 
 // topologyNames are the kit's topologies (kustomize/overlays/<name>), in the order the
 // suite reports them.
-func topologyNames() []string { return []string{"headless", "nginx-ingress", "gateway-api"} }
+func topologyNames() []string { return []string{"headless", "nginx-ingress", "gateway-api", xdsName} }
 
 // byTopology orders a and b by topologyNames.
 func byTopology(a, b string) int {

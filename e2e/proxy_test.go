@@ -75,6 +75,28 @@ func greetOne(t *testing.T, args ...string) map[string]any {
 	return m
 }
 
+// checkCanary: of a run's calls, v2 served 10 % (inside the binomial 99.9 % interval),
+// and the three v1 pods the rest, each within v1Skew of an even share of v1's calls.
+func checkCanary(t *testing.T, s report.Summary, v1Skew float64) {
+	t.Helper()
+	n := s.OK
+	lo, hi := binomial999(n, 0.10)
+	v2 := float64(s.ByVersion["v2"])
+	t.Logf("v2 served %.0f of %d calls (99.9%% interval around 10%%: %.0f–%.0f)", v2, n, lo, hi)
+	if v2 < lo || v2 > hi {
+		t.Errorf("canary share %.1f%% outside the 99.9%% interval [%.0f, %.0f] of %d calls", 100*v2/float64(n), lo, hi, n)
+	}
+	checkRouting(t, "canary", s, "helloworld.Hello", "hello-")
+	var v1 report.Summary
+	v1.OK = s.ByVersion["v1"]
+	for _, b := range s.Backends {
+		if b.Version == "v1" {
+			v1.Backends = append(v1.Backends, b)
+		}
+	}
+	checkSpread(t, "v1 pods behind the canary split", v1, 3, v1Skew)
+}
+
 // binomial999 is the two-sided 99.9% interval of a Binomial(n, p) count (normal
 // approximation, z = 3.29).
 func binomial999(n int64, p float64) (lo, hi float64) {
@@ -165,21 +187,7 @@ func TestGatewayAPI(t *testing.T) {
 		if code != 0 || s.OK != n {
 			t.Fatalf("exit %d, %d of %d ok: %+v", code, s.OK, n, s.Errors)
 		}
-		lo, hi := binomial999(n, 0.10)
-		v2 := float64(s.ByVersion["v2"])
-		t.Logf("v2 served %.0f of %d calls (99.9%% interval around 10%%: %.0f–%.0f)", v2, n, lo, hi)
-		if v2 < lo || v2 > hi {
-			t.Errorf("canary share %.1f%% outside the 99.9%% interval [%.0f, %.0f] of %d calls", 100*v2/n, lo, hi, n)
-		}
-		checkRouting(t, "canary", s, "helloworld.Hello", "hello-")
-		var v1 report.Summary
-		v1.OK = s.ByVersion["v1"]
-		for _, b := range s.Backends {
-			if b.Version == "v1" {
-				v1.Backends = append(v1.Backends, b)
-			}
-		}
-		checkSpread(t, "v1 pods behind the canary split", v1, 3, 0.2)
+		checkCanary(t, s, 0.2)
 	})
 
 	t.Run("canary header", func(t *testing.T) {

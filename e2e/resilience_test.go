@@ -36,22 +36,38 @@ type topo struct {
 	ns   string // namespace of deploy/hello
 	// start begins a load (flags appended to the topology's own) and returns it running.
 	start func(t *testing.T, name string, extra ...string) *load
+	// jobs: the topology's loads run in the cluster (nil: on the host, through a proxy).
+	jobs *clientJobs
+	// proxy: calls go through Traefik, whose timeouts apply to streams.
+	proxy bool
+	// retry are the greeter flags of a load with retries on and off: the kit's retry
+	// policy, or for a proxyless client the one its control plane sends, and
+	// -retry=false, which turns either off.
+	retry func(on bool) []string
 	// failover target: the stop-receiving time the issue asks for.
 	failoverTarget time.Duration
+	// readyGoal: how soon after a new pod is Ready it must serve calls (0: no goal; a
+	// headless client only learns of it when a connection closes).
+	readyGoal time.Duration
 	// ready waits until every hello pod behind the entry point answers.
 	ready func(t *testing.T)
 }
 
 func headlessTopo() topo {
-	return topo{name: "headless", ns: headlessNS, failoverTarget: time.Second,
+	jobs := &clientJobs{ns: headlessNS, overlay: "headless",
+		args: []string{"-target=dns:///hello-grpc-headless." + headlessNS + ".svc.cluster.local:50051", "-dns-min-resolve=2s"}}
+	return topo{name: "headless", ns: headlessNS, jobs: jobs, retry: kitRetry, failoverTarget: time.Second,
 		start: func(t *testing.T, name string, extra ...string) *load {
-			return inClusterLoad(t, name, append([]string{"-warmup=60s", "-expect-backends=3"}, extra...)...)
+			return jobs.start(t, name, append([]string{"-warmup=60s", "-expect-backends=3"}, extra...)...)
 		},
 		ready: func(t *testing.T) { waitPodsReady(t, headlessNS, 3) }}
 }
 
+// kitRetry: the greeter's own retry policy (the service config), on or off.
+func kitRetry(on bool) []string { return []string{"-retry=" + strconv.FormatBool(on)} }
+
 func ingressTopo() topo {
-	return topo{name: "nginx-ingress", ns: ingressNS, failoverTarget: 6 * time.Second,
+	return topo{name: "nginx-ingress", ns: ingressNS, proxy: true, retry: kitRetry, failoverTarget: 6 * time.Second,
 		start: hostLoad("-target", websecureAddr, "-authority", ingressHost, "-cacert"),
 		ready: func(t *testing.T) {
 			waitPodsReady(t, ingressNS, 3)
@@ -60,7 +76,7 @@ func ingressTopo() topo {
 }
 
 func gatewayTopo() topo {
-	return topo{name: "gateway-api", ns: gatewayNS, failoverTarget: 6 * time.Second,
+	return topo{name: "gateway-api", ns: gatewayNS, proxy: true, retry: kitRetry, failoverTarget: 6 * time.Second,
 		start: hostLoad("-target", webAddr, "-authority", gatewayHost),
 		ready: func(t *testing.T) {
 			waitPodsReady(t, gatewayNS, 3)
@@ -87,8 +103,15 @@ func runResilience(t *testing.T, tp topo) {
 		// Through a proxy, streams opened before this scale-out are the negative control
 		// of "streams: rebalance" below; headless with MAX_CONNECTION_AGE=5s.
 		{"scale out and in", func(t *testing.T) { scaleOutIn(t, tp, "", tp.name != "headless") }},
-		{"slow pod", func(t *testing.T) { slowPod(t, tp) }},
 		{"streams: spread", func(t *testing.T) { streamSpread(t, tp) }},
+	}
+	if tp.name != xdsName {
+		// A proxyless client's policy comes from the control plane (a DestinationRule), not
+		// from the greeter's -lb: the slow-pod comparison is the other topologies'.
+		steps = append(steps, step{"slow pod", func(t *testing.T) { slowPod(t, tp) }})
+	}
+	if tp.name == xdsName {
+		steps = append(steps, step{"control plane lost", func(t *testing.T) { controlPlaneLost(t, tp) }})
 	}
 	if tp.name == "headless" {
 		// Clients only re-resolve when a connection closes: MaxConnectionAge decides how
@@ -121,7 +144,7 @@ func runResilience(t *testing.T, tp topo) {
 	// Through a proxy, a long stream runs beside every scenario (they act on hello, it
 	// on goodbye) and is checked once it is over.
 	var long func(t *testing.T)
-	if tp.name != "headless" {
+	if tp.proxy {
 		long = longStreams(t, tp)
 	}
 	for i, s := range steps {
@@ -343,11 +366,11 @@ func badInput(t *testing.T, tp topo) {
 		{"expired deadline", []string{"-timeout=1us"}, "DeadlineExceeded"},
 	}
 	sums := make([]report.Summary, len(cases))
-	if tp.name == "headless" {
+	if tp.jobs != nil {
 		// Four Jobs at once: each pays its pod start-up, not one after the other.
 		loads := make([]*load, len(cases))
 		for i, c := range cases {
-			loads[i] = inClusterLoad(t, "bad input: "+c.name, append(c.args, "-n=20", "-expect-code="+c.code, "-json", "-quiet")...)
+			loads[i] = tp.jobs.start(t, "bad input: "+c.name, append(c.args, "-n=20", "-expect-code="+c.code, "-json", "-quiet")...)
 		}
 		for i, l := range loads {
 			sums[i] = l.result(t)
@@ -373,8 +396,8 @@ func badInput(t *testing.T, tp topo) {
 	}
 	// And they still serve.
 	var s report.Summary
-	if tp.name == "headless" {
-		s = inClusterLoad(t, "after bad input", "-n=30", "-json", "-quiet").result(t)
+	if tp.jobs != nil {
+		s = tp.jobs.start(t, "after bad input", "-n=30", "-json", "-quiet").result(t)
 	} else {
 		s, _ = greet(t, append(proxyArgs(tp), "-n", "30")...)
 	}
@@ -464,8 +487,8 @@ func podKilled(t *testing.T, tp topo) {
 		if len(pods) == 0 {
 			t.Fatal("no hello pods")
 		}
-		on := tp.start(t, k.label+", retry on", append(loadArgs(), "-retry=true")...)
-		off := tp.start(t, k.label+", retry off", append(loadArgs(), "-retry=false")...)
+		on := tp.start(t, k.label+", retry on", append(loadArgs(), tp.retry(true)...)...)
+		off := tp.start(t, k.label+", retry off", append(loadArgs(), tp.retry(false)...)...)
 		var streams *load
 		if k.streams {
 			streams = tp.start(t, k.label+": streams", streamArgs()...)
@@ -693,6 +716,9 @@ func scaleOutIn(t *testing.T, tp topo, age string, streams bool) {
 	}
 	label := "scale out 3 → 5: every new pod served" + suffix
 	note := fmt.Sprintf("%d of 2 new pods served within %s", len(served), window)
+	if tp.readyGoal > 0 {
+		note += sinceReady(t, tp, s, served)
+	}
 	sc.record(t, label, s, worst, note)
 	t.Logf("%s: %s", label, note)
 	if s.Failed != 0 {
@@ -717,6 +743,64 @@ func scaleOutIn(t *testing.T, tp topo, age string, streams bool) {
 	label = "scale in 5 → 3" + suffix
 	sc.record(t, label, s, 0, fmt.Sprintf("%d calls", s.Calls))
 	noFailures(t, "scale in", s)
+}
+
+// sinceReady measures, for each new pod that served, how long after it became Ready it
+// answered its first call (the load's timeline, 500 ms buckets, against the pod's Ready
+// condition, to the second), checks it against the topology's goal, and says it for the
+// table's note.
+func sinceReady(t *testing.T, tp topo, s report.Summary, served map[string]time.Duration) string {
+	t.Helper()
+	var worst time.Duration
+	for p := range served {
+		ready := podReadyAt(t, tp.ns, p)
+		first, ok := firstServed(s, p)
+		if !ok {
+			t.Errorf("%s: the load's timeline has no call of %s, which served calls", tp.name, p)
+			continue
+		}
+		worst = max(worst, first.Sub(ready))
+	}
+	t.Logf("%s: new pods served %.1f s after Ready at worst (goal ≤ %s)", tp.name, worst.Seconds(), tp.readyGoal)
+	if worst > tp.readyGoal {
+		t.Errorf("%s: a new pod served its first call %.1f s after it was Ready, goal ≤ %s", tp.name, worst.Seconds(), tp.readyGoal)
+	}
+	return fmt.Sprintf("; each served ≤ %.1f s after Ready (goal ≤ %s)", worst.Seconds(), tp.readyGoal)
+}
+
+// podReadyAt is when pod's Ready condition last turned True (the API's second precision).
+func podReadyAt(t *testing.T, ns, pod string) time.Time {
+	t.Helper()
+	var p struct {
+		Status struct {
+			Conditions []struct {
+				Type, Status       string
+				LastTransitionTime time.Time
+			}
+		}
+	}
+	e.k.getJSON(t, &p, "-n", ns, "get", "pod", pod)
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" && c.Status == "True" {
+			return c.LastTransitionTime
+		}
+	}
+	t.Fatalf("pod %s is not Ready", pod)
+	return time.Time{}
+}
+
+// firstServed is the end of the first timeline bucket in which pod answered a call.
+func firstServed(s report.Summary, pod string) (time.Time, bool) {
+	tl := s.Timeline
+	if tl == nil || tl.Bucket <= 0 {
+		return time.Time{}, false
+	}
+	for i, r := range tl.Rates(pod) {
+		if r > 0 {
+			return tl.Start.Add(time.Duration(i+1) * tl.Bucket), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // failedCodes names the status codes of failed calls for the table ("; Unavailable 115,

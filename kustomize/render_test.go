@@ -197,6 +197,7 @@ var targets = []target{
 	{name: "e2e/overlays/headless", dir: "../e2e/overlays/headless", complete: true},
 	{name: "e2e/overlays/nginx-ingress", dir: "../e2e/overlays/nginx-ingress", complete: true},
 	{name: "e2e/overlays/gateway-api", dir: "../e2e/overlays/gateway-api", complete: true},
+	{name: "e2e/overlays/proxyless-xds", dir: "../e2e/overlays/proxyless-xds", complete: true},
 	// The TLS topology and the probe styles (e2e only: no kustomize/overlays twin).
 	{name: "e2e/overlays/headless-tls", dir: "../e2e/overlays/headless-tls", complete: true},
 	{name: "e2e/overlays/probes", dir: "../e2e/overlays/probes", complete: true},

@@ -18,7 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
 
-STEP_TOTAL=14
+STEP_TOTAL=16
 PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
 MODE=""          # airgapped | upstream
 MODE_REASON=""
@@ -136,7 +136,7 @@ choose_mode() {
   [[ ${MODE} != airgapped ]] || require_airgap_host
 }
 
-# ---- 5-8. images ---------------------------------------------------------------------------
+# ---- 5-9. images ---------------------------------------------------------------------------
 airgap_only() {
   if [[ ${MODE} != airgapped ]]; then
     info "not needed in upstream mode"
@@ -169,7 +169,19 @@ traefik_image() {
   fi
 }
 
-# ---- 9. cluster ----------------------------------------------------------------------------
+# The proxyless-xds topology's control plane. Built like Traefik's image in airgapped mode;
+# upstream, Istio's published pilot image of the same release line (versions.sh) under the
+# kit's name, so both modes deploy the same YAML.
+istiod_image() {
+  if [[ ${MODE} == airgapped ]]; then
+    "${REPO_ROOT}/scripts/airgap/build-istiod.sh" image
+  else
+    pull "${ISTIOD_UPSTREAM_IMAGE}"
+    "${DOCKER}" tag "${ISTIOD_UPSTREAM_IMAGE}" "${KIT_ISTIOD_IMAGE}"
+  fi
+}
+
+# ---- 10. cluster ----------------------------------------------------------------------------
 # cluster_config: deploy/kind/cluster.yaml plus the patches this host needs.
 cluster_config() {
   local out="${KIT_CACHE}/kind-config-${CLUSTER_NAME}.yaml"
@@ -229,7 +241,7 @@ create_or_reuse_cluster() {
   rm -f "${KIT_CACHE}/kubeconfig.kind"
 }
 
-# ---- 10. kubectl and kubeconfig ------------------------------------------------------------
+# ---- 11. kubectl and kubeconfig ------------------------------------------------------------
 kubectl_and_kubeconfig() {
   # The node ships kubectl of exactly the cluster's version (ours in air-gapped mode). It is a
   # Linux binary: elsewhere (macOS) the host's own kubectl is used (one minor version of skew
@@ -251,14 +263,14 @@ kubectl_and_kubeconfig() {
   info "kubeconfig at ${KIT_CACHE}/kubeconfig"
 }
 
-# ---- 11. system pods -----------------------------------------------------------------------
+# ---- 12. system pods -----------------------------------------------------------------------
 wait_system() {
   kubectl_ wait --for=condition=Ready node --all --timeout=180s >&2
   kubectl_ -n kube-system rollout status daemonset/kube-proxy --timeout=180s >&2
   kubectl_ -n kube-system rollout status deployment/coredns --timeout=180s >&2
 }
 
-# ---- 12. Gateway API CRDs ------------------------------------------------------------------
+# ---- 13. Gateway API CRDs ------------------------------------------------------------------
 gateway_api_crds() {
   # Server-side apply: the CRDs are too large for the last-applied annotation.
   kubectl_ apply --server-side --force-conflicts -k "${REPO_ROOT}/deploy/gateway-api" >&2
@@ -268,7 +280,7 @@ gateway_api_crds() {
     crd/referencegrants.gateway.networking.k8s.io >&2
 }
 
-# ---- 13. Traefik ---------------------------------------------------------------------------
+# ---- 14. Traefik ---------------------------------------------------------------------------
 deploy_traefik() {
   grep -q "image: ${KIT_TRAEFIK_IMAGE}\$" "${REPO_ROOT}/deploy/traefik/deployment.yaml" \
     || die "deploy/traefik/deployment.yaml must use image ${KIT_TRAEFIK_IMAGE} (scripts/lib/versions.sh)"
@@ -287,7 +299,18 @@ deploy_traefik() {
   info "Traefik ready; ping answers on http://127.0.0.1:9080/ping"
 }
 
-# ---- 14. our images -------------------------------------------------------------------------
+# ---- 15. istiod --------------------------------------------------------------------------
+deploy_istiod() {
+  grep -q "image: ${KIT_ISTIOD_IMAGE}\$" "${REPO_ROOT}/deploy/istiod/deployment.yaml" \
+    || die "deploy/istiod/deployment.yaml must use image ${KIT_ISTIOD_IMAGE} (scripts/lib/versions.sh)"
+  ensure_engine
+  load_image "${KIT_ISTIOD_IMAGE}"
+  kubectl_ apply -k "${REPO_ROOT}/deploy/istiod" >&2
+  kubectl_ -n istio-system rollout status deployment/istiod --timeout=180s >&2
+  info "istiod ready: proxyless xDS on istiod.istio-system.svc:15010"
+}
+
+# ---- 16. our images -------------------------------------------------------------------------
 # The kustomize manifests run grpc-k8s-kit/{hello,goodbye,greeter}:dev with IfNotPresent: load
 # whichever `make images` has built (kind skips those the node already has).
 APP_IMAGES=(grpc-k8s-kit/hello:dev grpc-k8s-kit/goodbye:dev grpc-k8s-kit/greeter:dev)
@@ -328,11 +351,13 @@ main() {
   step "etcd, CoreDNS, crictl, pause";                      airgap_only && "${REPO_ROOT}/scripts/airgap/build-components.sh"
   step "node image";                                        ensure_engine; node_image
   step "Traefik ${TRAEFIK_VERSION} image";                  ensure_engine; traefik_image
+  step "istiod ${ISTIO_VERSION} image";                     ensure_engine; istiod_image
   step "cluster";                                           ensure_engine; create_or_reuse_cluster
   step "kubectl and kubeconfig";                            kubectl_and_kubeconfig
   step "node, kube-proxy and CoreDNS ready";                wait_system
   step "Gateway API ${GATEWAY_API_VERSION} CRDs";           gateway_api_crds
   step "Traefik, GatewayClass";                             deploy_traefik
+  step "istiod (proxyless xDS control plane)";              deploy_istiod
   step "our images (make images) into the node";            load_app_images
   run_done
   summary

@@ -130,6 +130,9 @@ type Options struct {
 	// (up to 5 attempts with backoff; ServiceConfig says why these codes). Only safe for
 	// idempotent methods: SayHello and SayGoodbye are.
 	Retry bool
+	// DisableRetry turns retries off whatever the service config says, the one an xDS
+	// control plane sends included (grpc.WithDisableRetry).
+	DisableRetry bool
 	// HealthCheck turns on client-side health checking: the client watches each backend's
 	// grpc.health.v1 status for HealthService and stops picking NOT_SERVING ones at once,
 	// without waiting for Kubernetes to update endpoints. Needs a policy other than
@@ -298,6 +301,9 @@ func DialOptions(o Options) ([]grpc.DialOption, error) {
 			// Ignore service configs published in DNS TXT records: the kit's policy is the flags.
 			// (Not for xds:///: the xDS resolver delivers routes and clusters as the service config.)
 			grpc.WithDisableServiceConfig())
+	}
+	if o.DisableRetry {
+		opts = append(opts, grpc.WithDisableRetry())
 	}
 	if o.Authority != "" {
 		opts = append(opts, grpc.WithAuthority(o.Authority))

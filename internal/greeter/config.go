@@ -142,7 +142,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.BoolVar(&c.Dial.WRR.OOB, "wrr-oob", c.Dial.WRR.OOB, "weighted_round_robin: read load from the out-of-band ORCA stream instead of each call's trailer (the kit's servers, like grpc-go's, send it at most every 30s)")
 	fs.DurationVar(&c.Dial.WRR.OOBReportingPeriod, "wrr-oob-period", c.Dial.WRR.OOBReportingPeriod, "weighted_round_robin with -wrr-oob: the out-of-band report interval to ask for")
 	fs.IntVar(&c.Dial.LeastRequestChoices, "lr-choices", dialer.DefaultLeastRequestChoices, "least_request: backends sampled per call, the least busy wins (2-10; with n backends each is picked alone 1/n² of the time whatever its load)")
-	fs.BoolVar(&c.Dial.Retry, "retry", true, "retry calls that fail with UNAVAILABLE or UNKNOWN (a proxy's HTTP 500) on another backend (service-config retry policy; idempotent methods only)")
+	fs.BoolVar(&c.Dial.Retry, "retry", true, "retry calls that fail with UNAVAILABLE or UNKNOWN (a proxy's HTTP 500) on another backend (service-config retry policy; idempotent methods only); with an xds:/// target only -retry=false, which turns off the control plane's retry policy in this client")
 	fs.BoolVar(&c.Dial.HealthCheck, "health-check", true, "client-side health checking: skip backends whose grpc.health.v1 status is NOT_SERVING (every -lb but pick_first)")
 	fs.StringVar(&c.Dial.HealthService, "health-service", "", "service name for client-side health checks (default: the called service)")
 	fs.BoolVar(&c.Dial.TLS, "tls", false, "use TLS (implied by -cacert and -insecure)")
@@ -224,17 +224,25 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 
 // xdsPlaneFlags are the client policies an xDS control plane sets for an xds:/// target
 // (in its clusters and routes): asking for them on the command line would be ignored.
-var xdsPlaneFlags = []string{"lb", "retry", "health-check", "health-service", "dns-min-resolve",
+var xdsPlaneFlags = []string{"lb", "health-check", "health-service", "dns-min-resolve",
 	"wrr-blackout", "wrr-weight-expiration", "wrr-weight-update", "wrr-error-penalty", "wrr-oob", "wrr-oob-period", "lr-choices", "print-service-config"}
 
 // finishXDS completes the dial options of an xds:/// target: the control plane decides
-// the policies, so the flags that set them are refused rather than silently ignored.
+// the policies, so the flags that set them are refused rather than silently ignored. The
+// one exception is -retry=false: a client may refuse the routes' retry policy (the
+// negative control of a pod killed under load).
 func finishXDS(c *Config, fs *flag.FlagSet) error {
 	var errs []error
 	for _, f := range xdsPlaneFlags {
 		if flagSet(fs, f) {
 			errs = append(errs, fmt.Errorf("-%s does not apply to an xds:/// target: the control plane sends the load-balancing policy, retries and routing", f))
 		}
+	}
+	if flagSet(fs, "retry") {
+		if c.Dial.Retry {
+			errs = append(errs, errors.New("-retry does not apply to an xds:/// target: the control plane sends the retry policy with the routes (-xds-dump shows it); -retry=false turns it off in this client"))
+		}
+		c.Dial.DisableRetry = true
 	}
 	c.Dial.LB, c.Dial.Retry, c.Dial.HealthCheck = dialer.FromControlPlane, false, false
 	return errors.Join(errs...)

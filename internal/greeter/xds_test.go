@@ -24,11 +24,18 @@ func TestXDSFlags(t *testing.T) {
 		t.Errorf("xds target: LB %q retry %v health %v; want the control plane's (xds, off, off)", c.Dial.LB, c.Dial.Retry, c.Dial.HealthCheck)
 	}
 	// The control plane sets these: asking for them is refused, not ignored.
-	for _, args := range [][]string{{"-lb", "round_robin"}, {"-retry=false"}, {"-health-check"}, {"-dns-min-resolve", "5s"}, {"-wrr-blackout", "1s"}} {
+	for _, args := range [][]string{{"-lb", "round_robin"}, {"-retry"}, {"-health-check"}, {"-dns-min-resolve", "5s"}, {"-wrr-blackout", "1s"}} {
 		_, err := ParseFlags(append([]string{"-target", xdsTarget}, args...), noEnv, io.Discard)
 		if !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "does not apply to an xds:/// target") {
 			t.Errorf("%v with an xds target: %v, want a usage error", args, err)
 		}
+	}
+	// -retry=false: the client refuses the control plane's retry policy.
+	if c, err := ParseFlags([]string{"-target", xdsTarget, "-retry=false"}, noEnv, io.Discard); err != nil || !c.Dial.DisableRetry || c.Dial.Retry {
+		t.Errorf("-retry=false with an xds target: %v (DisableRetry %v, Retry %v), want retries off", err, c.Dial.DisableRetry, c.Dial.Retry)
+	}
+	if c.Dial.DisableRetry {
+		t.Error("xds target without -retry: DisableRetry set, want the control plane's retry policy")
 	}
 	if _, err := ParseFlags([]string{"-target", "dns:///hello:50051", "-xds-dump"}, noEnv, io.Discard); !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "needs an xds:/// target") {
 		t.Errorf("-xds-dump with a dns target: %v, want a usage error", err)

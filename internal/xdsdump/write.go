@@ -100,6 +100,9 @@ func (d Dump) WriteText(w io.Writer) error {
 					}
 					fmt.Fprintf(&b, "       -> %s weight %d (%.1f%%)\n", c.Name, c.Weight, 100*float64(c.Weight)/float64(total))
 				}
+				if r.Retry != "" {
+					fmt.Fprintf(&b, "       retry: %s\n", r.Retry)
+				}
 				for _, x := range r.Ignored {
 					fmt.Fprintf(&b, "       ignored by grpc-go (never reaches the server): %s\n", x)
 				}

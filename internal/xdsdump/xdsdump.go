@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	v3adminpb "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
@@ -90,6 +91,10 @@ type Route struct {
 	// Clusters the route sends to, with their weights (one cluster: weight 0).
 	Clusters []WeightedCluster `json:"clusters,omitempty"`
 	Action   string            `json:"action"` // "route", or what else the route does
+	// Retry is the route's retry policy as grpc-go applies it ("" when it has none):
+	// whether a call that fails on a dying pod is tried again is the control plane's
+	// choice for a proxyless client, not the client's.
+	Retry string `json:"retry,omitempty"`
 	// Ignored lists what the route carries that grpc-go does not apply (header
 	// rewrites, mirrors): it reaches no server.
 	Ignored []string `json:"ignored,omitempty"`
@@ -313,6 +318,9 @@ func route(r *v3routepb.Route) Route {
 		default:
 			out.Action = fmt.Sprintf("route with %T (grpc-go ignores this route)", cs)
 		}
+		if rp := a.Route.GetRetryPolicy(); rp != nil {
+			out.Retry = retry(rp)
+		}
 		if len(a.Route.GetRequestMirrorPolicies()) > 0 {
 			out.Ignored = append(out.Ignored, fmt.Sprintf("request mirror policies (%d)", len(a.Route.GetRequestMirrorPolicies())))
 		}
@@ -338,6 +346,39 @@ func route(r *v3routepb.Route) Route {
 		out.Ignored = append(out.Ignored, "remove response header "+h)
 	}
 	return out
+}
+
+// grpcRetryOn are the retry_on conditions grpc-go applies: gRPC status names. The others
+// (Envoy's HTTP ones: connect-failure, refused-stream, 5xx, ...) it ignores.
+var grpcRetryOn = []string{"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
+
+// retry describes a route's retry policy as grpc-go applies it: attempts and the status
+// codes it retries on.
+func retry(rp *v3routepb.RetryPolicy) string {
+	var on, ignored []string
+	for _, c := range strings.Split(rp.GetRetryOn(), ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		if slices.Contains(grpcRetryOn, c) {
+			on = append(on, c)
+		} else {
+			ignored = append(ignored, c)
+		}
+	}
+	// num_retries counts retries after the first attempt; unset means 1 (Envoy's default).
+	n := uint32(1)
+	if rp.GetNumRetries() != nil {
+		n = rp.GetNumRetries().GetValue()
+	}
+	if len(on) == 0 || n == 0 {
+		return "none (no gRPC status code in retry_on " + strconv.Quote(rp.GetRetryOn()) + ")"
+	}
+	s := fmt.Sprintf("%d retries on %s", n, strings.Join(on, ","))
+	if len(ignored) > 0 {
+		s += " (ignored by grpc-go: " + strings.Join(ignored, ",") + ")"
+	}
+	return s
 }
 
 func header(h *v3routepb.HeaderMatcher) string {

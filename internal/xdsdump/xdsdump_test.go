@@ -50,7 +50,9 @@ func TestParseAndWrite(t *testing.T) {
 				RequestHeadersToAdd: []*v3corepb.HeaderValueOption{{Header: &v3corepb.HeaderValue{Key: "x-routed-by", Value: "mesh"}}},
 				Action: &v3routepb.Route_Route{Route: &v3routepb.RouteAction{ClusterSpecifier: &v3routepb.RouteAction_WeightedClusters{
 					WeightedClusters: &v3routepb.WeightedCluster{Clusters: []*v3routepb.WeightedCluster_ClusterWeight{
-						{Name: "v1", Weight: wrapperspb.UInt32(90)}, {Name: "v2", Weight: wrapperspb.UInt32(10)}}}}}}},
+						{Name: "v1", Weight: wrapperspb.UInt32(90)}, {Name: "v2", Weight: wrapperspb.UInt32(10)}}}},
+					// Istio's default: Envoy's HTTP conditions and gRPC status names mixed.
+					RetryPolicy: &v3routepb.RetryPolicy{RetryOn: "connect-failure,refused-stream,unavailable,cancelled", NumRetries: wrapperspb.UInt32(2)}}}},
 			{Match: &v3routepb.RouteMatch{PathSpecifier: &v3routepb.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: "/helloworld.Hello"}},
 				Action: &v3routepb.Route_Route{Route: &v3routepb.RouteAction{ClusterSpecifier: &v3routepb.RouteAction_Cluster{Cluster: "v1"}}}},
 		}}}}
@@ -96,6 +98,7 @@ func TestParseAndWrite(t *testing.T) {
 		"1. path /helloworld.Hello/SayHello, header x-experiment-group exact canary\n       -> v2\n",
 		"-> v1 weight 90 (90.0%)", "-> v2 weight 10 (10.0%)",
 		"ignored by grpc-go (never reaches the server): request header x-routed-by: mesh",
+		"retry: 2 retries on unavailable,cancelled (ignored by grpc-go: connect-failure,refused-stream)",
 		"3. path_separated_prefix /helloworld.Hello (grpc-go rejects this match",
 		"v1: EDS (endpoints v1-endpoints), lb ROUND_ROBIN",
 		"10.244.0.7:50051 HEALTHY locality r/z",
