@@ -11,7 +11,12 @@ import (
 	"time"
 )
 
-const headlessNS = "grpc-kit-headless"
+const (
+	headlessNS = "grpc-kit-headless"
+	// headlessCapacityNS holds e2e/overlays/headless-capacity: the headless topology
+	// again, for TestHeadlessCapacity.
+	headlessCapacityNS = "grpc-kit-headless-capacity"
+)
 
 // Every overlay is accepted by the cluster's API server (server-side dry-run: admission,
 // Pod Security "restricted", CRD schemas), before anything is applied for real.
@@ -90,7 +95,18 @@ func TestHeadless(t *testing.T) {
 		grpcurlSession(t, "direct (port-forward)", addr, "-plaintext")
 	})
 	progressf("headless", "routing checks done")
-	t.Run("resilience", func(t *testing.T) { runResilience(t, headlessTopo()) })
+	t.Run("resilience", func(t *testing.T) { runResilience(t, headlessTopo(headlessNS)) })
+}
+
+// The headless scenarios that keep hello's settings changed for minutes (slow pod,
+// MAX_CONNECTION_AGE 5s and 5m), in a second copy of the topology beside TestHeadless:
+// one after the other, they made headless alone most of the suite's time.
+func TestHeadlessCapacity(t *testing.T) {
+	t.Parallel()
+	node.enter(t)
+	e.k.run(t, "apply", "-k", overlayDir("headless-capacity"))
+	e.k.rollout(t, headlessCapacityNS, "hello", "goodbye")
+	runHeadlessCapacity(t, headlessTopo(headlessCapacityNS))
 }
 
 // grpcurlSession runs list, describe and a call with grpcurl at addr; flags choose the

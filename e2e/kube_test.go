@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,10 +48,11 @@ func recordApply(args []string) {
 	}
 }
 
-func overlayApplied(o string) bool {
+// appliedOverlays are the overlays this run applied, sorted.
+func appliedOverlays() []string {
 	applied.Lock()
 	defer applied.Unlock()
-	return applied.overlays[o]
+	return slices.Sorted(maps.Keys(applied.overlays))
 }
 
 func (k kube) exec(args ...string) ([]byte, error) {

@@ -302,7 +302,7 @@ func render(overlay string) ([]byte, error) {
 }
 
 // job is the overlay's greeter-hello Job (as rendered: image, security context, resources
-// and, for xDS, the bootstrap) renamed to name, running the greeter with args, without its
+// and, for xDS, the bootstrap) renamed to name in c.ns, running the greeter with args, without its
 // wait-for-backends init container (the scenario's load waits for its backends itself).
 func (c clientJobs) job(t *testing.T, name string, args []string) *batchv1.Job {
 	t.Helper()
@@ -315,7 +315,7 @@ func (c clientJobs) job(t *testing.T, name string, args []string) *batchv1.Job {
 		if err := sigsyaml.Unmarshal([]byte(doc), &j); err != nil || j.Kind != "Job" || j.Name != "greeter-hello" {
 			continue
 		}
-		j.Name = name
+		j.Name, j.Namespace = name, c.ns
 		j.Spec.ActiveDeadlineSeconds = nil // the suite stops the load; maxWindow bounds it
 		j.Spec.Template.Spec.InitContainers = nil
 		j.Spec.Template.Spec.Containers[0].Args = args

@@ -233,3 +233,68 @@ func controlPlaneLost(t *testing.T, tp topo) {
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3")
 	waitPodsReady(t, tp.ns, 3)
 }
+
+// xdsSlowPod: the slow-pod scenario (issue 15) for proxyless clients, whose policy is the
+// control plane's. istiod's default, round robin, keeps giving the slow v1 pod a third of
+// v1's calls (the negative control); with the DestinationRule of
+// components/xds-least-request, istiod sends least_request (2 choices) and most of them
+// move off it.
+func xdsSlowPod(t *testing.T, tp topo) {
+	pods := helloPods(t, tp.ns)
+	if len(pods) == 0 {
+		t.Fatal("no hello pods")
+	}
+	victim := pods[0]
+	run := func(what string) report.Summary {
+		t.Helper()
+		s := tp.jobs.start(t, "slow pod: "+what, append(capacityArgs(), "-duration="+capacityRun.String())...).result(t)
+		if s.Failed != 0 {
+			t.Errorf("slow pod, %s: %d of %d calls failed: %+v", what, s.Failed, s.Calls, s.Errors)
+		}
+		return s
+	}
+	// The share of v1's calls (the route sends 10 % to v2, whatever the policy).
+	v1Share := func(s report.Summary) float64 {
+		if s.ByVersion["v1"] == 0 {
+			return 0
+		}
+		for _, b := range s.Backends {
+			if b.Pod == victim {
+				return float64(b.Calls) / float64(s.ByVersion["v1"])
+			}
+		}
+		return 0
+	}
+	const rr, lr = "round_robin (istiod's default)", "least_request (DestinationRule)"
+	slowPods := "1 of 3 v1 +" + slowLatency
+	capacityRows.add(tp.name, rr, "3 fast v1, 1 v2", run("all fast, round robin"), "")
+	setSlow(t, tp.ns, victim, slowLatency)
+	defer setSlow(t, tp.ns, victim, "0")
+	rrRun := run("one slow, round robin")
+	capacityRows.add(tp.name, rr, slowPods, rrRun, victim)
+
+	dr := overlayDir("proxyless-xds-least-request")
+	e.k.run(t, "apply", "-k", dr)
+	defer e.k.exec("delete", "-k", dr, "--ignore-not-found")
+	took := eventually(t, 2*time.Minute, "a proxyless client receives hello-v1 with lb LEAST_REQUEST", func() bool {
+		var d xdsdump.Dump
+		tp.jobs.start(t, "xds-dump", "-xds-dump", "-json", "-timeout=20s").decode(t, &d)
+		return slices.ContainsFunc(d.Clusters, func(c xdsdump.Cluster) bool {
+			return strings.Contains(c.Name, "|hello-v1.") && c.LBPolicy == "LEAST_REQUEST"
+		})
+	})
+	t.Logf("the DestinationRule reached a new client as lb LEAST_REQUEST within %s", took.Round(time.Second))
+	lrRun := run("one slow, least_request")
+	capacityRows.add(tp.name, lr, slowPods, lrRun, victim)
+
+	t.Logf("%s: the slow pod's share of v1's calls: round robin %.1f%%, least_request %.1f%%; p99 %.1f ms and %.1f ms",
+		tp.name, 100*v1Share(rrRun), 100*v1Share(lrRun), latency(rrRun).P99, latency(lrRun).P99)
+	if sh := v1Share(rrRun); sh < 0.25 || sh > 0.42 {
+		t.Errorf("round robin gave the slow pod %.1f%% of v1's calls, want about a third (25–42%%)", 100*sh)
+	}
+	// 2 choices drawn at random, with replacement: both are the slow pod 1 time in 9
+	// (11 %), whatever its load; a bound of 20 % leaves room for the first moments.
+	if sh := v1Share(lrRun); sh > 0.20 {
+		t.Errorf("least_request gave the slow pod %.1f%% of v1's calls, want ≤ 20%%", 100*sh)
+	}
+}

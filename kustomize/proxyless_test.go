@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	networkingapiv1 "istio.io/api/networking/v1"
+	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -253,5 +255,31 @@ func TestServiceOnlyMeshMatchIsCaught(t *testing.T) {
 	fs := check(objs, true)
 	if len(fs) != 1 || !strings.Contains(fs[0], "spec.rules[1].matches[0].method") || !strings.Contains(fs[0], "path_separated_prefix") {
 		t.Errorf("want exactly the service-only match, got %q", fs)
+	}
+}
+
+// TestLeastRequestRule: components/xds-least-request, as the e2e applies it beside the
+// proxyless-xds overlay, names a Service of that overlay (a short host is taken in the
+// rule's namespace) with the one policy besides round robin that istiod sends to a
+// proxyless client.
+func TestLeastRequestRule(t *testing.T) {
+	overlay, err := render("overlays/proxyless-xds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := render("../e2e/overlays/proxyless-xds-least-request")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lr) != 1 {
+		t.Fatalf("want one DestinationRule, got %d objects", len(lr))
+	}
+	dr, ok := lr[0].Obj.(*istionetworkingv1.DestinationRule)
+	if !ok || dr.Namespace != xdsNS {
+		t.Fatalf("want a DestinationRule in %s, got %s", xdsNS, lr[0])
+	}
+	find(t, overlay, "Service", xdsNS, dr.Spec.Host)
+	if lb := dr.Spec.GetTrafficPolicy().GetLoadBalancer(); lb.GetSimple() != networkingapiv1.LoadBalancerSettings_LEAST_REQUEST {
+		t.Errorf("DestinationRule %s: load balancer %v, want simple LEAST_REQUEST", dr.Name, lb)
 	}
 }

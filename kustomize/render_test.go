@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
@@ -44,11 +45,13 @@ func (o object) String() string {
 }
 
 // scheme knows every type the kit's manifests may contain: the built-in kinds of
-// client-go, Gateway API v1.4.0 (deploy/gateway-api) and the Prometheus Operator's.
+// client-go, Gateway API v1.4.0 (deploy/gateway-api), the Prometheus Operator's and Istio's
+// networking API (DestinationRule, deploy/istiod/crds) at the istiod the kit builds.
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, gatewayv1.Install, gatewayv1beta1.Install, monitoringv1.AddToScheme,
+		istionetworkingv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			panic(err)
@@ -188,6 +191,7 @@ var targets = []target{
 	{name: "base+components/network-policies", components: []string{"components/network-policies"}},
 	{name: "base+components/prometheus-rule", components: []string{"components/prometheus-rule"}},
 	{name: "base+components/mesh-gamma", components: []string{"components/mesh-gamma"}},
+	{name: "base+components/mesh-gamma+xds-least-request", components: []string{"components/mesh-gamma", "components/xds-least-request"}},
 	{name: "base+components/admin-endpoint-for-tests", components: []string{adminComponent}},
 	{name: "base+components/backend-tls", components: []string{"components/backend-tls"}},
 	{name: "base+components/backend-tls+gateway-api", components: []string{"components/backend-tls", "components/backend-tls/gateway-api"}},
@@ -195,9 +199,11 @@ var targets = []target{
 	{name: "examples/gateway-envoy", dir: "examples/gateway-envoy", complete: true},
 	// What the e2e suite applies: an overlay plus components/admin-endpoint-for-tests.
 	{name: "e2e/overlays/headless", dir: "../e2e/overlays/headless", complete: true},
+	{name: "e2e/overlays/headless-capacity", dir: "../e2e/overlays/headless-capacity", complete: true},
 	{name: "e2e/overlays/nginx-ingress", dir: "../e2e/overlays/nginx-ingress", complete: true},
 	{name: "e2e/overlays/gateway-api", dir: "../e2e/overlays/gateway-api", complete: true},
 	{name: "e2e/overlays/proxyless-xds", dir: "../e2e/overlays/proxyless-xds", complete: true},
+	{name: "e2e/overlays/proxyless-xds-least-request", dir: "../e2e/overlays/proxyless-xds-least-request"},
 	// The TLS topology and the probe styles (e2e only: no kustomize/overlays twin).
 	{name: "e2e/overlays/headless-tls", dir: "../e2e/overlays/headless-tls", complete: true},
 	{name: "e2e/overlays/probes", dir: "../e2e/overlays/probes", complete: true},

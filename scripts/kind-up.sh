@@ -305,6 +305,10 @@ deploy_istiod() {
     || die "deploy/istiod/deployment.yaml must use image ${KIT_ISTIOD_IMAGE} (scripts/lib/versions.sh)"
   ensure_engine
   load_image "${KIT_ISTIOD_IMAGE}"
+  # The DestinationRule CRD (a proxyless client's load-balancing policy): server-side, as
+  # the Gateway API's, too large for the last-applied annotation.
+  kubectl_ apply --server-side --force-conflicts -k "${REPO_ROOT}/deploy/istiod/crds" >&2
+  kubectl_ wait --for=condition=Established --timeout=60s crd/destinationrules.networking.istio.io >&2
   kubectl_ apply -k "${REPO_ROOT}/deploy/istiod" >&2
   kubectl_ -n istio-system rollout status deployment/istiod --timeout=180s >&2
   info "istiod ready: proxyless xDS on istiod.istio-system.svc:15010"
