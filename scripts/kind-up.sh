@@ -159,27 +159,23 @@ node_image() {
   fi
 }
 
-traefik_image() {
+# kit_image BUILDER UPSTREAM LOCAL: the image LOCAL, built by scripts/airgap/BUILDER in
+# airgapped mode; upstream, the published UPSTREAM pulled and tagged LOCAL. The manifests
+# name the local alias, so both modes deploy the same YAML.
+kit_image() {
   if [[ ${MODE} == airgapped ]]; then
-    "${REPO_ROOT}/scripts/airgap/build-traefik.sh" image
+    "${REPO_ROOT}/scripts/airgap/$1" image
   else
-    pull "${TRAEFIK_UPSTREAM_IMAGE}"
-    # The manifests name the local alias, so both modes deploy the same YAML.
-    "${DOCKER}" tag "${TRAEFIK_UPSTREAM_IMAGE}" "${KIT_TRAEFIK_IMAGE}"
+    pull "$2"
+    "${DOCKER}" tag "$2" "$3"
   fi
 }
 
-# The proxyless-xds topology's control plane. Built like Traefik's image in airgapped mode;
-# upstream, Istio's published pilot image of the same release line (versions.sh) under the
-# kit's name, so both modes deploy the same YAML.
-istiod_image() {
-  if [[ ${MODE} == airgapped ]]; then
-    "${REPO_ROOT}/scripts/airgap/build-istiod.sh" image
-  else
-    pull "${ISTIOD_UPSTREAM_IMAGE}"
-    "${DOCKER}" tag "${ISTIOD_UPSTREAM_IMAGE}" "${KIT_ISTIOD_IMAGE}"
-  fi
-}
+traefik_image() { kit_image build-traefik.sh "${TRAEFIK_UPSTREAM_IMAGE}" "${KIT_TRAEFIK_IMAGE}"; }
+
+# The proxyless-xds topology's control plane; upstream, Istio's published pilot image of
+# the same release line (versions.sh).
+istiod_image() { kit_image build-istiod.sh "${ISTIOD_UPSTREAM_IMAGE}" "${KIT_ISTIOD_IMAGE}"; }
 
 # ---- 10. cluster ----------------------------------------------------------------------------
 # cluster_config: deploy/kind/cluster.yaml plus the patches this host needs.
