@@ -117,6 +117,7 @@ func runResilience(t *testing.T, tp topo) {
 		steps = append(steps, step{"slow pod", func(t *testing.T) { xdsSlowPod(t, tp) }},
 			step{"control plane lost", func(t *testing.T) { controlPlaneLost(t, tp) }})
 	case "headless":
+		// Its slow pod runs in TestHeadlessCapacity's namespace (runHeadlessCapacity).
 	default:
 		steps = append(steps, step{"slow pod", func(t *testing.T) { slowPod(t, tp) }})
 	}
