@@ -105,8 +105,9 @@ func runResilience(t *testing.T, tp topo) {
 		{"rolling restart", func(t *testing.T) { rollingRestart(t, tp) }},
 		{"pod killed", func(t *testing.T) { podKilled(t, tp) }},
 		{"failover", func(t *testing.T) { failover(t, tp) }},
-		// Through a proxy, streams opened before this scale-out are the negative control
-		// of "streams: rebalance" below; headless with MAX_CONNECTION_AGE=5s.
+		// Through a proxy and proxyless, streams opened before this scale-out are the
+		// negative control of "streams: rebalance" below; headless has it in
+		// runHeadlessCapacity, beside the scale-out with MAX_CONNECTION_AGE=5s.
 		{"scale out and in", func(t *testing.T) { scaleOutIn(t, tp, "", tp.name != "headless") }},
 		{"streams: spread", func(t *testing.T) { streamSpread(t, tp) }},
 	}
@@ -161,8 +162,12 @@ func runHeadlessCapacity(t *testing.T, tp topo) {
 }
 
 func runSteps(t *testing.T, tp topo, steps []step) {
+	where := tp.name
+	if tp.ns == headlessCapacityNS {
+		where += " (" + tp.ns + ")" // TestHeadless prints "headless" too
+	}
 	for i, s := range steps {
-		progressf(tp.name, "scenario %d of %d: %s", i+1, len(steps), s.name)
+		progressf(where, "scenario %d of %d: %s", i+1, len(steps), s.name)
 		t.Run(s.name, s.run)
 	}
 }

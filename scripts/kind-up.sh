@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make kind-up: create (or reuse) the kind cluster with Traefik, Gateway API CRDs and
-# the GatewayClass, ready for make smoke / make e2e.
+# make kind-up: create (or reuse) the kind cluster with Traefik, Gateway API CRDs, the
+# GatewayClass and istiod (the proxyless topology's xDS control plane), ready for make
+# smoke / make e2e.
 #
 # Environment:
 #   AIRGAPPED     auto (default): upstream images if they can be pulled, else build everything
@@ -11,8 +12,8 @@
 #   CLUSTER_NAME  kind cluster name (default grpc-k8s-kit)
 #   DOCKER        the docker CLI to use (default: docker from PATH)
 #
-# Cold air-gapped run: ~40 min on 2 cores (Kubernetes, Traefik, etcd, CoreDNS are compiled);
-# warm: about a minute; on an existing cluster ~15 s. See deploy/kind/README.md, scripts/TIMINGS.md.
+# Cold air-gapped runs compile Kubernetes, Traefik, istiod, etcd and CoreDNS: see
+# scripts/TIMINGS.md for the figures, deploy/kind/README.md for the steps.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"

@@ -157,7 +157,8 @@ func (o Options) Validate() error {
 	}
 	if IsXDS(o.Target) {
 		// The control plane sends the policy, retries and health settings of an xds:///
-		// client: none of the kit's service config applies (ParseFlags refuses the flags).
+		// client: none of the kit's service config applies (ParseFlags refuses the flags;
+		// the one thing a client may do is turn the retries off: DisableRetry).
 		if o.LB != FromControlPlane {
 			errs = append(errs, fmt.Errorf("lb %q: an xds:/// target takes its policy from the control plane (lb %q)", o.LB, FromControlPlane))
 		}

@@ -353,11 +353,11 @@ func route(r *v3routepb.Route) Route {
 var grpcRetryOn = []string{"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
 
 // retry describes a route's retry policy as grpc-go applies it: attempts and the status
-// codes it retries on.
+// codes it retries on (grpc-go reads retry_on in lower case).
 func retry(rp *v3routepb.RetryPolicy) string {
 	var on, ignored []string
 	for _, c := range strings.Split(rp.GetRetryOn(), ",") {
-		if c = strings.TrimSpace(c); c == "" {
+		if c = strings.ToLower(strings.TrimSpace(c)); c == "" {
 			continue
 		}
 		if slices.Contains(grpcRetryOn, c) {
@@ -371,7 +371,10 @@ func retry(rp *v3routepb.RetryPolicy) string {
 	if rp.GetNumRetries() != nil {
 		n = rp.GetNumRetries().GetValue()
 	}
-	if len(on) == 0 || n == 0 {
+	if n == 0 {
+		return "num_retries 0: grpc-go rejects the whole route configuration"
+	}
+	if len(on) == 0 {
 		return "none (no gRPC status code in retry_on " + strconv.Quote(rp.GetRetryOn()) + ")"
 	}
 	s := fmt.Sprintf("%d retries on %s", n, strings.Join(on, ","))

@@ -52,7 +52,7 @@ func TestParseAndWrite(t *testing.T) {
 					WeightedClusters: &v3routepb.WeightedCluster{Clusters: []*v3routepb.WeightedCluster_ClusterWeight{
 						{Name: "v1", Weight: wrapperspb.UInt32(90)}, {Name: "v2", Weight: wrapperspb.UInt32(10)}}}},
 					// Istio's default: Envoy's HTTP conditions and gRPC status names mixed.
-					RetryPolicy: &v3routepb.RetryPolicy{RetryOn: "connect-failure,refused-stream,unavailable,cancelled", NumRetries: wrapperspb.UInt32(2)}}}},
+					RetryPolicy: &v3routepb.RetryPolicy{RetryOn: "connect-failure,refused-stream,UNAVAILABLE,cancelled", NumRetries: wrapperspb.UInt32(2)}}}},
 			{Match: &v3routepb.RouteMatch{PathSpecifier: &v3routepb.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: "/helloworld.Hello"}},
 				Action: &v3routepb.Route_Route{Route: &v3routepb.RouteAction{ClusterSpecifier: &v3routepb.RouteAction_Cluster{Cluster: "v1"}}}},
 		}}}}
