@@ -48,6 +48,19 @@ func greet(t *testing.T, args ...string) (report.Summary, int) {
 }
 
 // parseJobReport extracts the JSON report from a greeter Job's log.
+// jobReport waits for one of an overlay's greeter Jobs in ns, adds its report to the
+// distribution table under row, and fails the test if the Job's own assertions failed.
+func jobReport(t *testing.T, ns, job, row string) report.Summary {
+	t.Helper()
+	log, ok := e.k.waitJob(t, ns, job, 5*time.Minute)
+	s := parseJobReport(t, log)
+	results.add(row, s)
+	if !ok {
+		t.Errorf("job %s failed (its own assertions): %+v", job, s.Assertions)
+	}
+	return s
+}
+
 func parseJobReport(t *testing.T, log string) report.Summary {
 	t.Helper()
 	start, end := strings.Index(log, "{"), strings.LastIndex(log, "}")

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 const (
@@ -71,12 +70,7 @@ func TestHeadless(t *testing.T) {
 		{"greeter-pick-first", "ClusterIP + pick_first (negative control)", "helloworld.Hello", "hello-", 1, false},
 	} {
 		t.Run(tc.job, func(t *testing.T) {
-			log, ok := e.k.waitJob(t, headlessNS, tc.job, 5*time.Minute)
-			s := parseJobReport(t, log)
-			results.add(tc.topology, s)
-			if !ok {
-				t.Errorf("job %s failed (its own assertions): %+v", tc.job, s.Assertions)
-			}
+			s := jobReport(t, headlessNS, tc.job, tc.topology)
 			if s.OK < 300 {
 				t.Errorf("%s: %d ok calls, want ≥ 300", tc.job, s.OK)
 			}
@@ -95,7 +89,7 @@ func TestHeadless(t *testing.T) {
 		grpcurlSession(t, "direct (port-forward)", addr, "-plaintext")
 	})
 	progressf("headless", "routing checks done")
-	t.Run("resilience", func(t *testing.T) { runResilience(t, headlessTopo(headlessNS)) })
+	t.Run("resilience", func(t *testing.T) { runResilience(t, headlessTopo(headlessNS, "headless")) })
 }
 
 // The headless scenarios that keep hello's settings changed for minutes (slow pod,
@@ -104,9 +98,10 @@ func TestHeadless(t *testing.T) {
 func TestHeadlessCapacity(t *testing.T) {
 	t.Parallel()
 	node.enter(t)
-	e.k.run(t, "apply", "-k", overlayDir("headless-capacity"))
-	e.k.rollout(t, headlessCapacityNS, "hello", "goodbye")
-	runHeadlessCapacity(t, headlessTopo(headlessCapacityNS))
+	tp := headlessTopo(headlessCapacityNS, "headless-capacity")
+	e.k.run(t, "apply", "-k", overlayDir(tp.overlay))
+	e.k.rollout(t, tp.ns, "hello", "goodbye")
+	runHeadlessCapacity(t, tp)
 }
 
 // grpcurlSession runs list, describe and a call with grpcurl at addr; flags choose the

@@ -34,6 +34,8 @@ const (
 type topo struct {
 	name string
 	ns   string // namespace of deploy/hello
+	// overlay is the e2e overlay that deployed ns, when it is not e2e/overlays/<name>.
+	overlay string
 	// start begins a load (flags appended to the topology's own) and returns it running.
 	start func(t *testing.T, name string, extra ...string) *load
 	// jobs: the topology's loads run in the cluster (nil: on the host, through a proxy).
@@ -53,12 +55,13 @@ type topo struct {
 	ready func(t *testing.T)
 }
 
-// headlessTopo is the headless topology in ns: headlessNS, or headlessCapacityNS (the same
-// overlay again, for the scenarios that change hello's settings for minutes).
-func headlessTopo(ns string) topo {
+// headlessTopo is the headless topology in ns, deployed by overlay: headlessNS by
+// "headless", or headlessCapacityNS by "headless-capacity" (the same topology again, for
+// the scenarios that change hello's settings for minutes).
+func headlessTopo(ns, overlay string) topo {
 	jobs := &clientJobs{ns: ns, overlay: "headless",
 		args: []string{"-target=dns:///hello-grpc-headless." + ns + ".svc.cluster.local:50051", "-dns-min-resolve=2s"}}
-	return topo{name: "headless", ns: ns, jobs: jobs, retry: kitRetry, failoverTarget: time.Second,
+	return topo{name: "headless", ns: ns, overlay: overlay, jobs: jobs, retry: kitRetry, failoverTarget: time.Second,
 		start: func(t *testing.T, name string, extra ...string) *load {
 			return jobs.start(t, name, append([]string{"-warmup=60s", "-expect-backends=3"}, extra...)...)
 		},
@@ -163,7 +166,7 @@ func runHeadlessCapacity(t *testing.T, tp topo) {
 
 func runSteps(t *testing.T, tp topo, steps []step) {
 	where := tp.name
-	if tp.ns == headlessCapacityNS {
+	if tp.overlay != "" && tp.overlay != tp.name {
 		where += " (" + tp.ns + ")" // TestHeadless prints "headless" too
 	}
 	for i, s := range steps {
@@ -176,10 +179,7 @@ func runSteps(t *testing.T, tp topo, steps []step) {
 // when they are done (re-applying its hello v1 Deployment), as pod churn like any other
 // (the rollout must not run beside a timed failover). Without, the suite deletes it.
 func restoreAfter(t *testing.T, tp topo) {
-	overlay := tp.name
-	if tp.ns == headlessCapacityNS {
-		overlay = "headless-capacity"
-	}
+	overlay := cmp.Or(tp.overlay, tp.name)
 	t.Cleanup(func() {
 		if !*keep {
 			return

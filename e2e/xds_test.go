@@ -73,7 +73,7 @@ func TestProxylessXDS(t *testing.T) {
 	tp := xdsTopo()
 
 	t.Run("greeter-hello: 90/10, round robin within v1", func(t *testing.T) {
-		s := xdsJob(t, "greeter-hello", "proxyless xDS (GAMMA GRPCRoute): hello 90/10")
+		s := jobReport(t, xdsNS, "greeter-hello", "proxyless xDS (GAMMA GRPCRoute): hello 90/10")
 		if s.OK < 2000 {
 			t.Errorf("%d ok calls, want ≥ 2000", s.OK)
 		}
@@ -82,13 +82,13 @@ func TestProxylessXDS(t *testing.T) {
 		checkCanary(t, s, 2/(float64(s.ByVersion["v1"])/3))
 	})
 	t.Run("greeter-canary: the header sends every call to v2", func(t *testing.T) {
-		s := xdsJob(t, "greeter-canary", "proxyless xDS (GAMMA GRPCRoute): hello, header canary")
+		s := jobReport(t, xdsNS, "greeter-canary", "proxyless xDS (GAMMA GRPCRoute): hello, header canary")
 		if s.OK != 200 || s.ByVersion["v2"] != 200 {
 			t.Errorf("with x-experiment-group: canary, v2 served %d of %d ok calls, want 200 of 200", s.ByVersion["v2"], s.OK)
 		}
 	})
 	t.Run("greeter-goodbye: no GRPCRoute, istiod's default route", func(t *testing.T) {
-		s := xdsJob(t, "greeter-goodbye", "proxyless xDS (no route): goodbye")
+		s := jobReport(t, xdsNS, "greeter-goodbye", "proxyless xDS (no route): goodbye")
 		checkRouting(t, "goodbye", s, "helloworld.Goodbye", "goodbye-")
 		checkSpread(t, "goodbye", s, 3, 2/(float64(s.OK)/3))
 	})
@@ -152,19 +152,6 @@ func TestProxylessXDS(t *testing.T) {
 	})
 	progressf(xdsName, "routing checks done")
 	t.Run("resilience", func(t *testing.T) { runResilience(t, tp) })
-}
-
-// xdsJob waits for one of the overlay's greeter Jobs, adds its report to the distribution
-// table, and fails the test if the Job's own assertions failed.
-func xdsJob(t *testing.T, job, row string) report.Summary {
-	t.Helper()
-	log, ok := e.k.waitJob(t, xdsNS, job, 5*time.Minute)
-	s := parseJobReport(t, log)
-	results.add(row, s)
-	if !ok {
-		t.Errorf("job %s failed (its own assertions): %+v", job, s.Assertions)
-	}
-	return s
 }
 
 // controlPlaneLost: istiod scaled to 0 under load. The running clients keep the last
