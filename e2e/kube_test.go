@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,11 +19,113 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
-// kube runs the kubectl built by kind-up against the kind cluster. Tests use kubectl, as a
-// user of the kit would, so every step here can be pasted into a terminal.
-type kube struct{ kubectl, kubeconfig string }
+// kube is the kind cluster. Every action a user of the kit would take (apply, scale,
+// rollout, delete, logs) runs the kubectl built by kind-up, so each step here can be pasted
+// into a terminal. What the suite samples while it measures (pod lists, a pod's counters,
+// EndpointSlices, the admin POSTs of a timed scenario) goes through api, one client in
+// this process: a kubectl process per sample cost the shared 2-core node about 0.2 s of CPU
+// before it reached the API server, and the scenarios sample several times a second in
+// each topology at once (the suite's CPU by process, README "What the suite costs").
+type kube struct {
+	kubectl, kubeconfig string
+	api                 kubernetes.Interface
+}
+
+func newKube(kubectl, kubeconfig string) (kube, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return kube{}, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	// Each parallel test samples a few times a second; client-go's default limit (5/s)
+	// would delay the samples, and with them the measurements.
+	rc.QPS, rc.Burst = 100, 200
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return kube{}, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return kube{kubectl: kubectl, kubeconfig: kubeconfig, api: cs}, nil
+}
+
+// apiTimeout bounds one request of api: a sample, not a wait.
+const apiTimeout = 30 * time.Second
+
+// pods lists ns's pods that match selector (a label selector, as kubectl -l takes it).
+func (k kube) pods(t *testing.T, ns, selector string) []corev1.Pod {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	l, err := k.api.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatalf("list pods -n %s -l %s: %v", ns, selector, err)
+	}
+	return l.Items
+}
+
+// pod reads one pod of ns.
+func (k kube) pod(t *testing.T, ns, name string) *corev1.Pod {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	p, err := k.api.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get pod %s/%s: %v", ns, name, err)
+	}
+	return p
+}
+
+// deployment reads one Deployment of ns.
+func (k kube) deployment(t *testing.T, ns, name string) *appsv1.Deployment {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	d, err := k.api.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get deployment %s/%s: %v", ns, name, err)
+	}
+	return d
+}
+
+// podReady: the pod's Ready condition is True.
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podProxy sends method to path (with its query) on a pod's port through the API server's
+// pod proxy (/api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH), as `kubectl get --raw` and
+// `kubectl create --raw` do: no port-forward needed.
+func (k kube) podProxy(method, ns, pod string, port int, path string) ([]byte, error) {
+	u, err := url.Parse(path)
+	if err != nil {
+		return nil, fmt.Errorf("pod proxy path %q: %w", path, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	req := k.api.CoreV1().RESTClient().Verb(method).Namespace(ns).Resource("pods").
+		Name(fmt.Sprintf("%s:%d", pod, port)).SubResource("proxy").Suffix(u.Path)
+	for key, vs := range u.Query() {
+		for _, v := range vs {
+			req = req.Param(key, v)
+		}
+	}
+	out, err := req.DoRaw(ctx)
+	if err != nil {
+		return out, fmt.Errorf("%s %s on %s/%s:%d: %w", method, path, ns, pod, port, err)
+	}
+	return out, nil
+}
 
 func (k kube) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, k.kubectl, append([]string{"--kubeconfig", k.kubeconfig}, args...)...)
@@ -114,12 +217,12 @@ func (k kube) waitJob(t *testing.T, ns, job string, timeout time.Duration) (log 
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		var j struct {
-			Status struct {
-				Succeeded, Failed int
-			}
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		j, err := k.api.BatchV1().Jobs(ns).Get(ctx, job, metav1.GetOptions{})
+		cancel()
+		if err != nil {
+			t.Fatalf("get job %s/%s: %v", ns, job, err)
 		}
-		k.getJSON(t, &j, "-n", ns, "get", "job/"+job)
 		if j.Status.Succeeded > 0 || j.Status.Failed > 0 {
 			out, err := k.exec("-n", ns, "logs", "job/"+job, "-c", "greeter")
 			if err != nil { // the greeter never started: show what the init container said

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
@@ -240,21 +242,31 @@ func (c clientJobs) start(t *testing.T, name string, extra ...string) *load {
 	loadSeq.n++
 	job := fmt.Sprintf("load-%d-%d", time.Now().Unix()%100000, loadSeq.n)
 	loadSeq.Unlock()
-	manifest, err := json.Marshal(c.job(t, job, append(slices.Clone(c.args), extra...)))
+	jobs := e.k.api.BatchV1().Jobs(c.ns)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	_, err := jobs.Create(ctx, c.job(t, job, append(slices.Clone(c.args), extra...)), metav1.CreateOptions{})
+	cancel()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("create job %s/%s: %v", c.ns, job, err)
 	}
-	e.k.runStdin(t, string(manifest), "apply", "-f", "-")
-	stopJob := func() { e.k.exec("-n", c.ns, "delete", "job/"+job, "--wait=false", "--ignore-not-found") }
+	// Deleting the Job deletes its pod (background propagation), whose greeter then gets
+	// SIGTERM and prints its report.
+	stopJob := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		defer cancel()
+		bg := metav1.DeletePropagationBackground
+		if err := jobs.Delete(ctx, job, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			t.Logf("delete job %s/%s: %v", c.ns, job, err)
+		}
+	}
 	t.Cleanup(stopJob)
 	// Follow the log once the Job has a pod: twice on a node busy with three topologies
 	// (2026-12-02) a load's log ended at once without a line, and the Job controller can
 	// take seconds to create the pod there. If it ends early anyway, waitCalls says why.
 	eventually(t, 2*time.Minute, "a pod of job "+job, func() bool {
-		out, err := e.k.exec("-n", c.ns, "get", "pods", "-l", "job-name="+job, "-o", "name")
-		return err == nil && len(bytes.TrimSpace(out)) > 0
+		return len(e.k.pods(t, c.ns, "job-name="+job)) > 0
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), maxWindow+3*time.Minute)
+	ctx, cancel = context.WithTimeout(context.Background(), maxWindow+3*time.Minute)
 	cmd := e.k.cmd(ctx, "-n", c.ns, "logs", "-f", "job/"+job, "-c", "greeter", "--pod-running-timeout=2m")
 	out, err := cmd.StdoutPipe()
 	if err != nil {

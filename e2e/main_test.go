@@ -134,7 +134,11 @@ func setup() (*env, error) {
 	if err := os.MkdirAll(filepath.Join(out, "bin"), 0o755); err != nil {
 		return nil, err
 	}
-	ev := &env{k: kube{kubectl: kubectl, kubeconfig: kubeconfig}, root: root, out: out,
+	k, err := newKube(kubectl, kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	ev := &env{k: k, root: root, out: out,
 		greeter: filepath.Join(out, "bin", "greeter"), grpcurl: filepath.Join(out, "bin", "grpcurl"),
 		certDir: filepath.Join(out, "certs")}
 	ev.caCert = filepath.Join(ev.certDir, "ca.crt")

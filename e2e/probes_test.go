@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // probesNS is e2e/overlays/probes' namespace: one small hello Deployment per probe style.
@@ -125,15 +129,12 @@ func flipAndTime(t *testing.T, style string) (out, back, bound time.Duration) {
 // ready, sorted.
 func readyEndpointPods(t *testing.T, svc string) []string {
 	t.Helper()
-	var l struct {
-		Items []struct {
-			Endpoints []struct {
-				Conditions struct{ Ready *bool }
-				TargetRef  *struct{ Name string }
-			}
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	l, err := e.k.api.DiscoveryV1().EndpointSlices(probesNS).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc})
+	if err != nil {
+		t.Fatalf("EndpointSlices of %s/%s: %v", probesNS, svc, err)
 	}
-	e.k.getJSON(t, &l, "-n", probesNS, "get", "endpointslices", "-l", "kubernetes.io/service-name="+svc)
 	var pods []string
 	for _, s := range l.Items {
 		for _, ep := range s.Endpoints {

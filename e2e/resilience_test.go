@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/plot"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/statuscode"
@@ -105,7 +107,6 @@ func runResilience(t *testing.T, tp topo) {
 	tp.ready(t)
 	steps := []step{
 		{"bad input", func(t *testing.T) { badInput(t, tp) }},
-		{"rolling restart", func(t *testing.T) { rollingRestart(t, tp) }},
 		{"pod killed", func(t *testing.T) { podKilled(t, tp) }},
 		{"failover", func(t *testing.T) { failover(t, tp) }},
 		// Through a proxy and proxyless, streams opened before this scale-out are the
@@ -125,7 +126,14 @@ func runResilience(t *testing.T, tp topo) {
 	default:
 		steps = append(steps, step{"slow pod", func(t *testing.T) { slowPod(t, tp) }})
 	}
-	steps = append(steps, step{"streams: rebalance", func(t *testing.T) { streamsRebalance(t, tp) }})
+	// The rolling restart is the rollout that gives hello the settings of "streams:
+	// rebalance" (rebalanceEnv): a change of the pod template replaces every pod as
+	// `kubectl rollout restart` does, and one rollout instead of two is a minute less of
+	// pod churn in each topology. So it comes last but one: the scenarios before it run
+	// with the overlay's settings.
+	steps = append(steps,
+		step{"rolling restart", func(t *testing.T) { rollingRestart(t, tp, rebalanceEnv(tp)) }},
+		step{"streams: rebalance", func(t *testing.T) { streamsRebalance(t, tp) }})
 	restoreAfter(t, tp)
 	// Through a proxy, a long stream runs beside every scenario (they act on hello, it
 	// on goodbye) and is checked once it is over.
@@ -141,15 +149,16 @@ func runResilience(t *testing.T, tp topo) {
 }
 
 // runHeadlessCapacity: the headless scenarios that keep hello's settings changed for
-// minutes, in their own namespace: the slow pod, and scale-outs with a short and a long
+// minutes, in their own namespace: the slow pod, and scale-outs with a long and a short
 // MAX_CONNECTION_AGE (a headless client only re-resolves when a connection closes, so
-// the age decides how soon new pods get calls).
+// the age decides how soon new pods get calls). Its overlay starts hello with the long
+// age (5m), which the slow pod does not mind (its weights and counts live on long
+// connections): one rollout, to 5s, instead of one per age.
 func runHeadlessCapacity(t *testing.T, tp topo) {
 	checkRestricted(t, tp.ns)
 	tp.ready(t)
-	steps := []step{{"slow pod", func(t *testing.T) { slowPod(t, tp) }}}
-	for _, age := range []string{"5s", "5m"} {
-		steps = append(steps, step{"scale out with MAX_CONNECTION_AGE=" + age, func(t *testing.T) {
+	scaleOut := func(age string) step {
+		return step{"scale out with MAX_CONNECTION_AGE=" + age, func(t *testing.T) {
 			release := churning(t)
 			e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3") // whatever a failed step left
 			e.k.run(t, "-n", tp.ns, "set", "env", "deploy/hello", "MAX_CONNECTION_AGE="+age)
@@ -157,8 +166,9 @@ func runHeadlessCapacity(t *testing.T, tp topo) {
 			waitPodsReady(t, tp.ns, 3)
 			release()
 			scaleOutIn(t, tp, age, age == "5s")
-		}})
+		}}
 	}
+	steps := []step{{"slow pod", func(t *testing.T) { slowPod(t, tp) }}, scaleOut("5m"), scaleOut("5s")}
 	restoreAfter(t, tp)
 	runSteps(t, tp, steps)
 	progressf(tp.name, "capacity scenarios done (%s)", tp.ns)
@@ -186,7 +196,7 @@ func restoreAfter(t *testing.T, tp topo) {
 		}
 		churn.RLock()
 		defer churn.RUnlock()
-		e.k.exec("apply", "-k", overlayDir(overlay), "-l", "app.kubernetes.io/name=hello,version=v1")
+		e.k.exec("apply", "-k", overlayDir(overlay), "-l", helloV1)
 		e.k.exec("-n", tp.ns, "rollout", "status", "deploy/hello", "--timeout=2m")
 	})
 }
@@ -296,51 +306,34 @@ func progressf(topology, format string, args ...any) {
 	fmt.Printf("[e2e %02d:%02d] %s: %s\n", int(el.Minutes()), int(el.Seconds())%60, topology, fmt.Sprintf(format, args...))
 }
 
+// helloV1 selects the hello v1 pods, the ones the scenarios act on.
+const helloV1 = "app.kubernetes.io/name=hello,version=v1"
+
 // waitPodsReady waits until ns has exactly n Ready hello v1 pods and none terminating.
 func waitPodsReady(t *testing.T, ns string, n int) {
 	t.Helper()
 	eventually(t, 3*time.Minute, fmt.Sprintf("%d Ready hello pods in %s and none terminating", n, ns), func() bool {
-		var l struct {
-			Items []struct {
-				Metadata struct{ DeletionTimestamp *string }
-				Status   struct {
-					Conditions []struct{ Type, Status string }
-				}
-			}
-		}
-		e.k.getJSON(t, &l, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=hello,version=v1")
+		pods := e.k.pods(t, ns, helloV1)
 		ready := 0
-		for _, p := range l.Items {
-			if p.Metadata.DeletionTimestamp != nil {
+		for i := range pods {
+			if pods[i].DeletionTimestamp != nil {
 				return false
 			}
-			for _, c := range p.Status.Conditions {
-				if c.Type == "Ready" && c.Status == "True" {
-					ready++
-				}
+			if podReady(&pods[i]) {
+				ready++
 			}
 		}
-		return ready == n && len(l.Items) == n
+		return ready == n && len(pods) == n
 	})
 }
 
 // helloPods lists the running hello v1 pods of ns.
 func helloPods(t *testing.T, ns string) []string {
 	t.Helper()
-	var l struct {
-		Items []struct {
-			Metadata struct {
-				Name              string
-				DeletionTimestamp *string
-			}
-			Status struct{ Phase string }
-		}
-	}
-	e.k.getJSON(t, &l, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=hello,version=v1")
 	var names []string
-	for _, p := range l.Items {
-		if p.Status.Phase == "Running" && p.Metadata.DeletionTimestamp == nil {
-			names = append(names, p.Metadata.Name)
+	for _, p := range e.k.pods(t, ns, helloV1) {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			names = append(names, p.Name)
 		}
 	}
 	slices.Sort(names)
@@ -355,9 +348,9 @@ func handled(ns, pod string) (int64, error) {
 // counter is a pod's grpc_server_* counter for method (summed over its other labels), from
 // its own /metrics through the API server's pod proxy (no port-forward needed).
 func counter(ns, pod, metric, method string) (int64, error) {
-	out, err := e.k.exec("get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:8080/proxy/metrics", ns, pod))
+	out, err := e.k.podProxy("GET", ns, pod, 8080, "metrics")
 	if err != nil {
-		return 0, fmt.Errorf("metrics of %s: %v: %s", pod, err, out)
+		return 0, fmt.Errorf("metrics of %s: %w: %s", pod, err, out)
 	}
 	var n int64
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -384,7 +377,9 @@ func setHealth(t *testing.T, ns, pod, status string) {
 // server's pod proxy: no port-forward needed.
 func postAdmin(t *testing.T, ns, pod, what string) {
 	t.Helper()
-	e.k.runStdin(t, "", "create", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:8080/proxy/admin/%s", ns, pod, what), "-f", "-")
+	if out, err := e.k.podProxy("POST", ns, pod, 8080, "admin/"+what); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 }
 
 func badInput(t *testing.T, tp topo) {
@@ -468,15 +463,25 @@ func tail(t *testing.T, ls ...*load) []report.Summary {
 	return out
 }
 
-func rollingRestart(t *testing.T, tp topo) {
+// rollingRestart replaces every hello pod, one at a time, under a call load and a stream
+// load, by setting env on the Deployment (a change of the pod template, as `kubectl
+// rollout restart` makes one): no call may fail and every stream must come back.
+func rollingRestart(t *testing.T, tp topo, env []string) {
 	sc := newScen(tp)
+	before := helloPods(t, tp.ns)
 	l := tp.start(t, "rolling restart", loadArgs()...)
 	streams := tp.start(t, "rolling restart: streams", streamArgs()...)
 	l.waitCalls(t, baselineCalls)
 	streams.waitCalls(t, 20*streamCount)
 	release := churning(t)
-	start := sc.mark("rollout restart")
-	e.k.run(t, "-n", tp.ns, "rollout", "restart", "deploy/hello")
+	start := sc.mark("rollout: set env " + strings.Join(env, " "))
+	gen := e.k.deployment(t, tp.ns, "hello").Generation
+	e.k.run(t, append([]string{"-n", tp.ns, "set", "env", "deploy/hello"}, env...)...)
+	if e.k.deployment(t, tp.ns, "hello").Generation == gen {
+		// hello had these settings already (a run stopped half-way, with -keep): restart
+		// it the other way, so the scenario still replaces every pod.
+		e.k.run(t, "-n", tp.ns, "rollout", "restart", "deploy/hello")
+	}
 	e.k.rollout(t, tp.ns, "hello")
 	took := time.Since(start)
 	sc.mark("rollout done")
@@ -485,6 +490,9 @@ func rollingRestart(t *testing.T, tp topo) {
 	waitPodsReady(t, tp.ns, 3)
 	sc.mark("old pods gone")
 	release()
+	if left := slices.DeleteFunc(helloPods(t, tp.ns), func(p string) bool { return !slices.Contains(before, p) }); len(left) > 0 {
+		t.Errorf("rolling restart: %v were not replaced", left)
+	}
 	s := tail(t, l)[0]
 	streams.stopFn()
 	ss := streams.streamResult(t)
@@ -565,17 +573,10 @@ func podKilled(t *testing.T, tp topo) {
 
 func restarts(t *testing.T, ns string) int {
 	t.Helper()
-	var l struct {
-		Items []struct {
-			Metadata struct{ Labels map[string]string }
-			Status   struct{ ContainerStatuses []struct{ RestartCount int } }
-		}
-	}
-	e.k.getJSON(t, &l, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=server")
 	n := 0
-	for _, p := range l.Items {
+	for _, p := range e.k.pods(t, ns, "app.kubernetes.io/component=server") {
 		for _, c := range p.Status.ContainerStatuses {
-			n += c.RestartCount
+			n += int(c.RestartCount)
 		}
 	}
 	return n
@@ -586,13 +587,7 @@ func restarts(t *testing.T, ns string) int {
 // in place, so the pod keeps its name and IP.
 func killProcess(t *testing.T, ns, pod string) {
 	t.Helper()
-	var p struct {
-		Spec   struct{ NodeName string }
-		Status struct {
-			ContainerStatuses []struct{ ContainerID string }
-		}
-	}
-	e.k.getJSON(t, &p, "-n", ns, "get", "pod", pod)
+	p := e.k.pod(t, ns, pod)
 	if len(p.Status.ContainerStatuses) != 1 || !strings.HasPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://") {
 		t.Fatalf("pod %s: want one containerd container, have %+v", pod, p.Status.ContainerStatuses)
 	}
@@ -748,7 +743,11 @@ func scaleOutIn(t *testing.T, tp topo, age string, streams bool) {
 	}
 	s := tail(t, l)[0]
 	if sl != nil {
-		streamsStay(t, tp, sl, before, scaled)
+		var live time.Duration // when both new pods served: streamsStay's window starts there
+		if len(served) == 2 {
+			live = worst
+		}
+		streamsStay(t, tp, sl, before, scaled, live)
 	}
 	label := "scale out 3 → 5: every new pod served" + suffix
 	note := fmt.Sprintf("%d of 2 new pods served within %s", len(served), window)
@@ -807,18 +806,9 @@ func sinceReady(t *testing.T, tp topo, s report.Summary, served map[string]time.
 // podReadyAt is when pod's Ready condition last turned True (the API's second precision).
 func podReadyAt(t *testing.T, ns, pod string) time.Time {
 	t.Helper()
-	var p struct {
-		Status struct {
-			Conditions []struct {
-				Type, Status       string
-				LastTransitionTime time.Time
-			}
-		}
-	}
-	e.k.getJSON(t, &p, "-n", ns, "get", "pod", pod)
-	for _, c := range p.Status.Conditions {
-		if c.Type == "Ready" && c.Status == "True" {
-			return c.LastTransitionTime
+	for _, c := range e.k.pod(t, ns, pod).Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Time
 		}
 	}
 	t.Fatalf("pod %s is not Ready", pod)

@@ -138,27 +138,39 @@ func streamsOn(s report.StreamSummary, pod string) int64 {
 // negative control watches as long.
 const streamWindow = (streamConnAge+streamMaxAge)*11/10 + 20*time.Second
 
-// streamsRebalance: hello, with STREAM_MAX_AGE=streamMaxAge, scales 3 → 5 under streams:
-// every stream ends within 1.1 × its max age and reopens wherever the balancer sends it
-// now, so the new pods get their share. MAX_CONNECTION_AGE is streamConnAge (but for the
-// proxyless topology, whose clients istiod tells), so a headless client knows the new pods
-// within seconds; the kit's 6 m grace keeps every stream on its
-// old connection until its own max age ends it. runResilience puts the settings back. The
-// negative control is streamsStay, beside the scale-out without STREAM_MAX_AGE.
+// rebalanceEnv is what streamsRebalance needs of hello: STREAM_MAX_AGE=streamMaxAge, and
+// MAX_CONNECTION_AGE=streamConnAge (but for the proxyless topology, whose clients istiod
+// tells of new pods: its servers keep the overlay's 5 minutes, and only STREAM_MAX_AGE
+// moves its streams), so a headless client knows the new pods within seconds; the kit's
+// 6 m grace keeps every stream on its old connection until its own max age ends it. The
+// rolling restart sets them (runResilience).
+func rebalanceEnv(tp topo) []string {
+	env := []string{"STREAM_MAX_AGE=" + streamMaxAge.String()}
+	if tp.name != xdsName {
+		env = append(env, "MAX_CONNECTION_AGE="+streamConnAge.String())
+	}
+	return env
+}
+
+// streamsRebalance: hello, with rebalanceEnv, scales 3 → 5 under streams: every stream
+// ends within 1.1 × its max age and reopens wherever the balancer sends it now, so the new
+// pods get their share. runResilience puts the settings back. The negative control is
+// streamsStay, beside the scale-out without STREAM_MAX_AGE.
 func streamsRebalance(t *testing.T, tp topo) {
 	label := fmt.Sprintf("scale out 3 → 5, STREAM_MAX_AGE=%s: every new pod got streams", streamMaxAge)
 	release := churning(t)
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=3") // whatever a failed step left
-	env := []string{"STREAM_MAX_AGE=" + streamMaxAge.String()}
-	if tp.name != xdsName {
-		// A proxyless client has the new pods pushed by istiod: its servers keep the
-		// overlay's 5 minutes, and only STREAM_MAX_AGE moves its streams.
-		env = append(env, "MAX_CONNECTION_AGE="+streamConnAge.String())
-	}
-	e.k.run(t, append([]string{"-n", tp.ns, "set", "env", "deploy/hello"}, env...)...)
-	e.k.rollout(t, tp.ns, "hello")
 	waitPodsReady(t, tp.ns, 3)
 	release()
+	have := map[string]bool{}
+	for _, v := range e.k.deployment(t, tp.ns, "hello").Spec.Template.Spec.Containers[0].Env {
+		have[v.Name+"="+v.Value] = true
+	}
+	for _, want := range rebalanceEnv(tp) {
+		if !have[want] {
+			t.Fatalf("hello lacks %s, which the rolling restart sets (did it fail?)", want)
+		}
+	}
 
 	before := helloPods(t, tp.ns)
 	l := tp.start(t, "streams: "+label, streamArgs()...)
@@ -169,7 +181,7 @@ func streamsRebalance(t *testing.T, tp topo) {
 	e.k.run(t, "-n", tp.ns, "scale", "deploy/hello", "--replicas=5")
 	// Until both new pods got a stream, and every stream ended at least once since the
 	// scale-out, so the share of reopened streams on the new pods says where they go now.
-	newPods, got := watchNewPodStreams(t, tp, before, scaled, func(got map[string]time.Duration) bool {
+	newPods, got := watchNewPodStreams(t, tp, before, scaled, streamWindow, func(got map[string]time.Duration) bool {
 		return len(got) == 2 && time.Since(scaled) >= streamMaxAge*11/10
 	})
 	release()
@@ -210,14 +222,20 @@ func streamsRebalance(t *testing.T, tp topo) {
 // streamsStay is the negative control of streamsRebalance, beside a scale-out 3 → 5
 // without STREAM_MAX_AGE (scaleOutIn; headless with a 5 s MAX_CONNECTION_AGE, so the
 // client knows the new pods and sends them its unary calls): the streams l opened before
-// the scale-out stay where they are for as long as streamsRebalance's window, and no new
-// pod gets one.
-func streamsStay(t *testing.T, tp topo, l *load, before []string, scaled time.Time) {
+// the scale-out stay where they are, and no new pod gets one, until live (when both new
+// pods had served calls; 0 if they did not) plus 1.1 × streamMaxAge: by then every stream
+// would have ended and reopened at least once with both new pods live, had STREAM_MAX_AGE
+// been set. At most streamsRebalance's window.
+func streamsStay(t *testing.T, tp topo, l *load, before []string, scaled time.Time, live time.Duration) {
 	label := "scale out 3 → 5, no STREAM_MAX_AGE (negative control): streams on new pods"
-	_, got := watchNewPodStreams(t, tp, before, scaled, func(map[string]time.Duration) bool { return false })
+	window := streamWindow
+	if live > 0 {
+		window = min(window, live+streamMaxAge*11/10)
+	}
+	_, got := watchNewPodStreams(t, tp, before, scaled, window, func(map[string]time.Duration) bool { return false })
 	l.stopFn()
 	s := l.streamResult(t)
-	note := fmt.Sprintf("%d of 2 new pods got streams within %s; %s", len(got), streamWindow.Round(time.Second), streamNote(s))
+	note := fmt.Sprintf("%d of 2 new pods got streams within %s; %s", len(got), window.Round(time.Second), streamNote(s))
 	t.Logf("%s: %s", label, note)
 	streamsTable.add(tp.name, label, s.Lost, 0, note)
 	if len(got) != 0 || s.Reconnects != 0 {
@@ -225,14 +243,14 @@ func streamsStay(t *testing.T, tp topo, l *load, before []string, scaled time.Ti
 	}
 }
 
-// watchNewPodStreams samples, every 500 ms until streamWindow after scaled or until done,
-// which hello pods not in before exist and when each first had a ChatHello stream (its
+// watchNewPodStreams samples, every 500 ms until window after scaled or until done, which
+// hello pods not in before exist and when each first had a ChatHello stream (its
 // grpc_server_started_total).
-func watchNewPodStreams(t *testing.T, tp topo, before []string, scaled time.Time, done func(map[string]time.Duration) bool) ([]string, map[string]time.Duration) {
+func watchNewPodStreams(t *testing.T, tp topo, before []string, scaled time.Time, window time.Duration, done func(map[string]time.Duration) bool) ([]string, map[string]time.Duration) {
 	t.Helper()
 	var newPods []string
 	got := map[string]time.Duration{}
-	for time.Since(scaled) < streamWindow && !done(got) {
+	for time.Since(scaled) < window && !done(got) {
 		time.Sleep(500 * time.Millisecond) // the sampling period of the measurement
 		for _, p := range helloPods(t, tp.ns) {
 			if slices.Contains(before, p) {

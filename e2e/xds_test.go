@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -175,8 +174,7 @@ func controlPlaneLost(t *testing.T, tp topo) {
 	sc.mark("istiod scaled to 0")
 	e.k.run(t, "-n", istiodNS, "scale", "deploy/istiod", "--replicas=0")
 	eventually(t, 2*time.Minute, "istiod's pod gone", func() bool {
-		out, err := e.k.exec("-n", istiodNS, "get", "pods", "-l", "app.kubernetes.io/name=istiod", "-o", "name")
-		return err == nil && len(bytes.TrimSpace(out)) == 0
+		return len(e.k.pods(t, istiodNS, "app.kubernetes.io/name=istiod")) == 0
 	})
 	sc.mark("istiod gone")
 

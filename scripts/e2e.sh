@@ -22,10 +22,11 @@ for img in hello goodbye greeter; do
 done
 
 log "e2e suite (go test -tags e2e ./e2e)"
-# -parallel 6: go test may start the six parallel tests (four topologies, headless twice, the doctor) at
-# once, whatever the host's CPU count; e2e/main_test.go's node gate decides how many share
-# the kind node and which goes first (all at once overloaded the 2-core VM, 2026-12-02).
-args=(-tags e2e -count=1 -v -timeout 45m -parallel 6)
+# -parallel 7: go test may start the seven parallel tests (four topologies, headless twice, the
+# doctor, backend TLS) at once, whatever the host's CPU count; e2e/main_test.go's node gate
+# decides how many topologies share the kind node and which goes first (all at once
+# overloaded the 2-core VM, 2026-12-02).
+args=(-tags e2e -count=1 -v -timeout 45m -parallel 7)
 [[ -n ${E2E_RUN:-} ]] && args+=(-run "${E2E_RUN}")
 test_args=()
 [[ -n ${E2E_KEEP:-} ]] && test_args+=(-keep)
