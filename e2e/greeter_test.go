@@ -47,7 +47,6 @@ func greet(t *testing.T, args ...string) (report.Summary, int) {
 	return s, code
 }
 
-// parseJobReport extracts the JSON report from a greeter Job's log.
 // jobReport waits for one of an overlay's greeter Jobs in ns, adds its report to the
 // distribution table under row, and fails the test if the Job's own assertions failed.
 func jobReport(t *testing.T, ns, job, row string) report.Summary {
@@ -61,6 +60,7 @@ func jobReport(t *testing.T, ns, job, row string) report.Summary {
 	return s
 }
 
+// parseJobReport extracts the JSON report from a greeter Job's log.
 func parseJobReport(t *testing.T, log string) report.Summary {
 	t.Helper()
 	start, end := strings.Index(log, "{"), strings.LastIndex(log, "}")

@@ -350,7 +350,7 @@ func handled(ns, pod string) (int64, error) {
 func counter(ns, pod, metric, method string) (int64, error) {
 	out, err := e.k.podProxy("GET", ns, pod, 8080, "metrics")
 	if err != nil {
-		return 0, fmt.Errorf("metrics of %s: %w: %s", pod, err, out)
+		return 0, fmt.Errorf("%w: %s", err, out) // err names the pod and the path
 	}
 	var n int64
 	sc := bufio.NewScanner(bytes.NewReader(out))

@@ -154,8 +154,8 @@ func rebalanceEnv(tp topo) []string {
 
 // streamsRebalance: hello, with rebalanceEnv, scales 3 → 5 under streams: every stream
 // ends within 1.1 × its max age and reopens wherever the balancer sends it now, so the new
-// pods get their share. runResilience puts the settings back. The negative control is
-// streamsStay, beside the scale-out without STREAM_MAX_AGE.
+// pods get their share. With -keep, restoreAfter puts the overlay's settings back. The
+// negative control is streamsStay, beside the scale-out without STREAM_MAX_AGE.
 func streamsRebalance(t *testing.T, tp topo) {
 	label := fmt.Sprintf("scale out 3 → 5, STREAM_MAX_AGE=%s: every new pod got streams", streamMaxAge)
 	release := churning(t)
