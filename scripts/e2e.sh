@@ -31,4 +31,11 @@ args=(-tags e2e -count=1 -v -timeout 45m -parallel 7)
 test_args=()
 [[ -n ${E2E_KEEP:-} ]] && test_args+=(-keep)
 cd "${REPO_ROOT}"
-KIT_CACHE="${KIT_CACHE}" go test "${args[@]}" ./e2e/ ${test_args[@]+-args "${test_args[@]}"}
+# The whole output goes to e2e/out/go-test.log too; when a test fails, what the failed tests
+# logged is printed again at the end (lib/failed-tests.awk), next to the closing lines.
+mkdir -p e2e/out
+status=0
+KIT_CACHE="${KIT_CACHE}" go test "${args[@]}" ./e2e/ ${test_args[@]+-args "${test_args[@]}"} 2>&1 |
+  tee e2e/out/go-test.log || status=$?
+((status == 0)) || awk -f scripts/lib/failed-tests.awk e2e/out/go-test.log
+exit "${status}"
