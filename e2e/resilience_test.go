@@ -28,8 +28,8 @@ import (
 // A load makes baselineCalls before a scenario acts (so the picture shows the steady state
 // first) and tailCalls after its last event (so what the event caused is inside the load).
 const (
-	baselineCalls = 1000 // 2.5 s at loadRate
-	tailCalls     = 800  // 2 s
+	baselineCalls = loadRate * 5 / 2 // 2.5 s
+	tailCalls     = loadRate * 2     // 2 s
 )
 
 // topo is one way in to the hello pods, under load.
