@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -22,18 +23,20 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
 // kube is the kind cluster. Every action a user of the kit would take (apply, scale,
-// rollout, delete, logs) runs the kubectl built by kind-up, so each step here can be pasted
-// into a terminal. What the suite samples while it measures (pod lists, a pod's counters,
-// EndpointSlices, the admin POSTs of a timed scenario) goes through api, one client in
-// this process: a kubectl process per sample cost the shared 2-core node about 0.2 s of CPU
-// before it reached the API server, and the scenarios sample several times a second in
-// each topology at once (the suite's CPU by process, README "What the suite costs").
+// rollout, delete, a finished Job's logs) runs the kubectl built by kind-up, so each step
+// here can be pasted into a terminal. What the suite samples while it measures (pod lists,
+// a pod's counters, EndpointSlices, the admin POSTs of a timed scenario) and the logs it
+// follows while loads run go through api, one client in this process: a kubectl process
+// per sample cost the shared 2-core node about 0.2 s of CPU before it reached the API
+// server, and the scenarios sample several times a second in each topology at once (the
+// suite's CPU by process, README "What the suite costs"); followLog says why the logs.
 type kube struct {
 	kubectl, kubeconfig string
 	api                 kubernetes.Interface
@@ -125,6 +128,106 @@ func (k kube) podProxy(method, ns, pod string, port int, path string) ([]byte, e
 		return out, fmt.Errorf("%s %s on %s/%s:%d: %w", method, path, ns, pod, port, err)
 	}
 	return out, nil
+}
+
+// followLog copies the log of a pod's container to w as it is written, until the container
+// has ended. It waits for the container to start first: a follow opened while the container
+// is still being created ends at once with nothing (kubectl logs -f did that on the busy
+// node, exit 0, and the load looked like it had ended before its first call). A stream that
+// ends while the container still runs is reopened from the last line's timestamp; a line
+// read twice is dropped by its timestamp.
+func (k kube) followLog(ctx context.Context, ns, pod, container string, w io.Writer) error {
+	pods := k.api.CoreV1().Pods(ns)
+	var last time.Time
+	for {
+		ended, err := k.waitContainerStarted(ctx, ns, pod, container)
+		if errors.Is(err, errPodGone) && !last.IsZero() {
+			return nil // followed until the pod went (the Job deleted): nothing more to read
+		}
+		if err != nil {
+			return err
+		}
+		opts := &corev1.PodLogOptions{Container: container, Follow: !ended, Timestamps: true}
+		if !last.IsZero() {
+			since := metav1.NewTime(last) // whole seconds: the lines before last are dropped below
+			opts.SinceTime = &since
+		}
+		stream, err := pods.GetLogs(pod, opts).Stream(ctx)
+		if err != nil {
+			return fmt.Errorf("log of %s/%s (%s): %w", ns, pod, container, err)
+		}
+		sc := bufio.NewScanner(stream)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			// Each line starts with its RFC 3339 timestamp (Timestamps: true) and a space.
+			ts, line, _ := strings.Cut(sc.Text(), " ")
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil {
+				stream.Close()
+				return fmt.Errorf("log of %s/%s (%s): a line without its timestamp: %q", ns, pod, container, sc.Text())
+			}
+			if !at.After(last) {
+				continue
+			}
+			last = at
+			if _, err := io.WriteString(w, line+"\n"); err != nil {
+				stream.Close()
+				return err
+			}
+		}
+		err = sc.Err()
+		stream.Close()
+		if err != nil {
+			return fmt.Errorf("log of %s/%s (%s): %w", ns, pod, container, err)
+		}
+		if ended {
+			return nil // that was the whole log, read after the container ended
+		}
+		select { // the stream ended early: open it again, not at once
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// errPodGone: the pod, and its log with it, no longer exist.
+var errPodGone = errors.New("the pod is gone, and its log with it")
+
+// waitContainerStarted waits until a pod's container has started (running, or already
+// ended: ended is then true), up to two minutes, as kubectl logs --pod-running-timeout=2m.
+func (k kube) waitContainerStarted(ctx context.Context, ns, pod, container string) (ended bool, err error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		p, err := k.api.CoreV1().Pods(ns).Get(rctx, pod, metav1.GetOptions{})
+		cancel()
+		switch {
+		case apierrors.IsNotFound(err):
+			return true, fmt.Errorf("pod %s/%s: %w", ns, pod, errPodGone)
+		case err != nil:
+			return false, fmt.Errorf("get pod %s/%s: %w", ns, pod, err)
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if c.Name != container {
+				continue
+			}
+			if c.State.Terminated != nil {
+				return true, nil
+			}
+			if c.State.Running != nil {
+				return false, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("container %s of pod %s/%s did not start in 2m (phase %s)", container, ns, pod, p.Status.Phase)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func (k kube) cmd(ctx context.Context, args ...string) *exec.Cmd {

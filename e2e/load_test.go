@@ -81,7 +81,7 @@ func newLoad(name string) *load {
 
 // read consumes the greeter's output: progress lines update the call count, everything
 // else is the report (stdout) or a message (stderr). When r ends, the report is parsed.
-// report is where the stdout part is read from; when it is nil, r carries both (kubectl logs).
+// report is where the stdout part is read from; when it is nil, r carries both (a Job's log).
 func (l *load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
 	var rest bytes.Buffer
 	sc := bufio.NewScanner(r)
@@ -99,7 +99,7 @@ func (l *load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
 			continue
 		}
 		// stderr's other lines: the warm-up line, the greeter's own error line and grpc-go's
-		// log lines. In a Job's log (kubectl logs) they come between stdout's lines.
+		// log lines. In a Job's log they come between stdout's lines.
 		if reportOut == nil && (strings.HasPrefix(line, "warmup: ") || strings.HasPrefix(line, "greeter: ") || goLogLine.MatchString(line)) {
 			continue
 		}
@@ -263,29 +263,29 @@ func (c clientJobs) start(t *testing.T, name string, extra ...string) *load {
 		}
 	}
 	t.Cleanup(stopJob)
-	// Follow the log once the Job has a pod: twice on a node busy with three topologies
-	// (2026-12-02) a load's log ended at once without a line, and the Job controller can
-	// take seconds to create the pod there. If it ends early anyway, waitCalls says why.
+	// Follow the greeter's log once the Job has a pod (the Job controller can take seconds
+	// to create it on the busy node); followLog waits for the container to start.
+	var pod string
 	eventually(t, 2*time.Minute, "a pod of job "+job, func() bool {
-		return len(e.k.pods(t, c.ns, "job-name="+job)) > 0
+		if ps := e.k.pods(t, c.ns, "job-name="+job); len(ps) > 0 {
+			pod = ps[0].Name
+		}
+		return pod != ""
 	})
 	ctx, cancel = context.WithTimeout(context.Background(), maxWindow+3*time.Minute)
-	cmd := e.k.cmd(ctx, "-n", c.ns, "logs", "-f", "job/"+job, "-c", "greeter", "--pod-running-timeout=2m")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	pr, pw := io.Pipe()
+	followed := make(chan error, 1)
+	go func() {
+		err := e.k.followLog(ctx, c.ns, pod, "greeter", pw)
+		pw.Close()
+		followed <- err
+	}()
 	l := newLoad(name)
 	l.stopFn = stopJob
-	go l.read(out, nil, func() error {
+	go l.read(pr, nil, func() error {
 		defer cancel()
-		if err := cmd.Wait(); err != nil {
-			return fmt.Errorf("kubectl logs -f job/%s: %v: %s", job, err, stderr.String())
+		if err := <-followed; err != nil {
+			return fmt.Errorf("job %s: %w", job, err)
 		}
 		return nil
 	})
