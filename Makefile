@@ -65,7 +65,7 @@ lint-scripts: ## shellcheck every shell script
 	  "(Debian/Ubuntu: apt-get install shellcheck; macOS: brew install shellcheck)" >&2; exit 1; }
 	shellcheck -x -P SCRIPTDIR $(SHELL_SCRIPTS)
 
-test-scripts: ## scripts/test/*.sh: kind-up's laptop path without dpkg/apt/flock/timeout; bash 3.2 constructs
+test-scripts: ## scripts/test/*.sh: kind-up's laptop path without dpkg/apt/flock/timeout; bash 3.2 constructs; make e2e's failure digest
 	@for t in scripts/test/*.sh; do echo "==> $$t"; bash "$$t"; done
 
 test: proto-check lint-scripts test-scripts ## the whole offline suite (what CI runs first)
