@@ -134,8 +134,8 @@ func (k kube) podProxy(method, ns, pod string, port int, path string) ([]byte, e
 // has ended. It waits for the container to start first: a follow opened while the container
 // is still being created ends at once with nothing (kubectl logs -f did that on the busy
 // node, exit 0, and the load looked like it had ended before its first call). A stream that
-// ends while the container still runs is reopened from the last line's timestamp; a line
-// read twice is dropped by its timestamp.
+// ends while the container still runs is reopened from the last line's timestamp, and its
+// lines up to that timestamp, read already, are dropped.
 func (k kube) followLog(ctx context.Context, ns, pod, container string, w io.Writer) error {
 	pods := k.api.CoreV1().Pods(ns)
 	var last time.Time
@@ -156,6 +156,7 @@ func (k kube) followLog(ctx context.Context, ns, pod, container string, w io.Wri
 		if err != nil {
 			return fmt.Errorf("log of %s/%s (%s): %w", ns, pod, container, err)
 		}
+		skipping := !last.IsZero() // a reopened stream starts with lines read already
 		sc := bufio.NewScanner(stream)
 		sc.Buffer(make([]byte, 1<<20), 64<<20)
 		for sc.Scan() {
@@ -166,9 +167,10 @@ func (k kube) followLog(ctx context.Context, ns, pod, container string, w io.Wri
 				stream.Close()
 				return fmt.Errorf("log of %s/%s (%s): a line without its timestamp: %q", ns, pod, container, sc.Text())
 			}
-			if !at.After(last) {
+			if skipping && !at.After(last) {
 				continue
 			}
+			skipping = false
 			last = at
 			if _, err := io.WriteString(w, line+"\n"); err != nil {
 				stream.Close()
