@@ -134,48 +134,36 @@ func (k kube) podProxy(method, ns, pod string, port int, path string) ([]byte, e
 // has ended. It waits for the container to start first: a follow opened while the container
 // is still being created ends at once with nothing (kubectl logs -f did that on the busy
 // node, exit 0, and the load looked like it had ended before its first call). A stream that
-// ends while the container still runs is reopened from the last line's timestamp, and its
-// lines up to that timestamp, read already, are dropped.
+// ends while the container still runs is opened again from the start, and as many lines as
+// were read are skipped: the log is one file in one order (a load's log is kilobytes, far
+// from the kubelet's 10 MiB rotation). Not by timestamps: lines written at once share one,
+// and stdout's and stderr's lines are not always in timestamp order.
 func (k kube) followLog(ctx context.Context, ns, pod, container string, w io.Writer) error {
 	pods := k.api.CoreV1().Pods(ns)
-	var last time.Time
+	read := 0 // lines copied to w
 	for {
 		ended, err := k.waitContainerStarted(ctx, ns, pod, container)
-		if errors.Is(err, errPodGone) && !last.IsZero() {
+		if errors.Is(err, errPodGone) && read > 0 {
 			return nil // followed until the pod went (the Job deleted): nothing more to read
 		}
 		if err != nil {
 			return err
 		}
-		opts := &corev1.PodLogOptions{Container: container, Follow: !ended, Timestamps: true}
-		if !last.IsZero() {
-			since := metav1.NewTime(last) // whole seconds: the lines before last are dropped below
-			opts.SinceTime = &since
-		}
-		stream, err := pods.GetLogs(pod, opts).Stream(ctx)
+		stream, err := pods.GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: !ended}).Stream(ctx)
 		if err != nil {
 			return fmt.Errorf("log of %s/%s (%s): %w", ns, pod, container, err)
 		}
-		skipping := !last.IsZero() // a reopened stream starts with lines read already
 		sc := bufio.NewScanner(stream)
 		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		for sc.Scan() {
-			// Each line starts with its RFC 3339 timestamp (Timestamps: true) and a space.
-			ts, line, _ := strings.Cut(sc.Text(), " ")
-			at, err := time.Parse(time.RFC3339Nano, ts)
-			if err != nil {
-				stream.Close()
-				return fmt.Errorf("log of %s/%s (%s): a line without its timestamp: %q", ns, pod, container, sc.Text())
+		for n := 0; sc.Scan(); n++ {
+			if n < read {
+				continue // read already, before the stream was opened again
 			}
-			if skipping && !at.After(last) {
-				continue
-			}
-			skipping = false
-			last = at
-			if _, err := io.WriteString(w, line+"\n"); err != nil {
+			if _, err := io.WriteString(w, sc.Text()+"\n"); err != nil {
 				stream.Close()
 				return err
 			}
+			read++
 		}
 		err = sc.Err()
 		stream.Close()
