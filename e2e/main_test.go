@@ -61,7 +61,7 @@ var (
 // 35, and the timed figures lost their margins (a proxyless pod served 4.3 s after Ready
 // against its 5 s goal, 1.3 s at two; a headless scale-out with a 5 s connection age
 // 33.4 s of its 40 s window, 11.0 s at two). That was at 400 calls/s per load. At 200
-// (loadRate), three at once took go test 527–575 s in four runs against 700 s for two at
+// (loadRate), three at once took go test 512–590 s in eight runs against 700 s for two at
 // once at 400, at a load average of 10–18, every timed figure inside its target (2026-12-02,
 // a faster VM than the runs above: two at once at 400 ran at load average 7 there).
 const nodeSlots = 3
