@@ -194,7 +194,7 @@ func (k kube) waitContainerStarted(ctx context.Context, ns, pod, container strin
 		cancel()
 		switch {
 		case apierrors.IsNotFound(err):
-			return true, fmt.Errorf("pod %s/%s: %w", ns, pod, errPodGone)
+			return false, fmt.Errorf("pod %s/%s: %w", ns, pod, errPodGone)
 		case err != nil:
 			return false, fmt.Errorf("get pod %s/%s: %w", ns, pod, err)
 		}

@@ -37,7 +37,7 @@ const (
 	loadRate  = 200
 	loadConc  = 4
 	minCalls  = 5000
-	minWindow = 25 * time.Second // minCalls at loadRate; stop waits for minCalls too
+	minWindow = minCalls / loadRate * time.Second // 25 s; stop waits for minCalls too
 	// maxWindow bounds a load that nobody stops (a scenario that failed before stop).
 	maxWindow = 3 * time.Minute
 )
