@@ -134,14 +134,8 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	var progress func(loadgen.Progress)
 	if !c.Quiet {
 		progress = func(p loadgen.Progress) {
-			line := fmt.Sprintf("progress: %d calls, %d failed, %.0f calls/s, %s elapsed", p.Done, p.Failed,
-				float64(p.Done)/p.Elapsed.Seconds(), p.Elapsed.Round(time.Second))
-			if c.Plan.Duration > 0 {
-				line += fmt.Sprintf(" of %s", c.Plan.Duration)
-			} else if c.Plan.Calls > 0 {
-				line += fmt.Sprintf(", %.0f%% done", 100*float64(p.Done)/float64(c.Plan.Calls))
-			}
-			fmt.Fprintln(stderr, line)
+			writeProgress(stderr, c.JSON, false, report.Progress{Calls: p.Done, Failed: p.Failed,
+				ElapsedS: p.Elapsed.Seconds(), DurationS: c.Plan.Duration.Seconds(), PlannedCalls: int64(c.Plan.Calls)})
 		}
 	}
 	if c.Warmup > 0 {
@@ -255,4 +249,14 @@ func writeReport(w io.Writer, asJSON bool, r printable) error {
 		return r.WriteJSON(w)
 	}
 	return r.WriteText(w)
+}
+
+// writeProgress writes one progress record on stderr: a JSON line with -json (the
+// machine-readable contract, report.ParseProgress), else a line for people.
+func writeProgress(w io.Writer, asJSON, stream bool, p report.Progress) {
+	if asJSON {
+		fmt.Fprintln(w, p.JSONLine())
+		return
+	}
+	fmt.Fprintln(w, p.Text(stream))
 }

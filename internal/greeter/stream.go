@@ -54,12 +54,8 @@ func streams(ctx context.Context, c Config, cc grpc.ClientConnInterface, md meta
 				break loop
 			case <-tick.C:
 				msgs, open, re := tally.Progress()
-				elapsed := time.Since(start)
-				line := fmt.Sprintf("progress: %d messages, %d streams open, %d reconnects, %s elapsed", msgs, open, re, elapsed.Round(time.Second))
-				if c.Stream.Duration > 0 {
-					line += fmt.Sprintf(" of %s", c.Stream.Duration)
-				}
-				fmt.Fprintln(stderr, line)
+				writeProgress(stderr, c.JSON, true, report.Progress{Messages: msgs, Open: open, Reconnects: re,
+					ElapsedS: time.Since(start).Seconds(), DurationS: c.Stream.Duration.Seconds()})
 			}
 		}
 	}
