@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	h "github.com/grpc-k8s-kit/grpc-k8s-kit/e2e/harness"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/doctor"
 )
 
@@ -26,23 +27,24 @@ const doctorNS = "grpc-kit-doctor"
 // `greeter doctor` names that exact cause as its only error; on the healthy kit it reports
 // no error. What doctor said for each fault is logged and written to e2e/out/doctor.txt.
 func TestDoctor(t *testing.T) {
+	s := suite
 	t.Parallel()
-	node.enter(t)
-	deployDoctorKit(t)
+	s.Gate.Enter(t)
+	deployDoctorKit(t, s)
 	transcript := &bytes.Buffer{}
 	t.Cleanup(func() {
-		if err := os.WriteFile(filepath.Join(e.out, "doctor.txt"), transcript.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(s.Out, "doctor.txt"), transcript.Bytes(), 0o644); err != nil {
 			t.Errorf("write doctor.txt: %v", err)
 		}
 	})
 	headless := []string{"-service", "hello-grpc-headless"}
 	healthy := func(t *testing.T) {
 		t.Helper()
-		awaitDoctor(t, transcript, "healthy kit", "", "", headless...)
+		awaitDoctor(t, s, transcript, "healthy kit", "", "", headless...)
 	}
 
 	t.Run("healthy", func(t *testing.T) {
-		rep := awaitDoctor(t, transcript, "healthy hello", "", "", headless...)
+		rep := awaitDoctor(t, s, transcript, "healthy hello", "", "", headless...)
 		if rep.Warnings != 0 {
 			t.Errorf("healthy hello: %d warning(s): %+v", rep.Warnings, rep.Findings)
 		}
@@ -51,71 +53,71 @@ func TestDoctor(t *testing.T) {
 				t.Errorf("healthy hello: check %s is not ok: %+v", want, f)
 			}
 		}
-		awaitDoctor(t, transcript, "healthy goodbye", "", "", "-service", "goodbye-grpc-headless")
+		awaitDoctor(t, s, transcript, "healthy goodbye", "", "", "-service", "goodbye-grpc-headless")
 	})
 
 	t.Run("wrong targetPort", func(t *testing.T) {
-		patchService(t, "hello-grpc-headless", `[{"op":"replace","path":"/spec/ports/0/targetPort","value":50052}]`)
-		awaitDoctor(t, transcript, "wrong targetPort", doctor.CheckPorts, "targetPort 50052", headless...)
-		patchService(t, "hello-grpc-headless", `[{"op":"replace","path":"/spec/ports/0/targetPort","value":"grpc"}]`)
+		patchService(t, s, "hello-grpc-headless", `[{"op":"replace","path":"/spec/ports/0/targetPort","value":50052}]`)
+		awaitDoctor(t, s, transcript, "wrong targetPort", doctor.CheckPorts, "targetPort 50052", headless...)
+		patchService(t, s, "hello-grpc-headless", `[{"op":"replace","path":"/spec/ports/0/targetPort","value":"grpc"}]`)
 		healthy(t)
 	})
 
 	t.Run("selector typo", func(t *testing.T) {
-		patchService(t, "hello-grpc-headless", `[{"op":"replace","path":"/spec/selector/app.kubernetes.io~1name","value":"helo"}]`)
-		awaitDoctor(t, transcript, "selector typo", doctor.CheckSelector, "matches no pod", headless...)
-		patchService(t, "hello-grpc-headless", `[{"op":"replace","path":"/spec/selector/app.kubernetes.io~1name","value":"hello"}]`)
+		patchService(t, s, "hello-grpc-headless", `[{"op":"replace","path":"/spec/selector/app.kubernetes.io~1name","value":"helo"}]`)
+		awaitDoctor(t, s, transcript, "selector typo", doctor.CheckSelector, "matches no pod", headless...)
+		patchService(t, s, "hello-grpc-headless", `[{"op":"replace","path":"/spec/selector/app.kubernetes.io~1name","value":"hello"}]`)
 		healthy(t)
 	})
 
 	t.Run("all pods NOT_SERVING", func(t *testing.T) {
-		pods := helloPods(t, doctorNS)
+		pods := s.HelloPods(t, doctorNS)
 		// The liveness probe restarts a pod stuck NOT_SERVING after a minute; the doctor
 		// sees the fault within seconds of the readiness probe failing.
 		for _, p := range pods {
-			setHealth(t, doctorNS, p, "NOT_SERVING")
+			s.SetHealth(t, doctorNS, p, "NOT_SERVING")
 		}
-		awaitDoctor(t, transcript, "all pods NOT_SERVING", doctor.CheckEndpoints, "NOT_SERVING", headless...)
-		for _, p := range helloPods(t, doctorNS) {
-			setHealth(t, doctorNS, p, "SERVING")
+		awaitDoctor(t, s, transcript, "all pods NOT_SERVING", doctor.CheckEndpoints, "NOT_SERVING", headless...)
+		for _, p := range s.HelloPods(t, doctorNS) {
+			s.SetHealth(t, doctorNS, p, "SERVING")
 		}
 		healthy(t)
 	})
 
 	t.Run("ClusterIP with round_robin", func(t *testing.T) {
-		rep := awaitDoctor(t, transcript, "ClusterIP Service with round_robin", doctor.CheckBalancing, "over a ClusterIP Service", "-service", "hello-grpc", "-lb", "round_robin")
+		rep := awaitDoctor(t, s, transcript, "ClusterIP Service with round_robin", doctor.CheckBalancing, "over a ClusterIP Service", "-service", "hello-grpc", "-lb", "round_robin")
 		if f := find(rep, doctor.CheckBalancing); f == nil || !strings.Contains(f.Fix, "hello-grpc-headless") {
 			t.Errorf("the fix should name the headless twin: %+v", f)
 		}
 	})
 
 	t.Run("TLS client against plaintext server", func(t *testing.T) {
-		awaitDoctor(t, transcript, "TLS client against a plaintext server", doctor.CheckTLS, "TLS client against a plaintext", append(headless, "-tls")...)
+		awaitDoctor(t, s, transcript, "TLS client against a plaintext server", doctor.CheckTLS, "TLS client against a plaintext", append(headless, "-tls")...)
 	})
 
 	t.Run("NetworkPolicy denies the client", func(t *testing.T) {
-		clientPod(t, "doctor-client", "doctor-client")
-		clientPod(t, "greeter-client", "greeter")
-		policy := filepath.Join(e.root, "kustomize", "components", "network-policies", "networkpolicy.yaml")
-		e.k.run(t, "-n", doctorNS, "apply", "-f", policy)
-		t.Cleanup(func() { e.k.exec("-n", doctorNS, "delete", "-f", policy, "--ignore-not-found") })
-		awaitDoctor(t, transcript, "NetworkPolicy denies the client", doctor.CheckNetworkPolicy, "no ingress rule allows pod "+doctorNS+"/doctor-client",
+		clientPod(t, s, "doctor-client", "doctor-client")
+		clientPod(t, s, "greeter-client", "greeter")
+		policy := filepath.Join(s.Root, "kustomize", "components", "network-policies", "networkpolicy.yaml")
+		s.Kube.Run(t, "-n", doctorNS, "apply", "-f", policy)
+		t.Cleanup(func() { s.Kube.Cleanup(t, "-n", doctorNS, "delete", "-f", policy, "--ignore-not-found") })
+		awaitDoctor(t, s, transcript, "NetworkPolicy denies the client", doctor.CheckNetworkPolicy, "no ingress rule allows pod "+doctorNS+"/doctor-client",
 			append(headless, "-from-pod", "doctor-client")...)
 		// The kit's own client is allowed by the same policy.
-		rep := awaitDoctor(t, transcript, "NetworkPolicy allows the greeter", "", "", append(headless, "-from-pod", doctorNS+"/greeter-client")...)
+		rep := awaitDoctor(t, s, transcript, "NetworkPolicy allows the greeter", "", "", append(headless, "-from-pod", doctorNS+"/greeter-client")...)
 		if f := find(rep, doctor.CheckNetworkPolicy); f == nil || f.Severity != doctor.OK || !strings.Contains(f.Message, "grpc-servers ingress[0]") {
 			t.Errorf("greeter-client should be allowed by grpc-servers ingress[0]: %+v", f)
 		}
-		e.k.run(t, "-n", doctorNS, "delete", "-f", policy)
+		s.Kube.Run(t, "-n", doctorNS, "delete", "-f", policy)
 		healthy(t)
 	})
 
 	t.Run("bad flags", func(t *testing.T) {
-		_, code, stderr := runDoctor(t, "-service", "hello-grpc-headless", "-lb", "random")
+		_, code, stderr := runDoctor(t, s, "-service", "hello-grpc-headless", "-lb", "random")
 		if code != 2 || !strings.Contains(stderr, "-lb") {
 			t.Errorf("bad -lb: exit %d, stderr %q; want exit 2 naming -lb", code, stderr)
 		}
-		_, code, stderr = runDoctorKubeconfig(t, filepath.Join(t.TempDir(), "missing"), "-service", "hello-grpc-headless")
+		_, code, stderr = runDoctorKubeconfig(t, s, filepath.Join(t.TempDir(), "missing"), "-service", "hello-grpc-headless")
 		if code != 2 || !strings.Contains(stderr, "kubeconfig") {
 			t.Errorf("missing kubeconfig: exit %d, stderr %q; want exit 2 naming the kubeconfig", code, stderr)
 		}
@@ -124,20 +126,20 @@ func TestDoctor(t *testing.T) {
 
 // deployDoctorKit renders the base into doctorNS (Pod Security restricted) through a
 // temporary kustomization, and deletes the namespace at the end unless -keep.
-func deployDoctorKit(t *testing.T) {
+func deployDoctorKit(t *testing.T, s *h.Suite) {
 	t.Helper()
 	dir := t.TempDir()
-	base, err := filepath.Rel(dir, filepath.Join(e.root, "kustomize", "base"))
+	base, err := filepath.Rel(dir, filepath.Join(s.Root, "kustomize", "base"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The NOT_SERVING fault is injected through the servers' admin endpoint, which only
 	// the tests' component turns on.
-	admin, err := filepath.Rel(dir, filepath.Join(e.root, "kustomize", "components", "admin-endpoint-for-tests"))
+	admin, err := filepath.Rel(dir, filepath.Join(s.Root, "kustomize", "components", "admin-endpoint-for-tests"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared, err := filepath.Rel(dir, filepath.Join(e.root, "e2e", "components", "shared-node"))
+	shared, err := filepath.Rel(dir, filepath.Join(s.Root, "e2e", "components", "shared-node"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,22 +154,22 @@ func deployDoctorKit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.k.run(t, "apply", "-k", dir)
-	if !*keep {
-		t.Cleanup(func() { e.k.exec("delete", "namespace", doctorNS, "--ignore-not-found", "--wait=false") })
+	s.Kube.Run(t, "apply", "-k", dir)
+	if !s.Keep {
+		t.Cleanup(func() { s.Kube.Cleanup(t, "delete", "namespace", doctorNS, "--ignore-not-found", "--wait=false") })
 	}
-	e.k.rollout(t, doctorNS, "hello", "goodbye")
-	checkRestricted(t, doctorNS)
+	s.Kube.Rollout(t, doctorNS, "hello", "goodbye")
+	s.CheckRestricted(t, doctorNS)
 }
 
-func patchService(t *testing.T, svc, patch string) {
+func patchService(t *testing.T, s *h.Suite, svc, patch string) {
 	t.Helper()
-	e.k.run(t, "-n", doctorNS, "patch", "service", svc, "--type=json", "-p", patch)
+	s.Kube.Run(t, "-n", doctorNS, "patch", "service", svc, "--type=json", "-p", patch)
 }
 
 // clientPod runs a greeter in doctorNS labelled app.kubernetes.io/name=app: a real caller
 // whose labels the NetworkPolicy check evaluates.
-func clientPod(t *testing.T, name, app string) {
+func clientPod(t *testing.T, s *h.Suite, name, app string) {
 	t.Helper()
 	pod := fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -194,9 +196,9 @@ spec:
       readOnlyRootFilesystem: true
       capabilities: {drop: [ALL]}
 `, name, doctorNS, app)
-	e.k.runStdin(t, pod, "apply", "-f", "-")
-	t.Cleanup(func() { e.k.exec("-n", doctorNS, "delete", "pod", name, "--ignore-not-found", "--wait=false") })
-	e.k.run(t, "-n", doctorNS, "wait", "--for=condition=Ready", "pod/"+name, "--timeout=120s")
+	s.Kube.RunStdin(t, pod, "apply", "-f", "-")
+	t.Cleanup(func() { s.Kube.Cleanup(t, "-n", doctorNS, "delete", "pod", name, "--ignore-not-found", "--wait=false") })
+	s.Kube.Run(t, "-n", doctorNS, "wait", "--for=condition=Ready", "pod/"+name, "--timeout=120s")
 }
 
 // awaitDoctor runs the doctor until its report shows the expected state, then asserts it:
@@ -204,7 +206,7 @@ spec:
 // want, and exit code 3 ("names that exact cause and nothing worse"); with check empty,
 // no error finding and exit 0. Retrying covers the cluster converging after a change
 // (EndpointSlices, readiness probes, DNS TTL); the final report is the one asserted.
-func awaitDoctor(t *testing.T, transcript *bytes.Buffer, what, check, want string, args ...string) doctor.Report {
+func awaitDoctor(t *testing.T, s *h.Suite, transcript *bytes.Buffer, what, check, want string, args ...string) doctor.Report {
 	t.Helper()
 	matches := func(r doctor.Report) bool {
 		if check == "" {
@@ -217,7 +219,7 @@ func awaitDoctor(t *testing.T, transcript *bytes.Buffer, what, check, want strin
 	var code int
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		rep, code, _ = runDoctor(t, args...)
+		rep, code, _ = runDoctor(t, s, args...)
 		if matches(rep) || time.Now().After(deadline) {
 			break
 		}
@@ -236,7 +238,7 @@ func awaitDoctor(t *testing.T, transcript *bytes.Buffer, what, check, want strin
 		t.Errorf("%s: want exactly one error from %s containing %q and exit 3, got exit %d and %s", what, check, want, code, summarize(errs))
 	}
 	// Log what the doctor said, as a user sees it.
-	text, _, _ := runDoctorText(t, args...)
+	text, _, _ := runDoctorText(t, s, args...)
 	t.Logf("%s: greeter doctor %s\n%s", what, strings.Join(args, " "), text)
 	fmt.Fprintf(transcript, "### %s\n$ greeter doctor -n %s %s\n%s\n", what, doctorNS, strings.Join(args, " "), text)
 	return rep
@@ -266,14 +268,14 @@ func summarize(fs []doctor.Finding) string {
 
 // runDoctor runs `greeter doctor -json` against doctorNS and returns its report, exit code
 // and stderr.
-func runDoctor(t *testing.T, args ...string) (doctor.Report, int, string) {
+func runDoctor(t *testing.T, s *h.Suite, args ...string) (doctor.Report, int, string) {
 	t.Helper()
-	return runDoctorKubeconfig(t, e.k.kubeconfig, args...)
+	return runDoctorKubeconfig(t, s, s.Kube.Kubeconfig, args...)
 }
 
-func runDoctorKubeconfig(t *testing.T, kubeconfig string, args ...string) (doctor.Report, int, string) {
+func runDoctorKubeconfig(t *testing.T, s *h.Suite, kubeconfig string, args ...string) (doctor.Report, int, string) {
 	t.Helper()
-	stdout, code, stderr := doctorExec(t, kubeconfig, append(args, "-json")...)
+	stdout, code, stderr := doctorExec(t, s, kubeconfig, append(args, "-json")...)
 	var rep doctor.Report
 	if code == 0 || code == 3 {
 		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
@@ -283,17 +285,17 @@ func runDoctorKubeconfig(t *testing.T, kubeconfig string, args ...string) (docto
 	return rep, code, stderr
 }
 
-func runDoctorText(t *testing.T, args ...string) (string, int, string) {
+func runDoctorText(t *testing.T, s *h.Suite, args ...string) (string, int, string) {
 	t.Helper()
-	return doctorExec(t, e.k.kubeconfig, args...)
+	return doctorExec(t, s, s.Kube.Kubeconfig, args...)
 }
 
-func doctorExec(t *testing.T, kubeconfig string, args ...string) (stdout string, code int, stderr string) {
+func doctorExec(t *testing.T, s *h.Suite, kubeconfig string, args ...string) (stdout string, code int, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	full := append([]string{"doctor", "-kubeconfig", kubeconfig, "-n", doctorNS}, args...)
-	c := exec.CommandContext(ctx, e.greeter, full...)
+	c := exec.CommandContext(ctx, s.Greeter, full...)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	h "github.com/grpc-k8s-kit/grpc-k8s-kit/e2e/harness"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -30,14 +31,14 @@ var probeStyles = []string{"native", "exec", "http"}
 // negative control: the probe fails the flipped pod, not every pod). Then the pod is
 // flipped back and must return. Times go to the log and e2e/out/probes.txt. Everything is
 // in grpc-kit-probes, so it runs beside the rest of the suite.
-func probes(t *testing.T) {
-	e.k.run(t, "apply", "-k", overlayDir("probes"))
-	if !*keep {
-		t.Cleanup(func() { e.k.exec("delete", "namespace", probesNS, "--ignore-not-found", "--wait=false") })
+func probes(t *testing.T, s *h.Suite) {
+	s.Apply(t, "probes")
+	if !s.Keep {
+		t.Cleanup(func() { s.Kube.Cleanup(t, "delete", "namespace", probesNS, "--ignore-not-found", "--wait=false") })
 	}
-	checkRestricted(t, probesNS)
+	s.CheckRestricted(t, probesNS)
 	for _, style := range probeStyles {
-		e.k.rollout(t, probesNS, "hello-"+style)
+		s.Kube.Rollout(t, probesNS, "hello-"+style)
 	}
 
 	var mu sync.Mutex
@@ -46,14 +47,14 @@ func probes(t *testing.T) {
 		slices.Sort(lines)
 		text := "| probe style | NOT_SERVING pod out of the endpoints | target | back in after SERVING |\n|---|---:|---:|---:|\n" + strings.Join(lines, "\n") + "\n"
 		t.Logf("probe styles:\n%s", text)
-		if err := os.WriteFile(filepath.Join(e.out, "probes.txt"), []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(s.Out, "probes.txt"), []byte(text), 0o644); err != nil {
 			t.Errorf("write probes.txt: %v", err)
 		}
 	})
 	for _, style := range probeStyles {
 		t.Run(style, func(t *testing.T) {
 			t.Parallel()
-			out, back, bound := flipAndTime(t, style)
+			out, back, bound := flipAndTime(t, s, style)
 			mu.Lock()
 			lines = append(lines, fmt.Sprintf("| %s | %.1f s | ≤ %s | %.1f s |", style, out.Seconds(), bound, back.Seconds()))
 			mu.Unlock()
@@ -63,7 +64,7 @@ func probes(t *testing.T) {
 
 // flipAndTime flips one pod of hello-<style> to NOT_SERVING and returns how long until its
 // endpoint was not ready, how long until it was ready again after SERVING, and the bound.
-func flipAndTime(t *testing.T, style string) (out, back, bound time.Duration) {
+func flipAndTime(t *testing.T, s *h.Suite, style string) (out, back, bound time.Duration) {
 	t.Helper()
 	var d struct {
 		Spec struct {
@@ -76,22 +77,22 @@ func flipAndTime(t *testing.T, style string) (out, back, bound time.Duration) {
 			}
 		}
 	}
-	e.k.getJSON(t, &d, "-n", probesNS, "get", "deploy/hello-"+style)
+	s.Kube.GetJSON(t, &d, "-n", probesNS, "get", "deploy/hello-"+style)
 	rp := d.Spec.Template.Spec.Containers[0].ReadinessProbe
 	bound = time.Duration(rp.PeriodSeconds*rp.FailureThreshold)*time.Second + 2*time.Second
 
 	svc := "hello-grpc-headless-" + style
 	var pods []string
-	eventually(t, 2*time.Minute, svc+": 2 ready endpoints", func() bool {
-		pods = readyEndpointPods(t, svc)
+	h.Eventually(t, 2*time.Minute, h.Poll, svc+": 2 ready endpoints", func() bool {
+		pods = readyEndpointPods(t, s, svc)
 		return len(pods) == 2
 	})
 	victim, healthy := pods[0], pods[1]
 
-	setHealth(t, probesNS, victim, "NOT_SERVING")
+	s.SetHealth(t, probesNS, victim, "NOT_SERVING")
 	start := time.Now()
 	for {
-		ready := readyEndpointPods(t, svc)
+		ready := readyEndpointPods(t, s, svc)
 		if !slices.Contains(ready, healthy) {
 			t.Errorf("%s: the healthy pod %s left the ready endpoints %s after the flip of %s", style, healthy, time.Since(start).Round(100*time.Millisecond), victim)
 		}
@@ -111,27 +112,27 @@ func flipAndTime(t *testing.T, style string) (out, back, bound time.Duration) {
 	// The healthy pod stays Ready for another full window.
 	until := time.Now().Add(bound)
 	for time.Now().Before(until) {
-		if ready := readyEndpointPods(t, svc); !slices.Contains(ready, healthy) {
+		if ready := readyEndpointPods(t, s, svc); !slices.Contains(ready, healthy) {
 			t.Errorf("%s: the healthy pod %s left the ready endpoints", style, healthy)
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 
-	setHealth(t, probesNS, victim, "SERVING")
-	back = eventually(t, time.Minute, style+": "+victim+" ready again after SERVING", func() bool {
-		return slices.Contains(readyEndpointPods(t, svc), victim)
+	s.SetHealth(t, probesNS, victim, "SERVING")
+	back = h.Eventually(t, time.Minute, h.Poll, style+": "+victim+" ready again after SERVING", func() bool {
+		return slices.Contains(readyEndpointPods(t, s, svc), victim)
 	})
 	return out, back, bound
 }
 
 // readyEndpointPods are the pods behind the Service's EndpointSlices whose endpoint is
 // ready, sorted.
-func readyEndpointPods(t *testing.T, svc string) []string {
+func readyEndpointPods(t *testing.T, s *h.Suite, svc string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), h.APIRequest)
 	defer cancel()
-	l, err := e.k.api.DiscoveryV1().EndpointSlices(probesNS).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc})
+	l, err := s.Kube.API.DiscoveryV1().EndpointSlices(probesNS).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc})
 	if err != nil {
 		t.Fatalf("EndpointSlices of %s/%s: %v", probesNS, svc, err)
 	}
@@ -148,11 +149,11 @@ func readyEndpointPods(t *testing.T, svc string) []string {
 }
 
 // TestProbes runs the probe styles (native gRPC, exec probe mode, HTTP /readyz) before the
-// parallel tests start: it does not call t.Parallel, so Go runs it while TestHeadless and
+// parallel tests start: it does not call t.Parallel, so Go runs it while TestTopologies and
 // the others wait at theirs. Its figures are the probes' own timing, so they are measured
-// on a node that is not also running three topologies' loads; the exec probe, a process
-// started by the container runtime every period, was measured 0.1 s over its bound once
-// when it shared the node with them (README "Health probes" has the cost of each style).
+// on a node that is not also running the topologies' loads, where an exec probe (a process
+// the container runtime starts every period) can miss its bound.
 func TestProbes(t *testing.T) {
-	probes(t)
+	s := suite
+	probes(t, s)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	h "github.com/grpc-k8s-kit/grpc-k8s-kit/e2e/harness"
+
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/certgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/doctor"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
@@ -32,41 +34,41 @@ const (
 // verification is real); greeter doctor finds nothing wrong. Then the broken combination,
 // TLS servers behind native gRPC probes in grpc-kit-tls-broken: the pods never become
 // Ready, and doctor names the probe as the only error. Cleanup at the end unless -keep.
-func backendTLS(t *testing.T) {
+func backendTLS(t *testing.T, s *h.Suite) {
 	// The namespace first: the Secrets must exist before the pods that mount them start.
-	e.k.run(t, "apply", "-f", filepath.Join(overlayDir("headless-tls"), "namespace.yaml"))
-	if !*keep {
-		t.Cleanup(func() { e.k.exec("delete", "namespace", tlsNS, tlsBrokenNS, "--ignore-not-found", "--wait=false") })
+	s.Kube.Run(t, "apply", "-f", filepath.Join(s.OverlayDir("headless-tls"), "namespace.yaml"))
+	if !s.Keep {
+		t.Cleanup(func() { s.Kube.Cleanup(t, "delete", "namespace", tlsNS, tlsBrokenNS, "--ignore-not-found", "--wait=false") })
 	}
-	createBackendCerts(t, tlsNS)
-	createTLSSecret(t, tlsNS) // the Ingress's own certificate
+	createBackendCerts(t, s, tlsNS)
+	createTLSSecret(t, s, tlsNS) // the Ingress's own certificate
 	// Jobs are immutable: delete a previous run's before applying.
-	e.k.exec("-n", tlsNS, "delete", "job", "greeter-hello", "greeter-goodbye", "--ignore-not-found", "--wait=true")
+	s.Kube.Cleanup(t, "-n", tlsNS, "delete", "job", "greeter-hello", "greeter-goodbye", "--ignore-not-found", "--wait=true")
 	// Everything but the greeter Jobs first: a Job whose DNS lookup finds 2 of the 3 pods
 	// Ready keeps those 2 (nothing makes grpc-go resolve again while they answer), and
 	// exec probes on a busy node bring pods to Ready further apart than native ones.
-	e.k.run(t, "apply", "-k", overlayDir("headless-tls"), "-l", "app.kubernetes.io/name!=greeter")
-	checkRestricted(t, tlsNS)
-	e.k.rollout(t, tlsNS, "hello", "goodbye") // Ready: the exec probes pass over TLS
-	waitPodsReady(t, tlsNS, 3)
-	e.k.run(t, "apply", "-k", overlayDir("headless-tls"))
+	s.Apply(t, "headless-tls", "-l", "app.kubernetes.io/name!=greeter")
+	s.CheckRestricted(t, tlsNS)
+	s.Kube.Rollout(t, tlsNS, "hello", "goodbye") // Ready: the exec probes pass over TLS
+	s.WaitPodsReady(t, tlsNS, 3)
+	s.Apply(t, "headless-tls")
 
 	t.Run("headless round robin over TLS", func(t *testing.T) {
 		for _, tc := range []struct{ job, topology, service, pods string }{
 			{"greeter-hello", "headless round_robin over TLS (in-cluster): Hello", "helloworld.Hello", "hello-"},
 			{"greeter-goodbye", "headless round_robin over TLS (in-cluster): Goodbye", "helloworld.Goodbye", "goodbye-"},
 		} {
-			log, ok := e.k.waitJob(t, tlsNS, tc.job, 5*time.Minute)
-			s := parseJobReport(t, log)
-			results.add(tc.topology, s)
+			log, ok := s.Kube.WaitJob(t, tlsNS, tc.job, 5*time.Minute)
+			sum := h.ParseJobReport(t, log)
+			s.Distribution.Add(tc.topology, sum)
 			if !ok {
-				t.Errorf("job %s failed (its own assertions): %+v", tc.job, s.Assertions)
+				t.Errorf("job %s failed (its own assertions): %+v", tc.job, sum.Assertions)
 			}
-			if s.OK < 300 {
-				t.Errorf("%s: %d ok calls, want ≥ 300", tc.job, s.OK)
+			if sum.OK < 300 {
+				t.Errorf("%s: %d ok calls, want ≥ 300", tc.job, sum.OK)
 			}
-			checkRouting(t, tc.job, s, tc.service, tc.pods)
-			checkSpread(t, tc.job, s, 3, 0) // exact
+			h.CheckRouting(t, tc.job, sum, tc.service, tc.pods)
+			h.CheckSpread(t, tc.job, sum, 3, 0) // exact
 		}
 	})
 
@@ -77,22 +79,22 @@ func backendTLS(t *testing.T) {
 		} {
 			args := []string{"-target", ep.addr, "-authority", tlsHost}
 			if ep.addr == websecureAddr {
-				args = append(args, "-cacert", e.caCert)
+				args = append(args, "-cacert", s.CACert)
 			}
 			for _, svc := range []struct{ key, name, pods string }{
 				{"hello", "helloworld.Hello", "hello-"},
 				{"goodbye", "helloworld.Goodbye", "goodbye-"},
 			} {
 				a := append(append([]string{}, args...), "-service", svc.key)
-				waitBackends(t, "headless-tls ingress "+ep.what+" "+svc.key, 3, a...)
-				s, code := greet(t, append(a, "-n", "300", "-c", "3", "-max-errors", "0")...)
+				s.WaitBackends(t, "headless-tls ingress "+ep.what+" "+svc.key, 3, a...)
+				sum, code := s.Greet(t, append(a, "-n", "300", "-c", "3", "-max-errors", "0")...)
 				what := fmt.Sprintf("nginx-ingress to TLS backends (Traefik, %s): %s", ep.what, svc.key)
-				results.add(what, s)
+				s.Distribution.Add(what, sum)
 				if code != 0 {
 					t.Errorf("%s: greeter exit %d", what, code)
 				}
-				checkRouting(t, what, s, svc.name, svc.pods)
-				checkSpread(t, what, s, 3, 0.2)
+				h.CheckRouting(t, what, sum, svc.name, svc.pods)
+				h.CheckSpread(t, what, sum, 3, 0.2)
 			}
 		}
 	})
@@ -101,7 +103,7 @@ func backendTLS(t *testing.T) {
 		// Negative control: the same routes with a name the certificate does not carry.
 		// Were the backend not verified, these calls would succeed.
 		const badHost = "grpc-tls-badname.kit.local"
-		src, err := os.ReadFile(filepath.Join(overlayDir("headless-tls"), "ingress.yaml"))
+		src, err := os.ReadFile(filepath.Join(s.OverlayDir("headless-tls"), "ingress.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,22 +115,22 @@ func backendTLS(t *testing.T) {
 		if !strings.Contains(bad, "not-in-the-certificate") || !strings.Contains(bad, "grpc-kit-badname") {
 			t.Fatalf("the overlay's ingress.yaml changed: cannot derive the negative control from it:\n%s", bad)
 		}
-		e.k.runStdin(t, bad, "-n", tlsNS, "apply", "-f", "-")
-		defer e.k.exec("-n", tlsNS, "delete", "ingress", "grpc-kit-badname", "--ignore-not-found")
-		args := []string{"-target", websecureAddr, "-authority", badHost, "-cacert", e.caCert, "-timeout", "3s", "-retry=false", "-n", "20"}
+		s.Kube.RunStdin(t, bad, "-n", tlsNS, "apply", "-f", "-")
+		defer s.Kube.Cleanup(t, "-n", tlsNS, "delete", "ingress", "grpc-kit-badname", "--ignore-not-found")
+		args := []string{"-target", websecureAddr, "-authority", badHost, "-cacert", s.CACert, "-timeout", "3s", "-retry=false", "-n", "20"}
 		// Until the proxy has loaded the route the answer is 404 (Unimplemented); after
 		// that every call must fail on the backend's certificate instead.
-		var s report.Summary
-		took := eventually(t, 2*time.Minute, "calls through the unverifiable Ingress fail at the backend, not for want of a route", func() bool {
-			s, _ = greet(t, args...)
-			return s.OK == 0 && s.Failed == 20 && countCode(s, "Unimplemented") == 0
+		var sum report.Summary
+		took := h.Eventually(t, 2*time.Minute, h.Poll, "calls through the unverifiable Ingress fail at the backend, not for want of a route", func() bool {
+			sum, _ = s.Greet(t, args...)
+			return sum.OK == 0 && sum.Failed == 20 && countCode(sum, "Unimplemented") == 0
 		})
-		t.Logf("unverifiable backend name: every call fails after %s: %+v", took.Round(time.Second), s.Errors)
+		t.Logf("unverifiable backend name: every call fails after %s: %+v", took.Round(time.Second), sum.Errors)
 	})
 
 	t.Run("doctor on the TLS kit", func(t *testing.T) {
-		rep, code, _ := runDoctor(t, "-n", tlsNS, "-service", "hello-grpc-headless", "-tls")
-		text, _, _ := runDoctorText(t, "-n", tlsNS, "-service", "hello-grpc-headless", "-tls")
+		rep, code, _ := runDoctor(t, s, "-n", tlsNS, "-service", "hello-grpc-headless", "-tls")
+		text, _, _ := runDoctorText(t, s, "-n", tlsNS, "-service", "hello-grpc-headless", "-tls")
 		t.Logf("greeter doctor -n %s -service hello-grpc-headless -tls\n%s", tlsNS, text)
 		if code != 0 || rep.Errors != 0 {
 			t.Errorf("healthy TLS kit: exit %d, %d error(s)", code, rep.Errors)
@@ -142,16 +144,16 @@ func backendTLS(t *testing.T) {
 	})
 
 	t.Run("native gRPC probe on a TLS server", func(t *testing.T) {
-		deployBrokenTLS(t)
+		deployBrokenTLS(t, s)
 		args := []string{"-n", tlsBrokenNS, "-service", "hello-grpc-headless", "-tls"}
 		var rep doctor.Report
 		var code int
-		eventually(t, 3*time.Minute, "doctor names the native probe on the TLS server", func() bool {
-			rep, code, _ = runDoctor(t, args...)
+		h.Eventually(t, 3*time.Minute, h.Poll, "doctor names the native probe on the TLS server", func() bool {
+			rep, code, _ = runDoctor(t, s, args...)
 			f := find(rep, doctor.CheckReadiness)
 			return f != nil && f.Severity == doctor.Error
 		})
-		text, _, _ := runDoctorText(t, args...)
+		text, _, _ := runDoctorText(t, s, args...)
 		t.Logf("greeter doctor %s\n%s", strings.Join(args, " "), text)
 		var errs []doctor.Finding
 		for _, f := range rep.Findings {
@@ -171,7 +173,7 @@ func backendTLS(t *testing.T) {
 				}
 			}
 		}
-		e.k.getJSON(t, &l, "-n", tlsBrokenNS, "get", "pods", "-l", "app.kubernetes.io/name=hello")
+		s.Kube.GetJSON(t, &l, "-n", tlsBrokenNS, "get", "pods", "-l", "app.kubernetes.io/name=hello")
 		for _, p := range l.Items {
 			for _, c := range p.Status.Conditions {
 				if c.Type == "Ready" && c.Status == "True" {
@@ -186,13 +188,13 @@ func backendTLS(t *testing.T) {
 // certgen.ServiceNames, what make backend-certs writes) and stores it as
 // components/backend-tls reads it: Secret grpc-kit-backend-tls, ConfigMap and Secret
 // grpc-kit-backend-ca.
-func createBackendCerts(t *testing.T, ns string) {
+func createBackendCerts(t *testing.T, s *h.Suite, ns string) {
 	t.Helper()
 	b, err := certgen.Generate(certgen.ServiceNames(ns, "cluster.local", certgen.BackendServices...), 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(e.out, "backend-certs", ns)
+	dir := filepath.Join(s.Out, "backend-certs", ns)
 	if err := b.Write(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -202,18 +204,18 @@ func createBackendCerts(t *testing.T, ns string) {
 		{"create", "configmap", backendCA, ca},
 		{"create", "secret", "generic", backendCA, ca},
 	} {
-		y := e.k.run(t, append(append([]string{"-n", ns}, args...), "--dry-run=client", "-o", "yaml")...)
-		e.k.runStdin(t, y, "apply", "-f", "-")
+		y := s.Kube.Run(t, append(append([]string{"-n", ns}, args...), "--dry-run=client", "-o", "yaml")...)
+		s.Kube.RunStdin(t, y, "apply", "-f", "-")
 	}
 }
 
 // deployBrokenTLS applies hello with components/backend-tls and the native gRPC probes of
 // the base put back, in tlsBrokenNS: the mistake the doctor's readiness check is for.
-func deployBrokenTLS(t *testing.T) {
+func deployBrokenTLS(t *testing.T, s *h.Suite) {
 	t.Helper()
 	dir := t.TempDir()
 	rel := func(p ...string) string {
-		r, err := filepath.Rel(dir, filepath.Join(append([]string{e.root}, p...)...))
+		r, err := filepath.Rel(dir, filepath.Join(append([]string{s.Root}, p...)...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,12 +257,12 @@ spec:
 			t.Fatal(err)
 		}
 	}
-	e.k.run(t, "apply", "-f", filepath.Join(dir, "namespace.yaml"))
-	createBackendCerts(t, tlsBrokenNS)
-	e.k.run(t, "apply", "-k", dir)
-	checkRestricted(t, tlsBrokenNS)
-	eventually(t, 2*time.Minute, "3 hello pods running in "+tlsBrokenNS, func() bool {
-		return len(helloPods(t, tlsBrokenNS)) == 3
+	s.Kube.Run(t, "apply", "-f", filepath.Join(dir, "namespace.yaml"))
+	createBackendCerts(t, s, tlsBrokenNS)
+	s.Kube.Run(t, "apply", "-k", dir)
+	s.CheckRestricted(t, tlsBrokenNS)
+	h.Eventually(t, 2*time.Minute, h.Poll, "3 hello pods running in "+tlsBrokenNS, func() bool {
+		return len(s.HelloPods(t, tlsBrokenNS)) == 3
 	})
 }
 
@@ -273,7 +275,8 @@ spec:
 // timed until it is done. Run before the topologies, as it was, it kept the node half idle
 // for its 50 s.
 func TestBackendTLS(t *testing.T) {
+	s := suite
 	t.Parallel()
-	churning(t) // released when the test ends
-	backendTLS(t)
+	s.Churning(t) // released when the test ends
+	backendTLS(t, s)
 }

@@ -3,7 +3,7 @@
 # Builds the three images from this tree (FROM scratch, no registry), loads them into the
 # node, then runs the Go suite in e2e/ (kubectl, the greeter and grpcurl against the live
 # cluster). The distribution table ends the output and is written to e2e/out/.
-#   E2E_RUN=TestGatewayAPI make e2e    run one test
+#   E2E_RUN=TestTopologies/gateway-api make e2e    run one topology (or TestDoctor, ...)
 #   E2E_KEEP=1 make e2e                leave the topologies deployed afterwards
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
@@ -22,10 +22,9 @@ for img in hello goodbye greeter; do
 done
 
 log "e2e suite (go test -tags e2e ./e2e)"
-# -parallel 7: go test may start the seven parallel tests (four topologies, headless twice, the
-# doctor, backend TLS) at once, whatever the host's CPU count; e2e/main_test.go's node gate
-# decides how many topologies share the kind node and which goes first (all at once
-# overloaded the 2-core VM, 2026-12-02).
+# -parallel 7: go test may start the seven parallel tests (five deployments of the four
+# topologies, the doctor, backend TLS) at once, whatever the host's CPU count; the suite's
+# node gate (e2e/harness) decides how many share the kind node and which goes first.
 args=(-tags e2e -count=1 -v -timeout 45m -parallel 7)
 [[ -n ${E2E_RUN:-} ]] && args+=(-run "${E2E_RUN}")
 test_args=()
