@@ -29,10 +29,10 @@ func failover(t *testing.T, s *h.Suite, tp h.Topology) {
 	release := s.Timing(t) // no pod starts or stops anywhere while this is timed
 	sc.Mark("NOT_SERVING: " + victim)
 	s.SetHealth(t, tp.Namespace, victim, "NOT_SERVING")
-	// Timed from when the pod's admin endpoint answered: it has flipped by then. A kubectl
-	// call through the API server's pod proxy, which carries the POST, takes up to a
-	// second on the shared node; timed from its start, that was charged to the clients (a
-	// headless failover measured 1.1 s against 1 s, 2026-12-02).
+	// Timed from when the pod's admin endpoint answered: it has flipped by then. The call
+	// through the API server's pod proxy that carries the POST takes up to a second on the
+	// shared node; timed from its start, that second would be charged to the clients,
+	// against a 1 s target.
 	flipped := time.Now()
 	lastIncrease, scrapeErrs := flipped, 0
 	for time.Since(lastIncrease) < 6*time.Second && time.Since(flipped) < 20*time.Second {

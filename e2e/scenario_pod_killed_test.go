@@ -19,7 +19,7 @@ func init() {
 
 // podKilled takes a pod away abruptly, two ways, with two loads at once: the retry policy
 // on, and off (the negative control, under the same kill):
-//   - deleted with --grace-period=0 --force, as the issue asks: the API object goes at once,
+//   - deleted with --grace-period=0 --force: the API object goes at once,
 //     so every balancer drops the pod while the kubelet still runs its preStop sleep, and
 //     even retries off usually lose nothing. The kubelet SIGKILLs the server about 3 s
 //     later: a proxy that has not dropped the pod by then cuts a call in flight, which

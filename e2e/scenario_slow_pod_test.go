@@ -72,7 +72,7 @@ func capacityArgs() []string {
 // removed weighted_round_robin gives the pod its share back (measured, with a picture).
 // Through a proxy the client's policy does not matter: Traefik's round robin (the only
 // strategy its Ingress and Gateway providers configure) gives the slow pod its full
-// share, which is measured and asserted as what the README says.
+// share, which is measured and asserted as what docs/balancing.md says.
 func slowPod(t *testing.T, s *h.Suite, tp h.Topology) {
 	pods := s.HelloPods(t, tp.Namespace)
 	if len(pods) == 0 {
@@ -135,7 +135,7 @@ func slowPod(t *testing.T, s *h.Suite, tp h.Topology) {
 	}{
 		{"round_robin", []string{"-lb=round_robin"}, 0},
 		// 3 choices: with 2 of 3 pods sampled, each pod is picked alone 1 call in 9
-		// whatever its load (README).
+		// whatever its load.
 		{"least_request (3 choices)", []string{"-lb=least_request", "-lr-choices=3"}, 0.15},
 		// The share counts the first second too, before the weights apply (the blackout).
 		{"weighted_round_robin (ORCA)", wrrArgs(), 0.15},

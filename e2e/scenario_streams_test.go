@@ -40,7 +40,7 @@ const (
 	streamMaxGap = 5 * time.Second
 	// killMaxGap bounds it when a server is SIGKILLed: through a proxy a reopened stream
 	// can meet the dead pod again until the proxy drops it (the kubelet notices the exit,
-	// the EndpointSlice changes: about 6 s for unary calls on a busy node, README), and the
+	// the EndpointSlice changes: about 6 s for unary calls on a busy node), and the
 	// client's backoff doubles with each reopen that delivers nothing.
 	killMaxGap = 10 * time.Second
 	// longStream is how long the long-stream check keeps its bidi stream open: more than
@@ -141,8 +141,8 @@ func streamsOn(sum report.StreamSummary, pod string) int64 {
 // streamWindow is how long after a scale-out 3 → 5 the streams get to reach the new pods:
 // a headless client learns them within a connection's age (streamConnAge; it re-resolves
 // DNS when a connection closes, and only then), every stream then ends within 1.1 × its
-// max age, and 20 s for the pods to start (new pods served their first unary call 11–27 s
-// after the scale command on the node shared by three topologies, 2026-12-02). The
+// max age, and 20 s for the pods to start (a new pod's first unary call comes 11–27 s
+// after the scale command on the node shared by three tests; docs/results/e2e.md). The
 // negative control watches as long.
 const streamWindow = (streamConnAge+streamMaxAge)*11/10 + 20*time.Second
 
@@ -162,7 +162,7 @@ func rebalanceEnv(tp h.Topology) []string {
 
 // streamsRebalance: hello, with rebalanceEnv, scales 3 → 5 under streams: every stream
 // ends within 1.1 × its max age and reopens wherever the balancer sends it now, so the new
-// pods get their share. With -keep, restoreAfter puts the overlay's settings back. The
+// pods get their share. With -keep, RestoreAfter puts the overlay's settings back. The
 // negative control is streamsStay, beside the scale-out without STREAM_MAX_AGE.
 func streamsRebalance(t *testing.T, s *h.Suite, tp h.Topology) {
 	label := fmt.Sprintf("scale out 3 → 5, STREAM_MAX_AGE=%s: every new pod got streams", streamMaxAge)

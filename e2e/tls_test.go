@@ -269,11 +269,10 @@ spec:
 // The backend-tls component end to end (headless over TLS, the ingress to TLS backends, the
 // doctor on a native probe in front of a TLS server), in its own namespaces. It runs beside
 // the topologies, outside the node gate (it is mostly waits for its pods and Jobs), as
-// churn for all of its run (50 s alone, 117–149 s beside them): deploying nine pods whose
-// probes are processes stalled the node for a second or two, and a topology's failover
-// measured then took 6.7 and 6.9 s against its 6 s target (2026-12-02), so no failover is
-// timed until it is done. Run before the topologies, as it was, it kept the node half idle
-// for its 50 s.
+// churn for all of its run: deploying nine pods whose probes are processes stalls the node
+// for a second or two, which a failover timed meanwhile would measure (against a 6 s
+// target), so no failover is timed until it is done. Run before the topologies instead, it
+// would keep the node half idle for its 50 s.
 func TestBackendTLS(t *testing.T) {
 	s := suite
 	t.Parallel()

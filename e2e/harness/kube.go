@@ -29,10 +29,10 @@ import (
 // rollout, delete, a finished Job's logs) runs the kubectl built by kind-up, so each step
 // here can be pasted into a terminal. What the suite samples while it measures (pod lists,
 // a pod's counters, EndpointSlices, the admin POSTs of a timed scenario) and the logs it
-// follows while loads run go through api, one client in this process: a kubectl process
+// follows while loads run go through API, one client in this process: a kubectl process
 // per sample cost the shared 2-core node about 0.2 s of CPU before it reached the API
 // server, and the scenarios sample several times a second in each topology at once (the
-// suite's CPU by process, README "What the suite costs"); followLog says why the logs.
+// suite's CPU by process is in docs/results/e2e.md); FollowLog says why the logs.
 type Kube struct {
 	Kubectl, Kubeconfig string
 	API                 kubernetes.Interface

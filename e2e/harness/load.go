@@ -257,7 +257,7 @@ func (s *Suite) JobLoad(t testing.TB, tp Topology, name string, args ...string) 
 	}
 	t.Cleanup(stopJob)
 	// Follow the greeter's log once the Job has a pod (the Job controller can take seconds
-	// to create it on the busy node); followLog waits for the container to start.
+	// to create it on the busy node); FollowLog waits for the container to start.
 	var pod string
 	Eventually(t, JobPod, Poll, "a pod of job "+job, func() bool {
 		if ps := s.Kube.Pods(t, ns, "job-name="+job); len(ps) > 0 {
