@@ -28,6 +28,7 @@ const doctorNS = "grpc-kit-doctor"
 // no error. What doctor said for each fault is logged and written to e2e/out/doctor.txt.
 func TestDoctor(t *testing.T) {
 	s := suite
+	defer s.DumpIfFailed(t, doctorNS)
 	t.Parallel()
 	s.Gate.Enter(t)
 	deployDoctorKit(t, s)

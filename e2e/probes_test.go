@@ -155,5 +155,6 @@ func readyEndpointPods(t *testing.T, s *h.Suite, svc string) []string {
 // the container runtime starts every period) can miss its bound.
 func TestProbes(t *testing.T) {
 	s := suite
+	defer s.DumpIfFailed(t, probesNS)
 	probes(t, s)
 }

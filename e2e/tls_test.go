@@ -275,6 +275,7 @@ spec:
 // would keep the node half idle for its 50 s.
 func TestBackendTLS(t *testing.T) {
 	s := suite
+	defer s.DumpIfFailed(t, tlsNS, tlsBrokenNS)
 	t.Parallel()
 	s.Churning(t) // released when the test ends
 	backendTLS(t, s)
