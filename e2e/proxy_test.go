@@ -80,13 +80,13 @@ func deployIngress(t *testing.T, s *h.Suite, tp h.Topology) {
 	}
 
 	t.Run("h2c :8000", func(t *testing.T) {
-		sum, code := s.Greet(t, append(s.HostArgs(h.Entry{Target: webAddr, Authority: ingressHost}), "-n", "30")...)
+		sum, code := s.Greet(t, append(s.HostArgs(tp.Entry.Via(webAddr, false)), "-n", "30")...)
 		if code != 0 || sum.OK != 30 {
 			t.Errorf("cleartext through the ingress: exit %d, %d ok, errors %+v", code, sum.OK, sum.Errors)
 		}
 	})
 	t.Run("grpcurl", func(t *testing.T) {
-		grpcurlSession(t, s, "nginx-ingress", websecureAddr, "-cacert", s.CACert, "-authority", ingressHost)
+		grpcurlSession(t, s, "nginx-ingress", tp.Entry.Target, "-cacert", s.CACert, "-authority", tp.Entry.Authority)
 	})
 	s.Progressf(tp.Where(), "routing checks done")
 }
@@ -109,7 +109,7 @@ func deployGateway(t *testing.T, s *h.Suite, tp h.Topology) {
 		})
 	}
 	h2c := s.HostArgs(tp.Entry)
-	tls := s.HostArgs(h.Entry{Target: websecureAddr, Authority: gatewayHost, TLS: true})
+	tls := s.HostArgs(tp.Entry.Via(websecureAddr, true))
 	s.WaitFirstCalls(t, "gateway h2c", h2c...)
 
 	t.Run("canary 90/10", func(t *testing.T) {
@@ -191,8 +191,8 @@ func deployGateway(t *testing.T, s *h.Suite, tp h.Topology) {
 	})
 
 	t.Run("grpcurl", func(t *testing.T) {
-		grpcurlSession(t, s, "gateway (h2c)", webAddr, "-plaintext", "-authority", gatewayHost)
-		grpcurlSession(t, s, "gateway (TLS)", websecureAddr, "-cacert", s.CACert, "-authority", gatewayHost)
+		grpcurlSession(t, s, "gateway (h2c)", tp.Entry.Target, "-plaintext", "-authority", tp.Entry.Authority)
+		grpcurlSession(t, s, "gateway (TLS)", websecureAddr, "-cacert", s.CACert, "-authority", tp.Entry.Authority)
 	})
 	s.Progressf(tp.Where(), "routing checks done")
 }

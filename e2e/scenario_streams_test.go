@@ -290,7 +290,7 @@ func longStreams(t *testing.T, s *h.Suite, tp h.Topology) func(t *testing.T) {
 	}
 	kit := s.HostLoad(t, tp.Name+": long stream, the kit's entry point", args(proxyArgs(s, tp))...)
 	stockAddr := s.Kube.PortForward(t, traefikNS, "deploy/traefik", 8001)
-	stock := s.HostLoad(t, tp.Name+": long stream, Traefik's defaults", args(s.HostArgs(h.Entry{Target: stockAddr, Authority: tp.Entry.Authority}))...)
+	stock := s.HostLoad(t, tp.Name+": long stream, Traefik's defaults", args(s.HostArgs(tp.Entry.Via(stockAddr, false)))...)
 	started := time.Now()
 	return func(t *testing.T) {
 		if left := longStream - time.Since(started); left > 0 {

@@ -38,7 +38,9 @@ func backendTLS(t *testing.T, s *h.Suite) {
 	// The namespace first: the Secrets must exist before the pods that mount them start.
 	s.Kube.Run(t, "apply", "-f", filepath.Join(s.OverlayDir("headless-tls"), "namespace.yaml"))
 	if !s.Keep {
-		t.Cleanup(func() { s.Kube.Cleanup(t, "delete", "namespace", tlsNS, tlsBrokenNS, "--ignore-not-found", "--wait=false") })
+		t.Cleanup(func() {
+			s.Kube.Cleanup(t, "delete", "namespace", tlsNS, tlsBrokenNS, "--ignore-not-found", "--wait=false")
+		})
 	}
 	createBackendCerts(t, s, tlsNS)
 	createTLSSecret(t, s, tlsNS) // the Ingress's own certificate

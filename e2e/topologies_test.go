@@ -27,12 +27,6 @@ const (
 	traefikNS          = "traefik"
 )
 
-// The host entry points of the two proxied topologies.
-var (
-	ingressEntry = h.Entry{Target: websecureAddr, Authority: ingressHost, TLS: true}
-	gatewayEntry = h.Entry{Target: webAddr, Authority: gatewayHost}
-)
-
 // headlessEntry: client-side round robin over the headless Service, from a Job in ns that
 // copies the headless overlay's greeter (re-resolving at most every 2 s).
 func headlessEntry(ns string) h.Entry {
@@ -72,13 +66,13 @@ func topologies() []h.Topology {
 			FailoverTarget: 6 * time.Second,
 			// istiod pushes a new pod's endpoint when it is Ready.
 			ReadyGoal: 5 * time.Second, AlsoDumped: []string{istiodNS}, Deploy: deployProxyless},
-		{Name: "gateway-api", Overlay: "gateway-api", Namespace: gatewayNS, Entry: gatewayEntry,
+		{Name: "gateway-api", Overlay: "gateway-api", Namespace: gatewayNS, Entry: h.Entry{Target: webAddr, Authority: gatewayHost},
 			Discovery: h.DiscoveryProxy, Balancer: h.BalancerProxy, Spread: h.SpreadProportional,
 			// 3 hello pods behind the 90 % weight and hello-v2 behind the 10 %.
 			Backends: 4,
 			Features: []h.Feature{h.FeatureResilience, h.FeatureSlowPod, h.FeatureProxyTimeouts},
 			RetryOn:  kitRetry, FailoverTarget: 6 * time.Second, AlsoDumped: []string{backendsNS, traefikNS}, Deploy: deployGateway},
-		{Name: "nginx-ingress", Overlay: "nginx-ingress", Namespace: ingressNS, Entry: ingressEntry,
+		{Name: "nginx-ingress", Overlay: "nginx-ingress", Namespace: ingressNS, Entry: h.Entry{Target: websecureAddr, Authority: ingressHost, TLS: true},
 			Discovery: h.DiscoveryProxy, Balancer: h.BalancerProxy, Spread: h.SpreadProportional, Backends: 3,
 			Features: []h.Feature{h.FeatureResilience, h.FeatureSlowPod, h.FeatureProxyTimeouts},
 			RetryOn:  kitRetry, FailoverTarget: 6 * time.Second, AlsoDumped: []string{traefikNS}, Deploy: deployIngress},

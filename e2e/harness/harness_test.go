@@ -5,8 +5,8 @@ package harness
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"

@@ -218,8 +218,10 @@ func (s *Suite) byTopology(a, b string) int {
 // once); Timing holds it alone, for a measurement. Each returns its release, which the end
 // of the test also calls: a scenario that fails half-way must not leave the other tests
 // waiting.
-func (s *Suite) Churning(t testing.TB) (release func()) { return hold(t, s.churn.RLock, s.churn.RUnlock) }
-func (s *Suite) Timing(t testing.TB) (release func())   { return hold(t, s.churn.Lock, s.churn.Unlock) }
+func (s *Suite) Churning(t testing.TB) (release func()) {
+	return hold(t, s.churn.RLock, s.churn.RUnlock)
+}
+func (s *Suite) Timing(t testing.TB) (release func()) { return hold(t, s.churn.Lock, s.churn.Unlock) }
 
 func hold(t testing.TB, lock, unlock func()) func() {
 	lock()

@@ -22,7 +22,7 @@ type Topology struct {
 	// AlsoDumped are the other namespaces whose state explains a failure (the proxy's, the
 	// control plane's, a second namespace of the overlay).
 	AlsoDumped []string
-	Entry     Entry
+	Entry      Entry
 	// Discovery is how a client learns of new pods; Balancer, who picks a pod per call;
 	// Spread, how evenly a warmed-up client spreads calls and streams.
 	Discovery Discovery
@@ -145,4 +145,12 @@ func (s *Suite) HostArgs(e Entry) []string {
 		args = append(args, "-cacert", s.CACert)
 	}
 	return append(args, "-health-check=false")
+}
+
+// Via is the same host entry reached through another of the proxy's entry points (its
+// h2c or TLS listener, a listener with the proxy's default timeouts): the proxy routes by
+// authority, whichever listener a call arrives on.
+func (e Entry) Via(target string, tls bool) Entry {
+	e.Target, e.TLS = target, tls
+	return e
 }
