@@ -189,7 +189,7 @@ func (m *loadMeter) publish(a, b reading) {
 		// short as the kit's the handler time alone is near zero. Weighed by it, a fast pod
 		// looked a thousand times more capable than one 50 ms slower, so the slow pod got
 		// one call every few seconds, sent its reports as rarely, and took longer than 10 s
-		// to win its share back once fast again (e2e, 2026-12-02). With the floor the
+		// to win its share back once fast again (the e2e slow-pod scenario). With the floor the
 		// ratio is the real one and a recovered pod reports within an interval or two.
 		r.ApplicationUtilization = max(r.ApplicationUtilization, r.CpuUtilization)
 	}
