@@ -21,6 +21,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 )
 
 // The performance goal: with one of 3 pods 10× slower, the best policy keeps p99
@@ -201,7 +202,7 @@ func startSlowable(ctx context.Context, ip string, port int, pod string, latency
 	if err != nil {
 		return "", err
 	}
-	srv, err := serverkit.New(cfg, slog.New(slog.DiscardHandler), catalog.Hello().Server(identity.Identity{Pod: pod, PodIP: ip}, nil))
+	srv, err := serverkit.New(cfg, slog.New(slog.DiscardHandler), serving.Server(catalog.Hello(), identity.Identity{Pod: pod, PodIP: ip}, nil))
 	if err != nil {
 		return "", fmt.Errorf("start %s on %s:%d: %w", pod, ip, port, err)
 	}

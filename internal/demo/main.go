@@ -27,6 +27,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 )
 
 func main() {
@@ -154,7 +155,7 @@ func startServer(ctx context.Context, log *slog.Logger, service catalog.Service,
 		return err
 	}
 	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1", Node: "laptop"}
-	srv, err := serverkit.New(cfg, log, service.Server(id, nil))
+	srv, err := serverkit.New(cfg, log, serving.Server(service, id, nil))
 	if err != nil {
 		return fmt.Errorf("start %s on %s:%d: %w", pod, ip, port, err)
 	}

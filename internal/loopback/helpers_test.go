@@ -26,6 +26,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 )
 
 // binDir holds binaries built once for the tests that need real processes.
@@ -122,7 +123,7 @@ func startBackend(t *testing.T, ip string, port int, pod string, tweak func(*ser
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("pod", pod)
 	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1"}
-	srv, err := serverkit.New(cfg, log, catalog.Hello().Server(id, nil))
+	srv, err := serverkit.New(cfg, log, serving.Server(catalog.Hello(), id, nil))
 	if err != nil {
 		t.Fatalf("start %s: %v", pod, err)
 	}

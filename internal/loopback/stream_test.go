@@ -19,6 +19,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/keepalivepolicy"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
@@ -232,7 +233,7 @@ func TestKeepaliveTooManyPings(t *testing.T) {
 		goaway  bool
 	}{
 		{"server allows a ping a minute", "127.0.0.51", time.Minute, true},
-		{"kit default 10s", "127.0.0.52", serverkit.DefaultKeepaliveMinTime, false},
+		{"kit default 10s", "127.0.0.52", keepalivepolicy.MinTime, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

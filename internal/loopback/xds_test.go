@@ -42,6 +42,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 )
 
 // Proxyless gRPC on loopback: the greeter binary dials xds:///, with the bootstrap of
@@ -205,7 +206,7 @@ func kitRoutes() *routev3.RouteConfiguration {
 func startVersioned(t *testing.T, ip string, port int, pod, version string) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("pod", pod)
-	srv, err := serverkit.New(testConfig(ip, port), log, catalog.Hello().Server(identity.Identity{Pod: pod, PodIP: ip, Version: version},
+	srv, err := serverkit.New(testConfig(ip, port), log, serving.Server(catalog.Hello(), identity.Identity{Pod: pod, PodIP: ip, Version: version},
 		reqmeta.ParseKeys("x-experiment-group,x-routed-by")))
 	if err != nil {
 		t.Fatalf("start %s: %v", pod, err)
