@@ -199,6 +199,8 @@ var targets = []target{
 	{name: "base+components/admin-endpoint-for-tests", components: []string{adminComponent}},
 	{name: "base+components/backend-tls", components: []string{"components/backend-tls"}},
 	{name: "base+components/backend-tls+gateway-api", components: []string{"components/backend-tls", "components/backend-tls/gateway-api"}},
+	// The menu of kustomize/ (menu_test.go), as it stands: the headless topology.
+	{name: "kustomization.yaml (the menu)", dir: ".", complete: true},
 	{name: "examples/all-in-one", dir: "examples/all-in-one", complete: true},
 	{name: "examples/gateway-envoy", dir: "examples/gateway-envoy", complete: true},
 	// What the e2e suite applies: an overlay plus components/admin-endpoint-for-tests.
