@@ -169,8 +169,9 @@ func compose(t *testing.T, resources, components []string, namespace string, ext
 // target is one thing the tests render.
 type target struct {
 	name       string
-	dir        string   // a kustomization of the kit, or empty with components
-	components []string // composed onto kustomize/base in a temporary kustomization
+	dir        string   // a kustomization of the kit, or empty with components or resources
+	components []string // composed onto kustomize/base (or resources) in a temporary kustomization
+	resources  []string // composed instead of kustomize/base, when set
 	// complete: the render is something one applies as a whole (an overlay, an
 	// example), so every reference must resolve inside it and every namespace must be
 	// one of its Namespaces.
@@ -181,6 +182,9 @@ var targets = []target{
 	{name: "base", dir: "base"},
 	{name: "base/hello", dir: "base/hello"},
 	{name: "base/goodbye", dir: "base/goodbye"},
+	// The canary alone is not a whole app: with base/hello, as the overlays use it (its pod
+	// is covered by hello's disruption budget).
+	{name: "base/hello+hello-v2", resources: []string{"base/hello", "base/hello-v2"}},
 	{name: "overlays/headless", dir: "overlays/headless", complete: true},
 	{name: "overlays/nginx-ingress", dir: "overlays/nginx-ingress", complete: true},
 	{name: "overlays/gateway-api", dir: "overlays/gateway-api", complete: true},
@@ -195,6 +199,8 @@ var targets = []target{
 	{name: "base+components/admin-endpoint-for-tests", components: []string{adminComponent}},
 	{name: "base+components/backend-tls", components: []string{"components/backend-tls"}},
 	{name: "base+components/backend-tls+gateway-api", components: []string{"components/backend-tls", "components/backend-tls/gateway-api"}},
+	// The menu of kustomize/ (menu_test.go), as it stands: the headless topology.
+	{name: "kustomization.yaml (the menu)", dir: ".", complete: true},
 	{name: "examples/all-in-one", dir: "examples/all-in-one", complete: true},
 	{name: "examples/gateway-envoy", dir: "examples/gateway-envoy", complete: true},
 	// What the e2e suite applies: an overlay plus components/admin-endpoint-for-tests.
@@ -216,7 +222,11 @@ func (tg target) render(t *testing.T) []object {
 	t.Helper()
 	dir := tg.dir
 	if dir == "" {
-		dir = compose(t, []string{"base"}, tg.components, "", nil)
+		resources := tg.resources
+		if resources == nil {
+			resources = []string{"base"}
+		}
+		dir = compose(t, resources, tg.components, "", nil)
 	}
 	objs, err := render(dir)
 	if err != nil {
@@ -252,6 +262,9 @@ func TestEveryKustomizationIsRendered(t *testing.T) {
 	for _, tg := range targets {
 		if tg.dir != "" {
 			covered[tg.dir] = true
+		}
+		for _, r := range tg.resources {
+			covered[r] = true
 		}
 		for _, c := range tg.components {
 			covered[c] = true

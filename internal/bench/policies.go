@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,9 +14,8 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loopfleet"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 )
@@ -53,39 +50,29 @@ type policyResult struct {
 }
 
 // runPolicies starts 3 Hello servers on loopback addresses behind a local DNS name, as 3
-// pods behind a headless Service, and measures each scenario with the greeter's own
-// flags, dialer and load generator.
+// pods behind a headless Service (package loopfleet), and measures each scenario with the
+// greeter's own flags, dialer and load generator.
 func runPolicies(ctx context.Context, o options, out io.Writer) error {
 	p := o.policies
 	ips := []string{"127.0.0.8", "127.0.0.9", "127.0.0.10"}
-	if err := localdns.CheckLoopback(ips...); err != nil {
-		return err
-	}
-	port, err := localdns.FreePortOn(ips...)
+	fleet, err := loopfleet.New(ips...)
 	if err != nil {
 		return err
 	}
-	dns, err := localdns.Start("127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer dns.Close()
+	defer fleet.Close()
 	const name = "hello-headless.bench.test"
-	if err := dns.Set(name, ips...); err != nil {
+	// ORCA on (the default), the admin endpoint on (the bench slows a pod through it) and
+	// latency added to every call.
+	target, servers, err := fleet.Group(name, "pod", ips, loopfleet.Pod{Service: catalog.Hello(),
+		Args: []string{"-http-port=0", "-drain-delay=0s", "-admin", "-slow-latency=" + p.fast.String()}})
+	if err != nil {
 		return err
 	}
-	srvCtx, stopServers := context.WithCancel(context.Background())
-	defer stopServers()
 	var admins []string // each server's HTTP address
-	for i, ip := range ips {
-		a, err := startSlowable(srvCtx, ip, port, fmt.Sprintf("pod-%d", i+1), p.fast)
-		if err != nil {
-			return err
-		}
-		admins = append(admins, a)
+	for _, s := range servers {
+		admins = append(admins, s.HTTPAddr().String())
 	}
 	slowPod, slowAdmin := "pod-3", admins[2]
-	target := fmt.Sprintf("dns://%s/%s:%d", dns.Addr(), name, port)
 
 	wrrFlags := []string{"-lb", dialer.WeightedRoundRobin, "-wrr-blackout", "1s"}
 	scenarios := []scenario{
@@ -191,22 +178,6 @@ func printPolicyTable(out io.Writer, p policyOptions, rs []policyResult) {
 	rr := rs[1].s.Latency.P99
 	fmt.Fprintf(out, "round_robin p99 %.3f ms against the slow pod's %s (goal: at least that: %s)\n",
 		rr, p.slow, verdict(rr >= float64(p.slow)/float64(time.Millisecond)))
-}
-
-// startSlowable serves Hello on ip:port with ORCA on, the admin endpoint on (the bench
-// slows the pod through it) and latency added to every call; it returns the HTTP address.
-func startSlowable(ctx context.Context, ip string, port int, pod string, latency time.Duration) (string, error) {
-	cfg, err := serverkit.Load("bench", []string{"-listen-host=" + ip, "-port=" + strconv.Itoa(port), "-http-port=0",
-		"-drain-delay=0s", "-admin", "-slow-latency=" + latency.String()}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		return "", err
-	}
-	srv, err := serverkit.New(cfg, slog.New(slog.DiscardHandler), catalog.Hello().Server(identity.Identity{Pod: pod, PodIP: ip}, nil))
-	if err != nil {
-		return "", fmt.Errorf("start %s on %s:%d: %w", pod, ip, port, err)
-	}
-	go srv.Serve(ctx) //nolint:errcheck // stops with the bench
-	return srv.HTTPAddr().String(), nil
 }
 
 // setSlow sets a server's added latency through its admin endpoint.

@@ -1,8 +1,12 @@
-// Package catalog is the one table of the kit's gRPC services. The servers, the greeter,
-// the bench and the demo all read it, so adding a unary RPC is its proto, its handler and
-// one Method line here, a streaming RPC its proto, its handler and one StreamMethod line
-// (stream.go); adding a service is one Service entry.
+// Package catalog is the one table of the kit's gRPC services as a client sees them:
+// their descriptors and how to call each method. The servers, the greeter, the bench and
+// the demo all read it, so adding a unary RPC is its proto, its handler and one Method
+// line here, a streaming RPC its proto, its handler and one StreamMethod line
+// (stream.go); adding a service is one Service entry here and its implementation in
+// package serving.
 //
+// It links no server code (package serving holds the implementations, package serverkit
+// the server framework), so the greeter does not either; client/greeter's tests check it.
 // Names come from the generated ServiceDesc: nothing here spells "helloworld.Hello".
 package catalog
 
@@ -14,11 +18,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/goodbye"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
@@ -34,9 +33,6 @@ type Service struct {
 	Methods []Method
 	// Streams are the streaming methods the greeter can open (greeter -stream).
 	Streams []StreamMethod
-	// newImpl builds the implementation registered with Desc, given the pod's identity and
-	// the request metadata keys replies echo.
-	newImpl func(identity.Identity, reqmeta.Keys) any
 }
 
 // Method is one unary method and how to call it with a name.
@@ -72,14 +68,6 @@ func (s Service) Method(name string) (Method, error) {
 	return Method{}, fmt.Errorf("%s has no method %q: want %s", s.Name(), name, strings.Join(names, " or "))
 }
 
-// Server is what serverkit serves for this service in a pod with identity id.
-func (s Service) Server(id identity.Identity, echo reqmeta.Keys) serverkit.Service {
-	impl := s.newImpl(id, echo)
-	return serverkit.Service{Name: s.Desc.ServiceName, Register: func(r grpc.ServiceRegistrar) {
-		r.RegisterService(s.Desc, impl)
-	}}
-}
-
 // All is every service of the kit, in a fixed order.
 func All() []Service { return []Service{Hello(), Goodbye()} }
 
@@ -101,7 +89,6 @@ func Hello() Service {
 				return &pb.ChatHelloRequest{Name: o.Name, ResumeFrom: o.ResumeFrom}
 			}),
 		},
-		newImpl: func(id identity.Identity, echo reqmeta.Keys) any { return hello.New(id, echo) },
 	}
 }
 
@@ -123,7 +110,6 @@ func Goodbye() Service {
 				return &pb.ChatGoodbyeRequest{Name: o.Name, ResumeFrom: o.ResumeFrom}
 			}),
 		},
-		newImpl: func(id identity.Identity, echo reqmeta.Keys) any { return goodbye.New(id, echo) },
 	}
 }
 

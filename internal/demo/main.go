@@ -10,10 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -24,9 +22,8 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loopfleet"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 )
 
 func main() {
@@ -46,43 +43,30 @@ type group struct {
 	service catalog.Service
 	dnsName string
 	ips     []string
+	target  string // dns://DNS/dnsName:port, once started
 }
 
 func run(ctx context.Context, calls int, serve bool, out io.Writer) error {
 	groups := []group{
-		{catalog.Hello(), "hello-headless.demo.test", []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}},
-		{catalog.Goodbye(), "goodbye-headless.demo.test", []string{"127.0.0.5", "127.0.0.6", "127.0.0.7"}},
+		{service: catalog.Hello(), dnsName: "hello-headless.demo.test", ips: []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}},
+		{service: catalog.Goodbye(), dnsName: "goodbye-headless.demo.test", ips: []string{"127.0.0.5", "127.0.0.6", "127.0.0.7"}},
 	}
-	dns, err := localdns.Start("127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer dns.Close()
 	var all []string
 	for _, g := range groups {
 		all = append(all, g.ips...)
 	}
-	if err := localdns.CheckLoopback(all...); err != nil {
-		return err
-	}
-	port, err := localdns.FreePortOn(all...)
+	fleet, err := loopfleet.New(all...)
 	if err != nil {
 		return err
 	}
-
-	srvCtx, stopServers := context.WithCancel(context.Background())
-	defer stopServers()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	fmt.Fprintf(out, "Local DNS server on %s (it plays the cluster DNS):\n", dns.Addr())
-	for _, g := range groups {
-		if err := dns.Set(g.dnsName, g.ips...); err != nil {
+	defer fleet.Close()
+	port := fleet.Port()
+	fmt.Fprintf(out, "Local DNS server on %s (it plays the cluster DNS):\n", fleet.DNS().Addr())
+	for i, g := range groups {
+		pod := loopfleet.Pod{Service: g.service, ID: identity.Identity{Version: "v1", Node: "laptop"},
+			Args: []string{"-http-port=-1", "-drain-delay=0s"}}
+		if groups[i].target, _, err = fleet.Group(g.dnsName, "", g.ips, pod); err != nil {
 			return err
-		}
-		for i, ip := range g.ips {
-			pod := fmt.Sprintf("%s-%d", g.service.Key, i+1)
-			if err := startServer(srvCtx, log, g.service, ip, port, pod); err != nil {
-				return err
-			}
 		}
 		fmt.Fprintf(out, "  %-28s → %s  (%s servers on port %d)\n", g.dnsName, strings.Join(g.ips, ", "), g.service.Key, port)
 	}
@@ -96,9 +80,8 @@ func run(ctx context.Context, calls int, serve bool, out io.Writer) error {
 	results := map[string]map[string]int64{}
 	var pods []string
 	for _, sp := range specs {
-		target := fmt.Sprintf("dns://%s/%s:%d", dns.Addr(), sp.g.dnsName, port)
-		fmt.Fprintf(out, "\n$ greeter -target %s -service %s -lb %s -n %d\n", target, sp.g.service.Key, sp.lb, calls)
-		s, err := callMany(ctx, target, sp.g.service, sp.lb, calls)
+		fmt.Fprintf(out, "\n$ greeter -target %s -service %s -lb %s -n %d\n", sp.g.target, sp.g.service.Key, sp.lb, calls)
+		s, err := callMany(ctx, sp.g.target, sp.g.service, sp.lb, calls)
 		if err != nil {
 			return err
 		}
@@ -142,23 +125,8 @@ Servers stay up until Ctrl-C. Try:
   go run ./client/greeter -target dns://%[1]s/%[2]s:%[3]d -n 300 -expect-backends 3 -max-skew 0
   go run ./client/greeter -target dns://%[1]s/%[4]s:%[3]d -service goodbye
   go tool -modfile=tools/go.mod grpcurl -plaintext -d '{"name":"Ryo"}' 127.0.0.2:%[3]d helloworld.Hello.SayHello
-`, dns.Addr(), groups[0].dnsName, port, groups[1].dnsName)
+`, fleet.DNS().Addr(), groups[0].dnsName, port, groups[1].dnsName)
 	<-ctx.Done()
-	return nil
-}
-
-func startServer(ctx context.Context, log *slog.Logger, service catalog.Service, ip string, port int, pod string) error {
-	cfg, err := serverkit.Load("demo", []string{"-listen-host=" + ip, "-port=" + strconv.Itoa(port), "-http-port=-1", "-drain-delay=0s"},
-		func(string) string { return "" }, io.Discard)
-	if err != nil {
-		return err
-	}
-	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1", Node: "laptop"}
-	srv, err := serverkit.New(cfg, log, service.Server(id, nil))
-	if err != nil {
-		return fmt.Errorf("start %s on %s:%d: %w", pod, ip, port, err)
-	}
-	go srv.Serve(ctx) //nolint:errcheck // the demo ends with the process
 	return nil
 }
 
@@ -172,13 +140,11 @@ func callMany(ctx context.Context, target string, service catalog.Service, lb st
 	call := greeter.NewCall(cc, service.Methods[0], "demo", nil, nil)
 	// Wait until every connection is up so round robin rotates over all three.
 	cc.Connect()
-	deadline := time.Now().Add(3 * time.Second)
-	seen := map[string]bool{}
-	for time.Now().Before(deadline) && (len(seen) < 3 && lb == dialer.RoundRobin || len(seen) == 0) {
-		if b, err := call(ctx); err == nil {
-			seen[b.GetPod()] = true
-		}
+	want := 1
+	if lb == dialer.RoundRobin {
+		want = 3
 	}
+	loadgen.WarmUp(ctx, call, want, 3*time.Second, time.Second)
 	tally, elapsed, err := loadgen.Run(ctx, loadgen.Plan{Calls: n, Concurrency: 1, Timeout: 5 * time.Second}, call, 0, nil)
 	if err != nil {
 		return report.Summary{}, err

@@ -24,6 +24,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 )
 
 // The fixture is a namespace "kit" in a fake clientset whose pods are real Hello servers
@@ -73,7 +74,7 @@ func newFixture(t *testing.T, n int, serverTLS bool) *fixture {
 			KeepaliveTime: 30 * time.Second, KeepaliveTimeout: 10 * time.Second, KeepaliveMinTime: 5 * time.Second,
 			MaxRecvMsgSize: 4096, MaxConcurrentStreams: 100, LogLevel: "error", LogFormat: "text",
 			TLSCertFile: certFile, TLSKeyFile: keyFile}
-		srv, err := serverkit.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), catalog.Hello().Server(identity.Identity{Pod: name, PodIP: ip}, nil))
+		srv, err := serverkit.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), serving.Server(catalog.Hello(), identity.Identity{Pod: name, PodIP: ip}, nil))
 		if err != nil {
 			t.Fatalf("start %s: %v", name, err)
 		}

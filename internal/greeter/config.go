@@ -13,6 +13,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/keepalivepolicy"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/statuscode"
@@ -149,7 +150,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.StringVar(&c.Dial.CACert, "cacert", "", "PEM CA certificate to verify the server or ingress with")
 	fs.BoolVar(&c.Dial.Insecure, "insecure", false, "TLS without certificate verification (testing only)")
 	fs.StringVar(&c.Dial.Authority, "authority", "", "value of :authority and the TLS server name (host-based routing in ingresses and gateways)")
-	fs.DurationVar(&c.Dial.Keepalive, "keepalive", 0, "ping an idle connection this often to find dead ones (0 = off; grpc-go's floor is 10s). Must be at least the server's keepalive-min-time (10s on the kit's servers), else the server closes the connection with GOAWAY too_many_pings")
+	fs.DurationVar(&c.Dial.Keepalive, "keepalive", 0, fmt.Sprintf("ping an idle connection this often to find dead ones (0 = off; grpc-go's floor is 10s). Must be at least the server's keepalive-min-time (%s on the kit's servers), else the server closes the connection with GOAWAY too_many_pings", keepalivepolicy.MinTime))
 	fs.DurationVar(&c.DNSMinResolve, "dns-min-resolve", 0, "shortest interval between DNS re-resolutions (0 keeps grpc-go's default of 30s)")
 	fs.Var(headerFlag{&c.Headers}, "H", "metadata header key=value, repeatable (e.g. -H x-experiment-group=canary)")
 	fs.StringVar(&service, "service", catalog.Keys()[0], "which service to call: "+strings.Join(catalog.Keys(), " or "))

@@ -188,26 +188,11 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 }
 
 // warmup makes uncounted calls until c.Expect.Backends distinct backends have answered
-// (if set) or c.Warmup has passed. Round robin only rotates over connections that are up:
-// calls made while some are still connecting would pile on the first ones.
+// (if set) or c.Warmup has passed (loadgen.WarmUp says why).
 func warmup(ctx context.Context, c Config, call loadgen.CallFunc, stderr io.Writer) {
-	deadline := time.Now().Add(c.Warmup)
-	seen := map[string]bool{}
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		cctx, cancel := context.WithTimeout(ctx, c.Plan.Timeout)
-		b, err := call(cctx)
-		cancel()
-		if err == nil {
-			seen[b.GetPod()] = true
-		} else {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if c.Expect.Backends > 0 && len(seen) >= c.Expect.Backends {
-			break
-		}
-	}
+	seen := loadgen.WarmUp(ctx, call, c.Expect.Backends, c.Warmup, c.Plan.Timeout)
 	if !c.Quiet {
-		fmt.Fprintf(stderr, "warmup: %d backends answered\n", len(seen))
+		fmt.Fprintf(stderr, "warmup: %d backends answered\n", seen)
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/keepalivepolicy"
 )
 
 // ForError is For of err's status; "" when err carries no gRPC status or nothing is known.
@@ -33,7 +33,7 @@ func For(code codes.Code, msg string) string {
 	}
 	switch {
 	case has("too_many_pings"):
-		return fmt.Sprintf("the server closed the connection with GOAWAY too_many_pings: the client's keepalive pings more often than the server allows. Raise -keepalive to at least the server's keepalive-min-time (%s on the kit's servers, KEEPALIVE_MIN_TIME), or lower KEEPALIVE_MIN_TIME on the servers.", serverkit.DefaultKeepaliveMinTime)
+		return fmt.Sprintf("the server closed the connection with GOAWAY too_many_pings: the client's keepalive pings more often than the server allows. Raise -keepalive to at least the server's keepalive-min-time (%s on the kit's servers, KEEPALIVE_MIN_TIME), or lower KEEPALIVE_MIN_TIME on the servers.", keepalivepolicy.MinTime)
 	case has("first record does not look like a TLS handshake"):
 		return "TLS mismatch: the client speaks TLS but the server is plaintext (h2c). Drop -tls/-cacert/-insecure, or point at the TLS entry point."
 	case has("error reading server preface", "connection closed before server preface received", "http2: frame too large"):

@@ -86,3 +86,29 @@ func TestPlanValidate(t *testing.T) {
 		t.Errorf("Run with empty plan: %v", err)
 	}
 }
+
+// WarmUp stops as soon as n distinct backends answered, and otherwise at its deadline
+// with the count it reached.
+func TestWarmUp(t *testing.T) {
+	var i atomic.Int64
+	pods := []string{"a", "", "b", "a", "c", "b"} // "": the call fails
+	rotating := func(context.Context) (*pb.Backend, error) {
+		pod := pods[int(i.Add(1)-1)%len(pods)]
+		if pod == "" {
+			return nil, errors.New("not up yet")
+		}
+		return &pb.Backend{Pod: pod}, nil
+	}
+	if got := WarmUp(context.Background(), rotating, 3, 5*time.Second, time.Second); got != 3 || i.Load() != 5 {
+		t.Fatalf("WarmUp to 3: %d backends after %d calls, want 3 after 5 (a, failed, b, a, c)", got, i.Load())
+	}
+	start := time.Now()
+	if got := WarmUp(context.Background(), ok, 2, 200*time.Millisecond, time.Second); got != 1 || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("WarmUp to 2 with one backend: %d backends after %s, want 1 after the 200ms deadline", got, time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := WarmUp(ctx, ok, 1, time.Minute, time.Second); got != 0 {
+		t.Fatalf("WarmUp with a cancelled context made calls: %d backends", got)
+	}
+}

@@ -15,14 +15,10 @@ import (
 
 var threeIPs = []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
 
+// threeBackends is hello-1, hello-2 and hello-3 behind hello.kit.test.
 func threeBackends(t *testing.T, tweak func(*serverkit.Config)) (*cluster, []*backend) {
 	t.Helper()
-	port := freePortOn(t, threeIPs...)
-	var bs []*backend
-	for i, ip := range threeIPs {
-		bs = append(bs, startBackend(t, ip, port, "hello-"+strconv.Itoa(i+1), tweak))
-	}
-	return newCluster(t, "hello.kit.test", port, threeIPs...), bs
+	return startGroup(t, "hello.kit.test", "hello", threeIPs, tweak)
 }
 
 func TestRoundRobinSpreadsExactly(t *testing.T) {
@@ -108,17 +104,17 @@ func TestMaxConnectionAgeFindsNewBackend(t *testing.T) {
 		{"no max-connection-age", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := freePortOn(t, ips...)
+			f := newFleet(t, ips...)
 			tweak := func(c *serverkit.Config) {
 				c.MaxConnectionAge, c.MaxConnectionAgeGrace = tc.age, 500*time.Millisecond
 			}
-			startBackend(t, ips[0], port, "old-1", tweak)
-			startBackend(t, ips[1], port, "old-2", tweak)
-			c := newCluster(t, "scale.kit.test", port, ips[:2]...)
+			startBackend(t, f, ips[0], "old-1", tweak)
+			startBackend(t, f, ips[1], "old-2", tweak)
+			c := newCluster(t, f, "scale.kit.test", ips[:2]...)
 			call := helloCall(c.client(t, dialer.RoundRobin, true))
 			warmUp(t, call, 2)
 
-			startBackend(t, ips[2], port, "new-3", tweak)
+			startBackend(t, f, ips[2], "new-3", tweak)
 			if err := c.dns.Set(c.name, ips...); err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +150,8 @@ func TestMaxConnectionAgeFindsNewBackend(t *testing.T) {
 func TestSIGTERMUnderLoadLosesNoCall(t *testing.T) {
 	bin := buildBinary(t, "hello", "./services/hello")
 	ips := []string{"127.0.0.31", "127.0.0.32", "127.0.0.33"}
-	port := freePortOn(t, ips...)
+	f := newFleet(t, ips...) // the processes are the pods; the fleet gives the port and the DNS
+	port := f.Port()
 	procs := make([]*exec.Cmd, len(ips))
 	for i, ip := range ips {
 		cmd := exec.Command(bin)
@@ -169,7 +166,7 @@ func TestSIGTERMUnderLoadLosesNoCall(t *testing.T) {
 		procs[i] = cmd
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	}
-	c := newCluster(t, "drain.kit.test", port, ips...)
+	c := newCluster(t, f, "drain.kit.test", ips...)
 	call := helloCall(c.client(t, dialer.RoundRobin, true))
 	warmUp(t, call, 3)
 

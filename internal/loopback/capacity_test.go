@@ -20,16 +20,11 @@ import (
 // come from the greeter's own flags, so the service configs are the ones users get.
 func TestPoliciesFollowCapacity(t *testing.T) {
 	ips := []string{"127.0.0.46", "127.0.0.47", "127.0.0.48"}
-	port := freePortOn(t, ips...)
-	var bs []*backend
-	for i, ip := range ips {
-		bs = append(bs, startBackend(t, ip, port, fmt.Sprintf("pod-%d", i+1), func(c *serverkit.Config) {
-			// Load reports on, sampled every 250 ms so weights form in a second.
-			c.ORCA, c.ORCAInterval = true, 250*time.Millisecond
-		}))
-	}
+	c, bs := startGroup(t, "capacity.kit.test", "pod", ips, func(c *serverkit.Config) {
+		// Load reports on, sampled every 250 ms so weights form in a second.
+		c.ORCA, c.ORCAInterval = true, 250*time.Millisecond
+	})
 	bs[2].setSlow(t, "20ms") // through the real admin endpoint
-	c := newCluster(t, "capacity.kit.test", port, ips...)
 
 	for _, tc := range []struct {
 		lb       string
@@ -66,7 +61,7 @@ func TestPoliciesFollowCapacity(t *testing.T) {
 			var slow float64
 			for _, b := range s.Backends {
 				t.Logf("%s: %s %d calls (%.1f%%), p50 %.2f ms, p99 %.2f ms", tc.lb, b.Pod, b.Calls, 100*b.Share, b.Latency.P50, b.Latency.P99)
-				if b.Pod == bs[2].pod {
+				if b.Pod == bs[2].ID.Pod {
 					slow = b.Share
 				}
 			}
@@ -81,13 +76,13 @@ func TestPoliciesFollowCapacity(t *testing.T) {
 // setSlow sets b's added latency through its real admin HTTP endpoint.
 func (b *backend) setSlow(t *testing.T, latency string) {
 	t.Helper()
-	resp, err := http.Post(fmt.Sprintf("http://%s/admin/slow?latency=%s", b.srv.HTTPAddr(), latency), "", nil)
+	resp, err := http.Post(fmt.Sprintf("http://%s/admin/slow?latency=%s", b.HTTPAddr(), latency), "", nil)
 	if err != nil {
-		t.Fatalf("slow %s: %v", b.pod, err)
+		t.Fatalf("slow %s: %v", b.ID.Pod, err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("slow %s to %s: HTTP %d %s", b.pod, latency, resp.StatusCode, body)
+		t.Fatalf("slow %s to %s: HTTP %d %s", b.ID.Pod, latency, resp.StatusCode, body)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loadgen"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/localdns"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loopfleet"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 )
@@ -85,7 +86,8 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(string(b[:len(b)-1]))
 }
 
-// freePortOn returns a TCP port free on every one of ips.
+// freePortOn returns a TCP port free on every one of ips, for a server that is not part
+// of a fleet (a process, or a server without a DNS name).
 func freePortOn(t *testing.T, ips ...string) int {
 	t.Helper()
 	port, err := localdns.FreePortOn(ips...)
@@ -95,55 +97,93 @@ func freePortOn(t *testing.T, ips ...string) int {
 	return port
 }
 
-// backend is one in-process Hello server.
-type backend struct {
-	ip, pod string
-	srv     *serverkit.Server
-	stop    context.CancelFunc
-	done    chan error
-}
+// testArgs is how the tests' servers differ from the servers' defaults: the HTTP port
+// (admin) on a free port, no drain delay and a short shutdown, keepalive enforcement at
+// 5s, none of the connection and stream bounds (max connection age, stream max age and
+// rate, streams per connection), a goroutine per call, no ORCA, no echoed metadata, the
+// admin endpoint on, text logs. A test that needs one of them sets it (a tweak).
+var testArgs = []string{"-http-port=0", "-drain-delay=0s", "-shutdown-timeout=2s", "-keepalive-min-time=5s",
+	"-max-connection-age=0s", "-max-connection-age-grace=0s", "-stream-max-age=0s", "-stream-max-rate=0",
+	"-max-streams-per-conn=0", "-stream-workers=0", "-orca=false", "-orca-interval=0s", "-echo-metadata=",
+	"-admin", "-log-format=text"}
 
-func testConfig(ip string, port int) serverkit.Config {
-	return serverkit.Config{
-		ListenHost: ip, Port: port, HTTPPort: 0,
-		DrainDelay: 0, ShutdownTimeout: 2 * time.Second,
-		KeepaliveTime: 30 * time.Second, KeepaliveTimeout: 10 * time.Second, KeepaliveMinTime: 5 * time.Second,
-		MaxRecvMsgSize: 4096, MaxConcurrentStreams: 1000,
-		AdminEnabled: true, LogLevel: "info", LogFormat: "text",
-	}
-}
-
-// startBackend starts a Hello server named pod on ip:port; tweak may adjust its config.
-func startBackend(t *testing.T, ip string, port int, pod string, tweak func(*serverkit.Config)) *backend {
+// testConfig is a test server's config on ip:port: the servers' defaults with testArgs.
+func testConfig(t *testing.T, ip string, port int) serverkit.Config {
 	t.Helper()
-	cfg := testConfig(ip, port)
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("pod", pod)
-	id := identity.Identity{Pod: pod, PodIP: ip, Version: "v1"}
-	srv, err := serverkit.New(cfg, log, catalog.Hello().Server(id, nil))
+	cfg, err := loopfleet.Config(ip, port, testArgs...)
 	if err != nil {
-		t.Fatalf("start %s: %v", pod, err)
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b := &backend{ip: ip, pod: pod, srv: srv, stop: cancel, done: make(chan error, 1)}
-	go func() { b.done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-b.done })
-	return b
+	return cfg
+}
+
+// testLog is where the tests' servers log: warnings and errors, in the test's output.
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// newFleet is a loopfleet.Fleet on ips (a port free on all of them, a DNS server) whose
+// servers stop at the end of the test.
+func newFleet(t *testing.T, ips ...string) *loopfleet.Fleet {
+	t.Helper()
+	f, err := loopfleet.New(ips...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.Close(); err != nil {
+			t.Logf("stop the fleet: %v", err)
+		}
+	})
+	return f
+}
+
+// backend is one in-process Hello server.
+type backend struct{ *loopfleet.Server }
+
+// helloPod is a Hello server named pod on ip, with testArgs then tweak (if not nil).
+func helloPod(t *testing.T, ip, pod string, tweak func(*serverkit.Config)) loopfleet.Pod {
+	return loopfleet.Pod{Service: catalog.Hello(), ID: identity.Identity{Pod: pod, PodIP: ip, Version: "v1"},
+		Args: testArgs, Tweak: tweak, Log: testLog(t)}
+}
+
+// startBackend starts a Hello server named pod on ip at f's port; tweak may adjust its config.
+func startBackend(t *testing.T, f *loopfleet.Fleet, ip, pod string, tweak func(*serverkit.Config)) *backend {
+	t.Helper()
+	s, err := f.Start(helloPod(t, ip, pod, tweak))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &backend{s}
+}
+
+// startGroup starts a Hello server on each of ips, named prefix-1, prefix-2, ..., behind
+// name: a headless Service and its pods.
+func startGroup(t *testing.T, name, prefix string, ips []string, tweak func(*serverkit.Config)) (*cluster, []*backend) {
+	t.Helper()
+	f := newFleet(t, ips...)
+	target, servers, err := f.Group(name, prefix, ips, helloPod(t, "", "", tweak))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs []*backend
+	for _, s := range servers {
+		bs = append(bs, &backend{s})
+	}
+	return &cluster{dns: f.DNS(), name: name, target: target}, bs
 }
 
 // setHealth flips b through its real admin HTTP endpoint.
 func (b *backend) setHealth(t *testing.T, status string) {
 	t.Helper()
-	resp, err := http.Post(fmt.Sprintf("http://%s/admin/health?status=%s", b.srv.HTTPAddr(), status), "", nil)
+	resp, err := http.Post(fmt.Sprintf("http://%s/admin/health?status=%s", b.HTTPAddr(), status), "", nil)
 	if err != nil {
-		t.Fatalf("flip %s: %v", b.pod, err)
+		t.Fatalf("flip %s: %v", b.ID.Pod, err)
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("flip %s to %s: HTTP %d", b.pod, status, resp.StatusCode)
+		t.Fatalf("flip %s to %s: HTTP %d", b.ID.Pod, status, resp.StatusCode)
 	}
 }
 
@@ -151,21 +191,17 @@ func (b *backend) setHealth(t *testing.T, status string) {
 type cluster struct {
 	dns    *localdns.Server
 	name   string
-	port   int
 	target string
 }
 
-func newCluster(t *testing.T, name string, port int, ips ...string) *cluster {
+// newCluster makes name resolve to ips through f's DNS server.
+func newCluster(t *testing.T, f *loopfleet.Fleet, name string, ips ...string) *cluster {
 	t.Helper()
-	d, err := localdns.Start("127.0.0.1:0")
+	target, err := f.Name(name, ips...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
-	if err := d.Set(name, ips...); err != nil {
-		t.Fatal(err)
-	}
-	return &cluster{dns: d, name: name, port: port, target: fmt.Sprintf("dns://%s/%s:%d", d.Addr(), name, port)}
+	return &cluster{dns: f.DNS(), name: name, target: target}
 }
 
 // client dials c's name with the greeter's own dialer.
@@ -207,18 +243,8 @@ func counts(s report.Summary) map[string]int64 {
 // warmUp calls until n distinct backends have answered, so round robin rotates over all.
 func warmUp(t *testing.T, call loadgen.CallFunc, n int) {
 	t.Helper()
-	seen := map[string]bool{}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(seen) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("warm-up: only %d of %d backends answered in 10s", len(seen), n)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		b, err := call(ctx)
-		cancel()
-		if err == nil {
-			seen[b.GetPod()] = true
-		}
+	if seen := loadgen.WarmUp(context.Background(), call, n, 10*time.Second, time.Second); seen < n {
+		t.Fatalf("warm-up: only %d of %d backends answered in 10s", seen, n)
 	}
 }
 

@@ -60,9 +60,9 @@ func startH2CProxy(t *testing.T, backend string, failFirst int64, httpStatus int
 // mapped code.
 func TestRetryPolicyRetriesProxyErrors(t *testing.T) {
 	ip := "127.0.0.41"
-	port := freePortOn(t, ip)
-	startBackend(t, ip, port, "behind-proxy", nil)
-	backend := net.JoinHostPort(ip, itoa(port))
+	f := newFleet(t, ip)
+	startBackend(t, f, ip, "behind-proxy", nil)
+	backend := net.JoinHostPort(ip, itoa(f.Port()))
 	waitListening(t, backend)
 
 	for _, tc := range []struct {

@@ -19,6 +19,8 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/greeter"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/keepalivepolicy"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loopfleet"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
@@ -147,10 +149,10 @@ func TestStreamsSurviveDrain(t *testing.T) {
 				t.Fatal(err)
 			}
 			t0 := time.Now()
-			bs[0].stop()
+			stopped := make(chan error, 1)
+			go func() { stopped <- bs[0].Stop() }()
 			select {
-			case err := <-bs[0].done:
-				bs[0].done <- err // for the cleanup
+			case err := <-stopped:
 				if err != nil {
 					t.Fatalf("drain: %v", err)
 				}
@@ -198,20 +200,17 @@ func (f forgetful) StreamHellos(req *pb.StreamHellosRequest, st grpc.ServerStrea
 // -max-dup 0 fails with exit 3.
 func TestStreamResumeIsChecked(t *testing.T) {
 	ip := "127.0.0.49"
-	cfg := testConfig(ip, freePortOn(t, ip))
+	cfg := testConfig(t, ip, freePortOn(t, ip))
 	cfg.StreamMaxAge = 500 * time.Millisecond
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	name := pb.Hello_ServiceDesc.ServiceName
-	srv, err := serverkit.New(cfg, log, serverkit.Service{Name: name, Register: func(r grpc.ServiceRegistrar) {
+	srv, err := loopfleet.Serve(cfg, log, serverkit.Service{Name: name, Register: func(r grpc.ServiceRegistrar) {
 		pb.RegisterHelloServer(r, forgetful{hello.New(identity.Identity{Pod: "forgetful"}, nil)})
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { srv.Stop() })
 
 	s, err := streamRun(t, "-target", srv.Addr().String(), "-stream", "server", "-streams", "2", "-interval", "50ms",
 		"-duration", "1800ms", "-max-dup", "0")
@@ -232,13 +231,13 @@ func TestKeepaliveTooManyPings(t *testing.T) {
 		goaway  bool
 	}{
 		{"server allows a ping a minute", "127.0.0.51", time.Minute, true},
-		{"kit default 10s", "127.0.0.52", serverkit.DefaultKeepaliveMinTime, false},
+		{"kit default 10s", "127.0.0.52", keepalivepolicy.MinTime, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			port := freePortOn(t, tc.ip)
-			startBackend(t, tc.ip, port, "pinged", func(c *serverkit.Config) { c.KeepaliveMinTime = tc.minTime })
-			c := newCluster(t, "ping.kit.test", port, tc.ip)
+			f := newFleet(t, tc.ip)
+			startBackend(t, f, tc.ip, "pinged", func(c *serverkit.Config) { c.KeepaliveMinTime = tc.minTime })
+			c := newCluster(t, f, "ping.kit.test", tc.ip)
 			// One message a minute: the connection is silent, so the client's keepalive pings.
 			s, err := streamRun(t, "-target", c.target, "-stream", "server", "-interval", "1m", "-duration", "40s", "-keepalive", "10s")
 			if err != nil {
@@ -284,7 +283,8 @@ func runGreeterArgs(args []string) (string, error) {
 func TestSIGTERMUnderStreams(t *testing.T) {
 	bin := buildBinary(t, "hello", "./services/hello")
 	ips := []string{"127.0.0.34", "127.0.0.35", "127.0.0.39"}
-	port := freePortOn(t, ips...)
+	f := newFleet(t, ips...) // the processes are the pods; the fleet gives the port and the DNS
+	port := f.Port()
 	procs := make([]*exec.Cmd, len(ips))
 	for i, ip := range ips {
 		cmd := exec.Command(bin)
@@ -302,7 +302,7 @@ func TestSIGTERMUnderStreams(t *testing.T) {
 	for _, ip := range ips {
 		waitListening(t, ip+":"+itoa(port))
 	}
-	c := newCluster(t, "sigterm-streams.kit.test", port, ips...)
+	c := newCluster(t, f, "sigterm-streams.kit.test", ips...)
 	type result struct {
 		s   report.StreamSummary
 		err error

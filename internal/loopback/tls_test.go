@@ -73,13 +73,9 @@ func TestHeadlessRoundRobinOverTLS(t *testing.T) {
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			dir := writeCerts(t, tc.hosts...)
-			port := freePortOn(t, tlsIPs...)
-			for i, ip := range tlsIPs {
-				startBackend(t, ip, port, "hello-"+strconv.Itoa(i+1), func(c *serverkit.Config) {
-					c.TLSCertFile, c.TLSKeyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-				})
-			}
-			c := newCluster(t, name, port, tlsIPs...)
+			c, _ := startGroup(t, name, "hello", tlsIPs, func(c *serverkit.Config) {
+				c.TLSCertFile, c.TLSKeyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+			})
 			call := helloCall(tlsClient(t, c, dir, tc.authority))
 			if !tc.ok {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net"
 	"os"
@@ -35,13 +34,11 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/dialer"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loopfleet"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/reqmeta"
-	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 )
 
 // Proxyless gRPC on loopback: the greeter binary dials xds:///, with the bootstrap of
@@ -202,18 +199,13 @@ func kitRoutes() *routev3.RouteConfiguration {
 
 // startVersioned starts a Hello server reporting version and echoing the metadata the
 // manifests' servers echo (x-experiment-group, x-routed-by).
-func startVersioned(t *testing.T, ip string, port int, pod, version string) {
+func startVersioned(t *testing.T, f *loopfleet.Fleet, ip, pod, version string) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("pod", pod)
-	srv, err := serverkit.New(testConfig(ip, port), log, catalog.Hello().Server(identity.Identity{Pod: pod, PodIP: ip, Version: version},
-		reqmeta.ParseKeys("x-experiment-group,x-routed-by")))
-	if err != nil {
-		t.Fatalf("start %s: %v", pod, err)
+	p := helloPod(t, ip, pod, nil)
+	p.ID.Version, p.Echo = version, reqmeta.ParseKeys("x-experiment-group,x-routed-by")
+	if _, err := f.Start(p); err != nil {
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 }
 
 // xdsGreeter runs the greeter binary with bootstrap in its environment (grpc-go reads it
@@ -245,13 +237,14 @@ func xdsGreeter(t *testing.T, bootstrap string, args ...string) (string, int) {
 func TestProxylessXDS(t *testing.T) {
 	v1 := []string{"127.0.0.41", "127.0.0.42", "127.0.0.43"}
 	v2 := []string{"127.0.0.44"}
-	port := freePortOn(t, append(append([]string{}, v1...), v2...)...)
+	f := newFleet(t, append(append([]string{}, v1...), v2...)...) // xDS, not DNS, names them
+	port := f.Port()
 	var v1Addrs, v2Addrs []string
 	for i, ip := range v1 {
-		startVersioned(t, ip, port, fmt.Sprintf("hello-%d", i+1), "v1")
+		startVersioned(t, f, ip, fmt.Sprintf("hello-%d", i+1), "v1")
 		v1Addrs = append(v1Addrs, net.JoinHostPort(ip, itoa(port)))
 	}
-	startVersioned(t, v2[0], port, "hello-v2-1", "v2")
+	startVersioned(t, f, v2[0], "hello-v2-1", "v2")
 	v2Addrs = append(v2Addrs, net.JoinHostPort(v2[0], itoa(port)))
 
 	plane := startXDSPlane(t)

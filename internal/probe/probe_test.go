@@ -16,6 +16,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 )
 
 // The names the throwaway certificate carries: a Service's DNS names, not 127.0.0.1, as
@@ -48,7 +49,7 @@ func startHello(t *testing.T, certs *tlsFiles) (*serverkit.Server, string) {
 	if certs != nil {
 		cfg.TLSCertFile, cfg.TLSKeyFile = certs.cert, certs.key
 	}
-	srv, err := serverkit.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), catalog.Hello().Server(identity.Identity{Pod: "hello-1"}, nil))
+	srv, err := serverkit.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), serving.Server(catalog.Hello(), identity.Identity{Pod: "hello-1"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/envflag"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/keepalivepolicy"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
 )
 
@@ -85,12 +86,6 @@ type Config struct {
 	LogFormat    string // json or text
 }
 
-// DefaultKeepaliveMinTime is the servers' keepalive enforcement: a client that pings
-// more often is sent GOAWAY too_many_pings. 10s is grpc-go's floor for a client's
-// keepalive time, so any grpc-go client's keepalive passes; clients that ping to keep
-// long-lived streams alive through proxies and NATs (greeter -keepalive) use 10s or more.
-const DefaultKeepaliveMinTime = 10 * time.Second
-
 // DefaultStreamMaxAge: five minutes. A stream reopens once per this long (one new stream
 // and its first message: nothing next to five minutes of messages), and a scale-out or a
 // rollout is spread over the new pods within it. Shorter costs reconnects for little;
@@ -121,7 +116,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", DefaultMaxConnectionAgeGrace, "time calls and streams in flight get after max-connection-age before the connection is closed; streams end on purpose before then (keep it above 1.1 × stream-max-age for streams to live their full age)")
 	fs.DurationVar(&c.KeepaliveTime, "keepalive-time", 30*time.Second, "ping an idle connection after this long")
 	fs.DurationVar(&c.KeepaliveTimeout, "keepalive-timeout", 10*time.Second, "close the connection if a ping gets no answer in this long")
-	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", DefaultKeepaliveMinTime, "reject clients that ping more often than this")
+	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", keepalivepolicy.MinTime, "reject clients that ping more often than this")
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", 4096, "largest request in bytes; larger gets RESOURCE_EXHAUSTED")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 1000, "concurrent calls per client connection")
 	fs.DurationVar(&c.StreamMaxAge, "stream-max-age", DefaultStreamMaxAge, "end each streaming call after this long (±10%) with UNAVAILABLE \"stream max age reached, reconnect\", so reopened streams rebalance onto new pods (0 = never)")

@@ -14,6 +14,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/probe"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 )
 
 func main() {
@@ -32,5 +33,5 @@ func run(ctx context.Context) error {
 	if len(os.Args) > 1 && os.Args[1] == probe.Command {
 		return probe.Run(ctx, svc.Key, svc.Name(), os.Args[2:], os.Getenv, os.Stdout, os.Stderr)
 	}
-	return serverkit.Run(ctx, svc.Key, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, svc.Server)
+	return serverkit.Run(ctx, svc.Key, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, serving.For(svc))
 }
