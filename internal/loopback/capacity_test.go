@@ -35,7 +35,7 @@ func TestPoliciesFollowCapacity(t *testing.T) {
 		// A short blackout and weight period so the weights act within the warm-up.
 		{dialer.WeightedRoundRobin, []string{"-wrr-blackout", "500ms", "-wrr-weight-update", "100ms"}, 0, 0.15},
 		// Three samples: with two, each of 3 backends is picked alone 1/9 of the time,
-		// too close to the bound (README: Balancing by capacity).
+		// too close to the bound (docs/balancing.md).
 		{dialer.LeastRequest, []string{"-lr-choices", "3"}, 0, 0.15},
 	} {
 		t.Run(tc.lb, func(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 )
 
 // grpcurl itself (built from the version pinned in tools/go.mod) against the real hello
-// and goodbye binaries: the session the README documents.
+// and goodbye binaries: the session docs/services.md documents.
 func TestGrpcurlSession(t *testing.T) {
 	grpcurl := buildBinary(t, "grpcurl", "github.com/fullstorydev/grpcurl/cmd/grpcurl", "-modfile=tools/go.mod")
 	for _, svc := range []struct{ bin, service, method, reply string }{
