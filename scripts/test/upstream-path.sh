@@ -1,90 +1,15 @@
 #!/usr/bin/env bash
-# kind-up's prerequisite and mode detection on a host like a laptop: a PATH of symlinks to only
-# the tools it may use (no dpkg, apt-get, flock or GNU timeout), with stub go and docker.
-# Each case asserts the exit status, the output, and that no missing command was ever called
-# (bash's command_not_found_handle records every attempt). Touches nothing outside a temp dir.
+# kind-up's laptop path on stub hosts (scripts/test/lib/harness.sh): a PATH of symlinks to only
+# the tools a laptop has (no dpkg, apt-get, flock or GNU timeout), with stub go, docker, kind
+# and uname. Each case asserts the exit status, the output, the stub calls, and that no
+# missing command was ever called. Touches nothing outside a temp dir.
 # shellcheck disable=SC2016  # the single-quoted snippets are expanded by the bash under test
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "${TMP}"' EXIT
+# shellcheck source=lib/harness.sh
+source "$(dirname "$0")/lib/harness.sh"
 
-ALLOWED=(bash cat date dirname basename grep sed awk sleep rm mkdir mv id uname tail nice jq curl)
-mkbin() { # mkbin DIR TOOL...: DIR with symlinks to TOOLs and the stubs
-  local dir=$1 t p
-  shift
-  mkdir -p "${dir}"
-  for t in "$@"; do
-    p=$(command -v "${t}") || { echo "FAIL setup: ${t} is not installed here"; exit 1; }
-    ln -s "${p}" "${dir}/${t}"
-  done
-  cp "${TMP}/stub-go" "${dir}/go"
-  cp "${TMP}/stub-docker" "${dir}/docker"
-}
-
-cat > "${TMP}/stub-go" <<'EOF'
-#!/bin/sh
-echo "go version go0.0-stub"
-EOF
-# docker: a running engine, no local images, and a registry per STUB_REGISTRY (ok|hang|nohost).
-cat > "${TMP}/stub-docker" <<'EOF'
-#!/bin/sh
-case "$1 $2" in
-  "info "*) exit 0 ;;
-  "manifest inspect")
-    case "${STUB_REGISTRY}" in
-      ok) exit 0 ;;
-      hang) exec sleep 30 ;;
-      nohost) echo "dial tcp: lookup example.invalid: no such host" >&2; exit 1 ;;
-    esac ;;
-esac
-exit 1
-EOF
-chmod +x "${TMP}/stub-go" "${TMP}/stub-docker"
-mkbin "${TMP}/bin" "${ALLOWED[@]}"
 NOJQ=()
 for t in "${ALLOWED[@]}"; do [[ ${t} == jq ]] || NOJQ+=("${t}"); done
-mkbin "${TMP}/bin-nojq" "${NOJQ[@]}"
-
-passed=0 failed=0
-OUT="" RC=0 SECS=0
-
-# run BINDIR SNIPPET [VAR=VALUE...]: source kind-up.sh with PATH=BINDIR and run SNIPPET.
-run() {
-  local bin=$1 snippet=$2 t0
-  shift 2
-  : > "${TMP}/not-found"
-  t0=$(date +%s)
-  RC=0
-  OUT=$(cd "${ROOT}" && env -i HOME="${TMP}/home" PATH="${bin}" KIT_CACHE="${TMP}/cache" \
-    NOT_FOUND="${TMP}/not-found" "$@" "${bin}/bash" -c '
-      command_not_found_handle() { printf "%s\n" "$1" >> "${NOT_FOUND}"; echo "bash: $1: command not found" >&2; return 127; }
-      source scripts/kind-up.sh
-      '"${snippet}" 2>&1) || RC=$?
-  SECS=$(( $(date +%s) - t0 ))
-}
-
-# expect NAME ok|fail [TEXT...]: the last run's exit status, TEXTs in its output, no missing
-# command called.
-expect() {
-  local name=$1 want=$2 s why=""
-  shift 2
-  if [[ ${want} == ok && ${RC} != 0 ]]; then why="exit ${RC}, want 0"
-  elif [[ ${want} == fail && ${RC} == 0 ]]; then why="exit 0, want a failure"
-  fi
-  for s in "$@"; do
-    [[ -n ${why} || ${OUT} == *"${s}"* ]] || why="output lacks '${s}'"
-  done
-  [[ -n ${why} || ! -s ${TMP}/not-found ]] || why="called missing command(s): $(tr '\n' ' ' < "${TMP}/not-found")"
-  if [[ -z ${why} ]]; then
-    echo "PASS ${name}"
-    passed=$((passed + 1))
-  else
-    echo "FAIL ${name}: ${why}"
-    printf '%s\n' "${OUT}" | sed 's/^/      | /'
-    failed=$((failed + 1))
-  fi
-}
+mkbin "${TMP}/bin-nojq" ${NOJQ[@]+"${NOJQ[@]}"}
 
 for t in dpkg-query apt-get flock timeout; do
   if PATH="${TMP}/bin" command -v "${t}" >/dev/null; then echo "FAIL setup: ${t} is on the test PATH"; exit 1; fi
@@ -127,5 +52,4 @@ run "${TMP}/bin" 'rc=0; with_timeout 1 sleep 20 || rc=$?; echo "rc=${rc}"; with_
 expect "with_timeout: kills a slow command (exit 124), passes a quick one" ok "rc=124" "quick-ok"
 if ((SECS > 10)); then echo "FAIL with_timeout took ${SECS}s"; failed=$((failed + 1)); fi
 
-echo "${passed} passed, ${failed} failed"
-((failed == 0))
+finish
