@@ -18,6 +18,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
+source "${REPO_ROOT}/scripts/lib/host.sh"
 
 STEP_TOTAL=16
 PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
@@ -68,6 +69,13 @@ check_prerequisites() {
   ensure_cmds jq curl
   if ca_bundle_missing; then apt_install ca-certificates; fi
   go version >&2
+}
+
+# ---- 2. engine -----------------------------------------------------------------------------
+# engine_preflight: stop before anything is built when this engine cannot run the cluster
+# (scripts/lib/host.sh; make doctor-host prints the same checks and more, changing nothing).
+engine_preflight() {
+  preflight_engine || die "${PREFLIGHT_PROBLEMS} problem(s) above would stop kind-up later: fix them first (make doctor-host checks again without changing anything)"
 }
 
 # ---- 3. kind -------------------------------------------------------------------------------
@@ -345,7 +353,7 @@ main() {
   log "kind-up: cluster '${CLUSTER_NAME}', cache ${KIT_CACHE}"
   announce_host_changes
   step "prerequisites";                                     check_prerequisites
-  step "container engine";                                  ensure_engine; check_runtime_fits_host
+  step "container engine";                                  ensure_engine; check_runtime_fits_host; engine_preflight
   step "kind ${KIND_VERSION}";                              build_kind
   step "mode (AIRGAPPED=${AIRGAPPED})";                     choose_mode
   step "Kubernetes ${KUBE_VERSION} binaries";               airgap_only && "${REPO_ROOT}/scripts/airgap/build-k8s.sh"

@@ -123,6 +123,59 @@ ensure_engine() {
   start_dockerd
 }
 
+# ---- what the engine is: docker info, read once per run ------------------------------------
+ENGINE_FACTS=""
+
+# load_engine_facts: read the docker info fields below once (after ensure_engine). The
+# engine_* functions call it too, but from a $(...) subshell what they read is not kept.
+load_engine_facts() {
+  [[ -z ${ENGINE_FACTS} ]] || return 0
+  ENGINE_FACTS=$("${DOCKER}" info --format 'Architecture={{.Architecture}}
+NCPU={{.NCPU}}
+MemTotal={{.MemTotal}}
+CgroupVersion={{.CgroupVersion}}
+DriverStatus={{.DriverStatus}}
+ServerVersion={{.ServerVersion}}
+OperatingSystem={{.OperatingSystem}}' 2>/dev/null) || ENGINE_FACTS=""
+}
+
+# engine_fact NAME: one of the fields above, empty when no engine answers.
+engine_fact() {
+  load_engine_facts
+  sed -n "s/^$1=//p" <<<"${ENGINE_FACTS}" | head -n 1
+}
+
+# go_arch NAME: Go's name (GOARCH) of an architecture as uname -m or docker info print it.
+go_arch() {
+  case $1 in
+    x86_64 | amd64) echo amd64 ;;
+    aarch64 | arm64) echo arm64 ;;
+    armv7l | armhf | arm) echo arm ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# engine_arch: the architecture the engine runs containers for, as Go names it.
+engine_arch() { go_arch "$(engine_fact Architecture)"; }
+
+# engine_image_store: containerd when the engine keeps images in containerd (its DriverStatus
+# names the snapshotter: the default of Docker Desktop, OrbStack and new Docker Engine 29
+# installs), else classic (graph drivers such as overlay2).
+engine_image_store() {
+  if [[ $(engine_fact DriverStatus) == *io.containerd.snapshotter* ]]; then echo containerd; else echo classic; fi
+}
+
+# engine_cgroup_version: 1 or 2, as the engine reports it (on macOS, of its VM); on Linux,
+# from /sys/fs/cgroup when the engine does not say.
+engine_cgroup_version() {
+  local v
+  v=$(engine_fact CgroupVersion)
+  if [[ -z ${v} && $(uname -s) == Linux ]]; then
+    if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then v=2; else v=1; fi
+  fi
+  echo "${v}"
+}
+
 # scratch_image NAME BINARY IMAGE PATH UID: a FROM scratch image IMAGE holding BINARY at PATH
 # (also its entrypoint), run as the numeric UID (no /etc/passwd in a scratch image). The
 # label kit.key is the binary's hash: an image built from this very binary is kept, not

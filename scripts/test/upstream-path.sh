@@ -45,6 +45,22 @@ expect "mode: registry name does not resolve: air-gapped, refused off Debian" fa
 run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=0
 expect "mode: AIRGAPPED=0: upstream without probing" ok "MODE=upstream"
 
+# Defect 1 (kind#3795): a pulled multi-platform image on Docker's containerd image store.
+run "${TMP}/bin" 'load_image grpc-k8s-kit/traefik:v0' STUB_STORE=containerd STUB_ARCH=aarch64
+expect "load, containerd image store: succeeds" ok
+expect_call "load, containerd image store: docker image save --platform linux/<engine arch>" \
+  '^docker image save --platform linux/arm64 -o [^ ]+\.tar grpc-k8s-kit/traefik:v0$'
+expect_call "load, containerd image store: kind load image-archive of that archive" \
+  '^kind load image-archive [^ ]+\.tar --name grpc-k8s-kit$'
+expect_call "load, containerd image store: not kind load docker-image (its docker save lists every platform)" \
+  '!^kind load docker-image'
+run "${TMP}/bin" 'load_image grpc-k8s-kit/traefik:v0' STUB_STORE=classic
+expect_call "load, classic image store: kind load docker-image (it skips images the node has)" \
+  '^kind load docker-image grpc-k8s-kit/traefik:v0 --name grpc-k8s-kit$'
+run "${TMP}/bin" 'preflight_engine' STUB_STORE=containerd STUB_SERVER_VERSION=27.5.1
+expect "load, containerd image store on engine 27: refused early (docker image save --platform needs 28)" fail \
+  "27.5.1" "28"
+
 run "${TMP}/bin" 'heavy sleep 0 && builder_lock test && echo LOCKS-OK'
 expect "locks without flock: heavy and builder_lock run, with a note" ok "LOCKS-OK" "flock not found"
 

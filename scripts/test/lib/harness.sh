@@ -13,7 +13,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "${TMP}"' EXIT
 
 ALLOWED=(bash cat date dirname basename grep sed awk sleep rm mkdir mv id tail nice jq curl
-  ln readlink chmod tr head cut touch cp sort)
+  ln readlink chmod tr head cut touch cp sort mktemp wc)
 STUBS="${TMP}/stubs"
 mkdir -p "${STUBS}"
 
@@ -45,7 +45,8 @@ EOF
 # containing STUB_UNPULLABLE is refused whatever STUB_REGISTRY says.
 cat > "${STUBS}/docker" <<'EOF'
 #!/bin/sh
-[ -z "${STUB_LOG:-}" ] || echo "docker $*" >> "${STUB_LOG}"
+# One line a call: a multi-line --format is logged with its newlines as spaces.
+if [ -n "${STUB_LOG:-}" ]; then printf 'docker %s\n' "$(printf '%s' "$*" | tr '\n' ' ')" >> "${STUB_LOG}"; fi
 engine() {
   case "${STUB_ENGINE:-up}" in
     down) echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1 ;;
