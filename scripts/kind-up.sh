@@ -247,15 +247,29 @@ create_or_reuse_cluster() {
 }
 
 # ---- 11. kubectl and kubeconfig ------------------------------------------------------------
+# host_kubectl: the physical path of the host's own kubectl, never the kit's: ${KIT_BIN} is
+# left out of PATH wherever it appears (common.sh puts it first, and users add it too), and a
+# kubectl that resolves into ${KIT_BIN} is refused (linking it would make a symlink loop).
+host_kubectl() {
+  local found real kit_bin
+  found=$(PATH=$(path_without "${KIT_BIN}" "${PATH}") command -v kubectl) \
+    || die "kubectl not found: $(install_hint kubectl) (the node's kubectl only runs on Linux)"
+  real=$(resolve_path "${found}") || die "${found} is a symlink loop or points nowhere: remove it, then $(install_hint kubectl)"
+  kit_bin=$(cd "${KIT_BIN}" && pwd -P)
+  [[ ${real} != "${kit_bin}/"* ]] || die "${found} resolves to ${real}, the kit's own kubectl link:" \
+    "remove ${found} and install kubectl ($(install_hint kubectl)); ${KIT_BIN} on PATH is enough"
+  echo "${real}"
+}
+
 kubectl_and_kubeconfig() {
   # The node ships kubectl of exactly the cluster's version (ours in air-gapped mode). It is a
   # Linux binary: elsewhere (macOS) the host's own kubectl is used (one minor version of skew
   # either way is supported).
   if [[ $(uname -s) != Linux ]]; then
-    local host_kubectl
-    host_kubectl=$(PATH=${PATH#"${KIT_BIN}:"} command -v kubectl) \
-      || die "kubectl not found: $(install_hint kubectl) (the node's kubectl only runs on Linux)"
-    ln -sf "${host_kubectl}" "${KUBECTL}"
+    local target
+    target=$(host_kubectl)
+    rm -f "${KUBECTL}"
+    ln -s "${target}" "${KUBECTL}"
   elif ! { [[ -x ${KUBECTL} && ! -L ${KUBECTL} ]] && "${KUBECTL}" version --client -o json 2>/dev/null \
         | jq -e --arg v "${KUBE_VERSION}" '.clientVersion.gitVersion == $v' >/dev/null; }; then
     "${DOCKER}" cp "${NODE_CONTAINER}:/usr/bin/kubectl" "${KUBECTL}.tmp"

@@ -32,6 +32,34 @@ export PATH="${KIT_BIN}:${PATH}"
 DOCKER="${DOCKER:-docker}"
 export DOCKER
 
+# path_without DIR PATHLIST: PATHLIST (colon-separated) without any entry DIR (or DIR/).
+path_without() {
+  local dir=${1%/} rest=$2: entry out=""
+  while [[ -n ${rest} ]]; do
+    entry=${rest%%:*}
+    rest=${rest#*:}
+    [[ -z ${entry} || ${entry%/} == "${dir}" ]] || out+="${out:+:}${entry}"
+  done
+  echo "${out}"
+}
+
+# resolve_path FILE: FILE's physical path, every symlink followed (readlink -f, which macOS
+# before 12.3 lacks). Fails on a symlink loop or a missing directory.
+resolve_path() {
+  local p=$1 link dir n=0
+  while [[ -L ${p} ]]; do
+    n=$((n + 1))
+    ((n <= 40)) || return 1
+    link=$(readlink "${p}")
+    case ${link} in
+      /*) p=${link} ;;
+      *) p="$(dirname "${p}")/${link}" ;;
+    esac
+  done
+  dir=$(cd "$(dirname "${p}")" 2>/dev/null && pwd -P) || return 1
+  echo "${dir}/$(basename "${p}")"
+}
+
 # need CMD HOW: fail with a hint when a command is missing.
 need() {
   command -v "$1" >/dev/null 2>&1 || die "$1 not found: $2"

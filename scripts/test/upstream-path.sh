@@ -61,6 +61,25 @@ run "${TMP}/bin" 'preflight_engine' STUB_STORE=containerd STUB_SERVER_VERSION=27
 expect "load, containerd image store on engine 27: refused early (docker image save --platform needs 28)" fail \
   "27.5.1" "28"
 
+# Defect 2: on macOS kind-up links the host's kubectl into ${KIT_BIN}; the summary tells users
+# to put ${KIT_BIN} on PATH, and common.sh puts it first again, so it is there twice.
+KB="${TMP}/cache/bin"
+mkdir -p "${TMP}/host-kubectl" "${TMP}/link-kubectl"
+cp "${STUBS}/kubectl" "${TMP}/host-kubectl/kubectl"
+run "${KB}:${TMP}/bin:${TMP}/host-kubectl" \
+  'kubectl_and_kubeconfig; kubectl_and_kubeconfig; echo "TARGET=$(readlink "${KUBECTL}")"' STUB_UNAME_S=Darwin
+expect "kubectl on macOS, KIT_BIN on PATH, second run: links the host's kubectl, not itself" ok \
+  "TARGET=${TMP}/host-kubectl/kubectl" "kubectl v1.37.0 at ${KB}/kubectl"
+# A kubectl on PATH that is itself a link to the kit's own (a regular file there).
+rm -f "${KB}/kubectl"
+cp "${STUBS}/kubectl" "${KB}/kubectl"
+ln -s "${KB}/kubectl" "${TMP}/link-kubectl/kubectl"
+run "${TMP}/bin:${TMP}/link-kubectl" 'kubectl_and_kubeconfig' STUB_UNAME_S=Darwin
+expect "kubectl on macOS that resolves into KIT_BIN: refused, not linked to itself" fail \
+  "resolves to ${KB}/kubectl"
+[[ -f ${KB}/kubectl && ! -L ${KB}/kubectl ]] || { echo "FAIL the kit's kubectl was replaced"; failed=$((failed + 1)); }
+rm -f "${KB}/kubectl"
+
 run "${TMP}/bin" 'heavy sleep 0 && builder_lock test && echo LOCKS-OK'
 expect "locks without flock: heavy and builder_lock run, with a note" ok "LOCKS-OK" "flock not found"
 
