@@ -4,9 +4,11 @@
 # smoke / make e2e.
 #
 # Environment:
-#   AIRGAPPED     auto (default): upstream images if they can be pulled, else build everything
+#   AIRGAPPED     auto (default): on a Debian-like Linux host, upstream images if all three can
+#                   be pulled (a 5 s probe each) and the engine runs cgroup v2, else build
+#                   everything; elsewhere (macOS, other Linux) upstream, without probing
 #                 1: build everything locally from Go modules and Debian packages
-#                 0: upstream images only (fail if they cannot be pulled)
+#                 0: upstream images only (fail if they cannot be pulled; refused on cgroup v1)
 #   KIT_CACHE     cache for builds, binaries and the kubeconfig
 #                 (default ${XDG_CACHE_HOME:-$HOME/.cache}/grpc-k8s-kit)
 #   CLUSTER_NAME  kind cluster name (default grpc-k8s-kit)
@@ -21,7 +23,6 @@ source "${REPO_ROOT}/scripts/lib/cluster.sh"
 source "${REPO_ROOT}/scripts/lib/host.sh"
 
 STEP_TOTAL=16
-PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
 MODE=""          # airgapped | upstream
 MODE_REASON=""
 REUSE=false      # an existing, healthy cluster is reused
@@ -92,21 +93,7 @@ build_kind() {
 }
 
 # ---- 4. mode -------------------------------------------------------------------------------
-# pull_failure_reason REF: empty when REF is local or its manifest can be fetched quickly,
-# else a short reason (no registry names are printed or stored).
-pull_failure_reason() {
-  local ref=$1 out rc=0
-  "${DOCKER}" image inspect "${ref}" >/dev/null 2>&1 && return 0
-  out=$(with_timeout "${PULL_PROBE_SECONDS}" "${DOCKER}" manifest inspect "${ref}" 2>&1 >/dev/null) || rc=$?
-  ((rc == 0)) && return 0
-  if ((rc == 124)); then echo "no answer from its registry within ${PULL_PROBE_SECONDS}s"
-  elif grep -qi 'no such host\|server misbehaving\|name resolution' <<<"${out}"; then echo "its registry's name does not resolve"
-  elif grep -qi 'connection refused\|network is unreachable\|i/o timeout' <<<"${out}"; then echo "its registry cannot be reached"
-  elif grep -qi 'unauthorized\|denied\|not found\|manifest unknown' <<<"${out}"; then echo "its registry refuses it"
-  else echo "the registry probe failed (exit ${rc})"
-  fi
-}
-
+# (auto_mode, upstream_blocker and the registry probe are in scripts/lib/host.sh.)
 choose_mode() {
   local existing=""
   if cluster_exists && node_running; then
@@ -116,22 +103,19 @@ choose_mode() {
     1 | true | yes)
       MODE=airgapped; MODE_REASON="AIRGAPPED=${AIRGAPPED}: build every image locally" ;;
     0 | false | no)
+      local blocker
+      blocker=$(upstream_blocker)
+      [[ -z ${blocker} ]] || die "AIRGAPPED=${AIRGAPPED}: upstream mode cannot run here: ${blocker}." \
+        "Fix: ${CGROUP_V1_FIX}$(airgap_possible && echo "; or build everything here with AIRGAPPED=1 (or auto)")"
       MODE=upstream; MODE_REASON="AIRGAPPED=${AIRGAPPED}: upstream images" ;;
     auto | "")
       if [[ -n ${existing} ]]; then
         [[ ${existing} == "${KIT_NODE_IMAGE}" ]] && MODE=airgapped || MODE=upstream
         MODE_REASON="AIRGAPPED=auto: the running cluster '${CLUSTER_NAME}' uses ${existing}"
       else
-        local why="" ref
-        for ref in "${KIND_NODE_UPSTREAM}" "${TRAEFIK_UPSTREAM_IMAGE}"; do
-          why=$(pull_failure_reason "${ref}")
-          [[ -z ${why} ]] || { why="${ref} cannot be pulled: ${why}"; break; }
-        done
-        if [[ -n ${why} ]]; then
-          MODE=airgapped; MODE_REASON="AIRGAPPED=auto: ${why}"
-        else
-          MODE=upstream; MODE_REASON="AIRGAPPED=auto: upstream images are available"
-        fi
+        auto_mode 1
+        [[ ${AUTO_MODE} != none ]] || die "AIRGAPPED=auto: neither mode can run here: ${AUTO_WHY}. Fix: ${CGROUP_V1_FIX}"
+        MODE=${AUTO_MODE}; MODE_REASON="AIRGAPPED=auto: ${AUTO_WHY}"
       fi ;;
     *) die "AIRGAPPED must be auto, 1 or 0 (got '${AIRGAPPED}')" ;;
   esac
@@ -157,7 +141,14 @@ airgap_only() {
 pull() {
   "${DOCKER}" image inspect "$1" >/dev/null 2>&1 && { info "$1: present"; return 0; }
   info "pulling $1 ..."
-  "${DOCKER}" pull "$1" >&2 || die "cannot pull $1: try AIRGAPPED=1"
+  "${DOCKER}" pull "$1" >&2 && return 0
+  if airgap_possible; then
+    die "cannot pull $1 (docker pull's error above): rerun with AIRGAPPED=1 to build every image here" \
+      "(about 50 minutes the first time, scripts/TIMINGS.md)"
+  fi
+  die "cannot pull $1 (docker pull's error above). Check that \`${DOCKER} pull $1\` works from this shell:" \
+    "the engine's proxy settings, \`docker login\` (anonymous pulls are rate-limited: toomanyrequests)," \
+    "the credential helper named in ~/.docker/config.json. (Air-gapped mode needs a Debian-like Linux host.)"
 }
 
 node_image() {

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # AUTO_MODE, AUTO_WHY and the rest are read by the scripts that source this
 # What this host and its engine are, and what kind-up can do on them: the checks kind-up runs
 # before it changes anything, and the report of scripts/doctor-host.sh (make doctor-host).
 # Source after common.sh, engine.sh and cluster.sh. Each check prints what it found on one
@@ -39,6 +40,83 @@ check_engine_store() {
     problem "this engine keeps images in containerd, where kind load docker-image fails for pulled multi-platform images (kind#3795); the workaround, docker image save --platform, needs Docker 28 or newer (engine ${server:-unknown}, docker CLI ${client:-unknown})" \
       "update the engine and the docker CLI to 28 or newer (Docker Desktop: its latest release), or turn the containerd image store off: Docker Desktop, Settings > General > 'Use containerd for pulling and storing images'; Docker Engine, \"features\": {\"containerd-snapshotter\": false} in /etc/docker/daemon.json, then restart it"
   fi
+}
+
+# ---- mode --------------------------------------------------------------------------------
+PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
+# What upstream mode pulls: kind's node, Traefik, istiod (versions.sh).
+UPSTREAM_IMAGES=("${KIND_NODE_UPSTREAM}" "${TRAEFIK_UPSTREAM_IMAGE}" "${ISTIOD_UPSTREAM_IMAGE}")
+
+# pull_failure_reason REF: empty when REF is local or its manifest can be fetched within
+# PULL_PROBE_SECONDS, else a short reason (no registry names are printed or stored).
+pull_failure_reason() {
+  local ref=$1 out rc=0
+  "${DOCKER}" image inspect "${ref}" >/dev/null 2>&1 && return 0
+  out=$(with_timeout "${PULL_PROBE_SECONDS}" "${DOCKER}" manifest inspect "${ref}" 2>&1 >/dev/null) || rc=$?
+  ((rc == 0)) && return 0
+  if ((rc == 124)); then echo "no answer from its registry within ${PULL_PROBE_SECONDS}s"
+  elif grep -qi 'toomanyrequests\|too many requests\|rate limit' <<<"${out}"; then
+    echo "its registry refuses more pulls from this address for now (toomanyrequests): \`docker login\` raises the limit; or wait, then rerun with AIRGAPPED=0"
+  elif grep -qi 'no such host\|server misbehaving\|name resolution' <<<"${out}"; then echo "its registry's name does not resolve"
+  elif grep -qi 'connection refused\|network is unreachable\|i/o timeout' <<<"${out}"; then echo "its registry cannot be reached"
+  elif grep -qi 'unauthorized\|denied\|not found\|manifest unknown' <<<"${out}"; then echo "its registry refuses it"
+  else echo "the registry probe failed (exit ${rc})"
+  fi
+}
+
+# airgap_possible: air-gapped mode's builders can run here (Linux with apt-get: the node is a
+# debootstrapped Debian rootfs).
+airgap_possible() { [[ $(uname -s) == Linux ]] && debian_like; }
+
+# host_kind: "Darwin", "Linux without apt-get", ... for messages.
+host_kind() { echo "$(uname -s)$([[ $(uname -s) != Linux ]] || debian_like || echo " without apt-get")"; }
+
+# upstream_blocker: why upstream mode cannot boot on this engine; nothing when it can.
+# kind's node images for Kubernetes 1.35 and later dropped cgroup v1 (kind v0.31.0's release
+# notes); kubelet 1.35+ refuses it by default (failCgroupV1), and the node image's base is
+# Debian trixie, whose systemd 257 treats cgroup v1 as obsolete. Air-gapped mode's node is a
+# bookworm rootfs with kubelet patched (cluster_config), which is how this kit's cgroup v1 VM runs.
+upstream_blocker() {
+  [[ $(engine_cgroup_version) == 1 ]] || return 0
+  echo "the engine runs cgroup v1, which kind ${KIND_VERSION}'s node image (Kubernetes ${KUBE_VERSION}) does not support: kind dropped cgroup v1 from its node images for Kubernetes 1.35 and later"
+}
+CGROUP_V1_FIX="run the engine on cgroup v2: on Linux, boot with the kernel parameter systemd.unified_cgroup_hierarchy=1 (the default of current distributions); Docker Desktop, OrbStack and colima VMs of the last years run cgroup v2, so update yours"
+
+# auto_mode [PROBE]: what AIRGAPPED=auto chooses for a new cluster on this host, in AUTO_MODE
+# (upstream | airgapped | none: neither can run) and why, in AUTO_WHY. Where air-gapped mode is
+# impossible (macOS, Linux without apt-get) the registry is not probed: a slow or failed probe
+# (slow Wi-Fi, a proxy set only in the engine, a broken credential helper, a rate limit) could
+# only turn a run that would work into a certain failure; a real pull error says more. With
+# PROBE=0 (doctor-host's default) AUTO_MODE is "probe" where the choice depends on the probe.
+auto_mode() {
+  local probe=${1:-1} blocker why ref
+  blocker=$(upstream_blocker)
+  if [[ -n ${blocker} ]]; then
+    if airgap_possible; then
+      AUTO_MODE=airgapped; AUTO_WHY="upstream mode cannot run here: ${blocker}"
+    else
+      AUTO_MODE=none; AUTO_WHY="${blocker}; and air-gapped mode needs a Debian-like Linux host (this is $(host_kind))"
+    fi
+    return 0
+  fi
+  if ! airgap_possible; then
+    AUTO_MODE=upstream
+    AUTO_WHY="air-gapped mode needs a Debian-like Linux host and this is $(host_kind), so upstream without probing the registry"
+    return 0
+  fi
+  if [[ ${probe} == 0 ]]; then
+    AUTO_MODE=probe
+    AUTO_WHY="it probes the ${#UPSTREAM_IMAGES[@]} upstream images (${PULL_PROBE_SECONDS}s each at most): upstream if all answer, else air-gapped"
+    return 0
+  fi
+  for ref in "${UPSTREAM_IMAGES[@]}"; do
+    why=$(pull_failure_reason "${ref}")
+    if [[ -n ${why} ]]; then
+      AUTO_MODE=airgapped; AUTO_WHY="${ref} cannot be pulled: ${why}"
+      return 0
+    fi
+  done
+  AUTO_MODE=upstream; AUTO_WHY="upstream images are available"
 }
 
 # preflight_engine: the checks of a running engine; fails when one found a problem.

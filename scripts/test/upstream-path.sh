@@ -30,20 +30,58 @@ expect "prerequisites: jq missing, no apt-get: fails naming jq and how to instal
 run "${TMP}/bin" 'announce_host_changes'
 expect "host changes: engine answers, tools present: none announced" ok "changes to this host outside ${TMP}/cache: none"
 
-run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=ok
-expect "mode: registry answers: upstream" ok "MODE=upstream" "upstream images are available"
+# Mode. A Debian-like host: its apt-get must never be called here.
+mkdir -p "${TMP}/debian"
+printf '#!/bin/sh\necho "apt-get $*" >> "${STUB_LOG}"; exit 1\n' > "${TMP}/debian/apt-get"
+chmod +x "${TMP}/debian/apt-get"
+DEB="${TMP}/bin:${TMP}/debian"
 
-run "${TMP}/bin" 'choose_mode' AIRGAPPED=auto STUB_REGISTRY=hang PULL_PROBE_SECONDS=1
-expect "mode: registry hangs, no GNU timeout: probe gives up after 1s, air-gapped refused off Debian" fail \
-  "no answer from its registry within 1s" "AIRGAPPED=0"
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=ok
+expect "mode, Debian: registry answers: upstream" ok "MODE=upstream" "upstream images are available"
+expect_call "mode, Debian: probes istiod's image too" '^docker manifest inspect istio/pilot:'
+
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=hang PULL_PROBE_SECONDS=1
+expect "mode, Debian: registry hangs, no GNU timeout: probe gives up after 1s, air-gapped" ok \
+  "MODE=airgapped" "no answer from its registry within 1s"
 if ((SECS > 10)); then echo "FAIL mode probe took ${SECS}s, want about 1s"; failed=$((failed + 1)); fi
 
-run "${TMP}/bin" 'choose_mode' AIRGAPPED=auto STUB_REGISTRY=nohost
-expect "mode: registry name does not resolve: air-gapped, refused off Debian" fail \
-  "its registry's name does not resolve" "Debian-like"
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=nohost
+expect "mode, Debian: registry name does not resolve: air-gapped" ok "MODE=airgapped" "its registry's name does not resolve"
+
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_UNPULLABLE=istio/pilot
+expect "mode, Debian: only istiod's image unpullable: air-gapped, naming it" ok "MODE=airgapped" "istio/pilot:"
+
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=ratelimit
+expect "mode, Debian: rate-limited (toomanyrequests): air-gapped, saying so and how to avoid it" ok \
+  "MODE=airgapped" "toomanyrequests" "docker login"
+
+# Defect 3: where air-gapped mode is impossible, a probe can only turn a working run into a
+# failed one: auto is upstream there, without probing.
+run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=hang STUB_UNAME_S=Darwin
+expect "mode, macOS: registry hangs: upstream anyway (air-gapped is impossible here)" ok "MODE=upstream" "Darwin"
+expect_call "mode, macOS: no registry probe" '!^docker manifest'
+
+run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=nohost
+expect "mode, Linux without apt-get: registry unreachable: upstream anyway" ok "MODE=upstream" "Debian-like"
+expect_call "mode, Linux without apt-get: no registry probe" '!^docker manifest'
 
 run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=0
 expect "mode: AIRGAPPED=0: upstream without probing" ok "MODE=upstream"
+expect_call "mode: AIRGAPPED=0: no registry probe" '!^docker manifest'
+
+run "${TMP}/bin" 'pull traefik:v0' STUB_UNAME_S=Darwin
+expect "pull fails on macOS: the advice is not AIRGAPPED=1 (impossible there)" fail "cannot pull traefik:v0" "!AIRGAPPED=1"
+
+# Defect 4: kind's node image for Kubernetes 1.35+ does not boot on cgroup v1.
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=ok STUB_CGROUP=1
+expect "mode, Debian, cgroup v1: air-gapped although the registry answers" ok "MODE=airgapped" "cgroup v1"
+expect_call "mode, Debian, cgroup v1: no registry probe" '!^docker manifest'
+
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=0 STUB_CGROUP=1
+expect "mode, cgroup v1, AIRGAPPED=0: stops at once with the reason" fail "cgroup v1" "!MODE="
+
+run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_CGROUP=1 STUB_UNAME_S=Darwin
+expect "mode, macOS, engine VM on cgroup v1: neither mode works: stops, saying why" fail "cgroup v1" "!MODE="
 
 # Defect 1 (kind#3795): a pulled multi-platform image on Docker's containerd image store.
 run "${TMP}/bin" 'load_image grpc-k8s-kit/traefik:v0' STUB_STORE=containerd STUB_ARCH=aarch64
