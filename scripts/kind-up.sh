@@ -76,7 +76,7 @@ check_prerequisites() {
 # engine_preflight: stop before anything is built when this engine cannot run the cluster
 # (scripts/lib/host.sh; make doctor-host prints the same checks and more, changing nothing).
 engine_preflight() {
-  preflight_engine || die "${PREFLIGHT_PROBLEMS} problem(s) above would stop kind-up later: fix them first (make doctor-host checks again without changing anything)"
+  preflight_engine || die "${PREFLIGHT_PROBLEMS} problem(s) above would stop kind-up or make e2e later: fix them first (make doctor-host checks again without changing anything)"
 }
 
 # ---- 3. kind -------------------------------------------------------------------------------

@@ -42,6 +42,62 @@ check_engine_store() {
   fi
 }
 
+# ---- CPUs and memory ------------------------------------------------------------------------
+# What the cluster and make e2e ask the scheduler for, from the manifests' requests. A kind node
+# reserves nothing for the system (kind sets no system-reserved or kube-reserved), so its
+# allocatable CPUs and memory are about the engine's (docker info NCPU, MemTotal).
+#                                      CPU   memory
+#   kube-apiserver                    250m        -   kubeadm v1.37's static pods
+#   kube-controller-manager           200m        -
+#   kube-scheduler                    100m        -
+#   etcd                              100m    100Mi
+#   CoreDNS, 2 replicas               200m    140Mi   kubeadm's CoreDNS add-on
+#   kindnet (upstream mode only)      100m     50Mi   kind v0.33.0, pkg/build/nodeimage/const_cni.go
+#   Traefik                            50m     64Mi   deploy/traefik/deployment.yaml
+#   istiod                            100m    256Mi   deploy/istiod/deployment.yaml
+#   = the cluster                    1100m    610Mi
+#   e2e: about 45 server pods at the     900m   1440Mi   e2e/components/shared-node (20m and
+#     peak of its scale-outs                              32Mi each)
+#   e2e: its 8 greeter Jobs when they    400m    256Mi   e2e/overlays (50m and 32Mi each)
+#     overlap
+# Memory: 2306 MiB requested at the peak; with less allocatable, pods stay Pending and the
+# suite fails. CPU: 2.0 without the Jobs, 2.4 with all of them at once; the suite was tuned and
+# measured on 2 CPUs (e2e/main_test.go, nodeSlots), where a Job that does not fit waits for
+# CPU requests to free up, so 2 is the floor. What requests no memory (the API server,
+# controller-manager and scheduler, kubelet, containerd, the engine VM's own system) comes on
+# top and was not measured here (no laptop, and this VM has 24 GiB): 4 GiB is advised, not
+# required.
+KIT_MIN_CPUS=2
+KIT_MIN_MEM_MIB=2306
+KIT_ADVISED_MEM_MIB=4096
+
+# resources_fix: how to give this engine more CPUs or memory.
+resources_fix() {
+  local os
+  os=$(engine_fact OperatingSystem)
+  case ${os} in
+    *"Docker Desktop"*) echo "Docker Desktop: Settings > Resources, at least ${KIT_MIN_CPUS} CPUs and $((KIT_ADVISED_MEM_MIB / 1024)) GB of memory, Apply & restart" ;;
+    *OrbStack*) echo "OrbStack: Settings > System, memory limit at least $((KIT_ADVISED_MEM_MIB / 1024)) GB" ;;
+    *) echo "an engine VM needs at least ${KIT_MIN_CPUS} CPUs and $((KIT_ADVISED_MEM_MIB / 1024)) GiB: colima stop, then colima start --cpu 2 --memory 4; Docker Desktop: Settings > Resources; OrbStack: Settings > System; on Linux the engine has the machine's own CPUs and memory" ;;
+  esac
+}
+
+# check_engine_resources: the engine's CPUs and memory against the figures above.
+check_engine_resources() {
+  local cpus mem_mib
+  cpus=$(engine_fact NCPU)
+  mem_mib=$(( $(engine_fact MemTotal) / 1048576 ))
+  found "CPUs, memory" "${cpus} CPU(s), ${mem_mib} MiB (needs ${KIT_MIN_CPUS} CPUs and ${KIT_MIN_MEM_MIB} MiB; ${KIT_ADVISED_MEM_MIB} MiB advised)"
+  if ((cpus < KIT_MIN_CPUS)); then
+    problem "the engine has ${cpus} CPU(s): the cluster requests 1.1 CPUs and make e2e 0.9 more at its peak, ${KIT_MIN_CPUS} CPUs in all" "$(resources_fix)"
+  fi
+  if ((mem_mib < KIT_MIN_MEM_MIB)); then
+    problem "the engine has ${mem_mib} MiB of memory: the cluster's pods request 610 MiB and make e2e's ${KIT_MIN_MEM_MIB} MiB in all at its peak (pods that do not fit stay Pending)" "$(resources_fix)"
+  elif ((mem_mib < KIT_ADVISED_MEM_MIB)); then
+    advice "the engine has ${mem_mib} MiB of memory, enough for what the pods request (${KIT_MIN_MEM_MIB} MiB); the control plane, kubelet and the engine's own system use more, unmeasured here: ${KIT_ADVISED_MEM_MIB} MiB is advised"
+  fi
+}
+
 # ---- mode --------------------------------------------------------------------------------
 PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
 # What upstream mode pulls: kind's node, Traefik, istiod (versions.sh).
@@ -124,5 +180,6 @@ preflight_engine() {
   PREFLIGHT_PROBLEMS=0
   load_engine_facts
   check_engine_store
+  check_engine_resources
   ((PREFLIGHT_PROBLEMS == 0))
 }

@@ -118,6 +118,17 @@ expect "kubectl on macOS that resolves into KIT_BIN: refused, not linked to itse
 [[ -f ${KB}/kubectl && ! -L ${KB}/kubectl ]] || { echo "FAIL the kit's kubectl was replaced"; failed=$((failed + 1)); }
 rm -f "${KB}/kubectl"
 
+# Defect 5: colima's default VM (2 CPUs, 2 GiB) is too small for the cluster and make e2e.
+run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=2061381632 STUB_OS="Ubuntu 24.04 LTS"
+expect "resources: 2 CPUs and 2 GiB (colima's default): refused early, with the number and the fix" fail \
+  "1965 MiB" "2306 MiB" "colima start --cpu 2 --memory 4"
+run "${TMP}/bin" 'preflight_engine' STUB_NCPU=1 STUB_MEM=8589934592
+expect "resources: 1 CPU: refused early, with the number" fail "1 CPU" "2 CPUs"
+run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=3221225472
+expect "resources: 2 CPUs and 3 GiB: enough, with advice" ok "4096 MiB"
+run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=25276194816
+expect "resources: 2 CPUs and 24 GiB (this kit's VM): enough" ok "!PROBLEM" "!NOTE"
+
 run "${TMP}/bin" 'heavy sleep 0 && builder_lock test && echo LOCKS-OK'
 expect "locks without flock: heavy and builder_lock run, with a note" ok "LOCKS-OK" "flock not found"
 
