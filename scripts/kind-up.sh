@@ -257,8 +257,11 @@ kubectl_and_kubeconfig() {
   # Linux binary: elsewhere (macOS) the host's own kubectl is used (one minor version of skew
   # either way is supported).
   if [[ $(uname -s) != Linux ]]; then
-    local target
+    local target version skew
     target=$(host_kubectl)
+    version=$("${target}" version --client -o json 2>/dev/null | jq -r '.clientVersion.gitVersion // empty' || true)
+    skew=$(kubectl_skew "${version}")
+    [[ -z ${skew} ]] || die "${target} is ${skew}. Fix: ${KUBECTL_FIX}"
     rm -f "${KUBECTL}"
     ln -s "${target}" "${KUBECTL}"
   elif ! { [[ -x ${KUBECTL} && ! -L ${KUBECTL} ]] && "${KUBECTL}" version --client -o json 2>/dev/null \

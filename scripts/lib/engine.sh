@@ -14,14 +14,36 @@ RUNC_WRAPPER_NAME=kit-runc
 
 # Debian's engine package puts its own CLI here. A newer docker client earlier in PATH may speak
 # an API version that engine does not; then this one is used ($DOCKER, see common.sh).
-DEBIAN_DOCKER_CLI=/usr/bin/docker
+# (Overridable for scripts/test, whose stub engines must never reach a real one.)
+DEBIAN_DOCKER_CLI=${DEBIAN_DOCKER_CLI:-/usr/bin/docker}
+# docker info's own error (its last lines) when no engine answers: "permission denied" is not
+# "not running", and the fix differs.
+ENGINE_ERROR=""
 
 engine_alive() {
-  "${DOCKER}" info >/dev/null 2>&1 && return 0
+  local err
+  err=$("${DOCKER}" info 2>&1 >/dev/null) && return 0
+  ENGINE_ERROR=$(printf '%s\n' "${err}" | grep -v '^[[:space:]]*$' | tail -n 3)
   [[ ${DOCKER} == docker && -x ${DEBIAN_DOCKER_CLI} && $(command -v docker) != "${DEBIAN_DOCKER_CLI}" ]] \
     && "${DEBIAN_DOCKER_CLI}" info >/dev/null 2>&1 || return 1
   DOCKER=${DEBIAN_DOCKER_CLI}
   info "the docker CLI on PATH cannot talk to this engine: using ${DOCKER}"
+}
+
+# engine_error_fix: what to do about ENGINE_ERROR.
+engine_error_fix() {
+  case ${ENGINE_ERROR} in
+    *"permission denied"*)
+      echo "this user may not use the engine's socket: add it to the docker group" \
+        "(sudo usermod -aG docker \"\$USER\", then log out and in again, or newgrp docker)," \
+        "or run make as a user who can" ;;
+    *"command not found"* | *"No such file"*)
+      echo "install Docker (Docker Desktop, OrbStack or colima on macOS; your distribution's docker" \
+        "package on Linux), or run this as root on Debian/Ubuntu to have it install Debian's" ;;
+    *)
+      echo "start one (Docker Desktop, OrbStack, colima start, or your system's docker service)," \
+        "or run this as root on Debian/Ubuntu to have it start Debian's" ;;
+  esac
 }
 
 # missing_bounding_caps: capabilities below cap_last_cap absent from our bounding set
@@ -66,8 +88,8 @@ install_runc_wrapper() {
 }
 
 start_dockerd() {
-  can_start_dockerd || die "no Docker engine answers (${DOCKER} info fails): start one (Docker Desktop," \
-    "or your system's docker service), or run this as root on Debian/Ubuntu to have it start Debian's."
+  can_start_dockerd || die "no Docker engine answers: ${DOCKER} info says: ${ENGINE_ERROR:-nothing}." \
+    "Fix: $(engine_error_fix)."
   ensure_cmds "dockerd:${DOCKER_ENGINE_DEB_PACKAGE}" setsid:util-linux
   mkdir -p "${ENGINE_DIR}"
   local args=(--live-restore)
@@ -117,7 +139,7 @@ ensure_engine() {
   fi
   if [[ -f ${DOCKERD_PID} ]]; then
     warn "dockerd we started earlier (pid $(cat "${DOCKERD_PID}")) is gone; restarting it (running containers survive thanks to --live-restore)"
-  else
+  elif can_start_dockerd; then
     log "no Docker engine answers: starting one"
   fi
   start_dockerd

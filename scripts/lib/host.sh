@@ -42,6 +42,36 @@ check_engine_store() {
   fi
 }
 
+# check_engine_arch: our images are built for go env GOARCH (Makefile, GOARCH_HOST); the
+# engine runs containers of its own architecture.
+check_engine_arch() {
+  local goarch earch
+  goarch=$(go env GOARCH 2>/dev/null || true)
+  earch=$(engine_arch)
+  found "architecture" "engine ${earch} ($(engine_fact Architecture)), our images built for ${goarch:-? (no go)} (go env GOARCH)"
+  [[ -n ${goarch} && ${goarch} != "${earch}" ]] || return 0
+  problem "make images would build our images for ${goarch} (go env GOARCH) while the engine runs ${earch}: every pod of ours would fail with 'exec format error'" \
+    "install a Go built for ${earch}$([[ $(uname -s) != Darwin ]] || echo " (on Apple silicon the darwin/arm64 one, not an amd64 Go under Rosetta)"), or export GOARCH=${earch} before make"
+}
+
+# minor_of VERSION: 37 for v1.37.0 (0 when VERSION is not v1.x).
+minor_of() {
+  local m=${1#v1.}
+  m=${m%%.*}
+  [[ $1 == v1.* && ${m} =~ ^[0-9]+$ ]] && echo "${m}" || echo 0
+}
+
+# kubectl_skew VERSION: why a kubectl of VERSION is not supported against the cluster
+# (KUBE_VERSION); nothing when it is within one minor version either way.
+kubectl_skew() {
+  local have want
+  have=$(minor_of "$1")
+  want=$(minor_of "${KUBE_VERSION}")
+  ((have >= want - 1 && have <= want + 1)) && return 0
+  echo "kubectl ${1:-of unknown version} against a ${KUBE_VERSION} cluster: kubectl supports one minor version of skew either way (v1.$((want - 1)) to v1.$((want + 1)))"
+}
+KUBECTL_FIX="install kubectl v1.$(($(minor_of "${KUBE_VERSION}") - 1)) to v1.$(($(minor_of "${KUBE_VERSION}") + 1)) (brew install kubernetes-cli, or the kubectl release download) first on PATH"
+
 # ---- CPUs and memory ------------------------------------------------------------------------
 # What the cluster and make e2e ask the scheduler for, from the manifests' requests. A kind node
 # reserves nothing for the system (kind sets no system-reserved or kube-reserved), so its
@@ -179,6 +209,7 @@ auto_mode() {
 preflight_engine() {
   PREFLIGHT_PROBLEMS=0
   load_engine_facts
+  check_engine_arch
   check_engine_store
   check_engine_resources
   ((PREFLIGHT_PROBLEMS == 0))

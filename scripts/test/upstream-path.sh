@@ -129,6 +129,26 @@ expect "resources: 2 CPUs and 3 GiB: enough, with advice" ok "4096 MiB"
 run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=25276194816
 expect "resources: 2 CPUs and 24 GiB (this kit's VM): enough" ok "!PROBLEM" "!NOTE"
 
+# Defect 8: images are built for go env GOARCH; the engine runs its own architecture.
+run "${TMP}/bin" 'preflight_engine' STUB_GOARCH=amd64 STUB_ARCH=aarch64
+expect "arch: Go builds amd64, the engine runs arm64: refused, with the fix" fail "amd64" "arm64" "GOARCH"
+run "${TMP}/bin" 'preflight_engine' STUB_GOARCH=arm64 STUB_ARCH=aarch64
+expect "arch: Go and the engine both arm64 (aarch64): passes" ok "arm64"
+
+# Defect 8: a Linux user outside the docker group gets docker info's own error, with the fix.
+run "${TMP}/bin" 'ensure_engine' STUB_ENGINE=denied
+expect "engine: permission denied: docker info's error and the docker group" fail \
+  "permission denied while trying to connect" "docker group"
+run "${TMP}/bin" 'ensure_engine' STUB_ENGINE=down STUB_UNAME_S=Darwin
+expect "engine: none answers on macOS: docker info's error" fail "Cannot connect to the Docker daemon"
+
+# Defect 8: on macOS the host's kubectl is used; one minor version of skew either way at most.
+run "${KB}:${TMP}/bin:${TMP}/host-kubectl" 'kubectl_and_kubeconfig' STUB_UNAME_S=Darwin STUB_KUBECTL_VERSION=v1.33.4
+expect "kubectl on macOS, v1.33 against a v1.37 cluster: refused, with both versions" fail "v1.33.4" "v1.37.0" "!kubeconfig at"
+run "${KB}:${TMP}/bin:${TMP}/host-kubectl" 'kubectl_and_kubeconfig' STUB_UNAME_S=Darwin STUB_KUBECTL_VERSION=v1.38.0
+expect "kubectl on macOS, v1.38 against a v1.37 cluster: within the skew" ok "kubectl v1.38.0 at"
+rm -f "${KB}/kubectl"
+
 run "${TMP}/bin" 'heavy sleep 0 && builder_lock test && echo LOCKS-OK'
 expect "locks without flock: heavy and builder_lock run, with a note" ok "LOCKS-OK" "flock not found"
 

@@ -139,7 +139,8 @@ STUB_LOG="${TMP}/calls"
 # each one; macOS's bash 3.2 never calls it, so there the recorder falls back to the
 # "command not found" lines in the output (a call whose stderr was discarded goes unseen).
 # run PATH SNIPPET [VAR=VALUE...]: in ${ROOT}, with only PATH (a directory or a colon list)
-# and the VARs, source kind-up.sh (or $SOURCE) and run SNIPPET. Sets OUT, RC and SECS; the
+# and the VARs, source kind-up.sh (or $SOURCE) and run SNIPPET (engine.sh's fallback to
+# /usr/bin/docker is pointed at nothing: a stub engine must never reach a real one). Sets OUT, RC and SECS; the
 # stubs' calls are in ${STUB_LOG}. KIT_CACHE is ${TMP}/cache, with the stub kind in its bin/.
 run() {
   local path=$1 snippet=$2 t0
@@ -151,6 +152,7 @@ run() {
   t0=$(date +%s)
   RC=0
   OUT=$(cd "${ROOT}" && env -i HOME="${TMP}/home" PATH="${path}" KIT_CACHE="${TMP}/cache" \
+    DEBIAN_DOCKER_CLI="${TMP}/no-such-docker" \
     NOT_FOUND="${TMP}/not-found" STUB_LOG="${STUB_LOG}" SOURCE="${SOURCE:-scripts/kind-up.sh}" "$@" \
     "${BASH_BIN}" -c '
       command_not_found_handle() { printf "%s\n" "$1" >> "${NOT_FOUND}"; echo "bash: $1: command not found" >&2; return 127; } # bash32: ok, recorder with a fallback
