@@ -21,7 +21,7 @@ IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
 .PHONY: all build build-linux images generate proto-lint proto-breaking proto-check lint-scripts \
-        test-scripts test test-short bench demo certs backend-certs kind-up kind-down e2e smoke clean help
+        test-scripts test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e smoke clean help
 
 all: build
 
@@ -71,7 +71,7 @@ lint-scripts: ## shellcheck every shell script
 	  "(Debian/Ubuntu: apt-get install shellcheck; macOS: brew install shellcheck)" >&2; exit 1; }
 	shellcheck -x -P SCRIPTDIR $(SHELL_SCRIPTS)
 
-test-scripts: ## scripts/test/*.sh: kind-up's laptop path without dpkg/apt/flock/timeout; bash 3.2 constructs; make e2e's failure digest
+test-scripts: ## scripts/test/*.sh: kind-up's laptop path and doctor-host on stub hosts; bash 3.2 constructs; the Makefile under make 3.81; make e2e's failure digest
 	@for t in scripts/test/*.sh; do echo "==> $$t"; bash "$$t" || exit 1; done
 
 test: proto-check lint-scripts test-scripts ## the whole offline suite (what CI runs first)
@@ -93,6 +93,9 @@ certs: ## throwaway CA + server certificate for the TLS listeners, in out/certs 
 backend-certs: ## backend certificate for components/backend-tls in namespace NS, in out/backend-certs/NS (never committed)
 	@test -n "$(NS)" || { echo "usage: make backend-certs NS=<namespace>"; exit 2; }
 	$(GO) run ./internal/certgen/cmd/certgen -backend-namespace $(NS) -out out/backend-certs/$(NS)
+
+doctor-host: ## what kind-up would do here and what would stop it, with fixes; changes nothing (PROBE=1 asks the registry)
+	scripts/doctor-host.sh
 
 kind-up: ## create (or reuse) the kind cluster; AIRGAPPED=1 builds every image locally
 	scripts/kind-up.sh
