@@ -33,7 +33,7 @@ doctor_engine() {
   log "container engine"
   if ! engine_alive; then
     if can_start_dockerd; then
-      found "engine" "none answers (${ENGINE_ERROR:-docker info fails}); kind-up installs and starts Debian's (${DOCKER_ENGINE_DEB_PACKAGE})"
+      found "engine" "none answers (${ENGINE_ERROR:-docker info fails}); kind-up installs and starts Debian's engine package"
       return 1
     fi
     problem "no Docker engine answers: ${DOCKER} info says: ${ENGINE_ERROR:-nothing}" "$(engine_error_fix)"
