@@ -41,9 +41,7 @@ doctor_engine() {
   fi
   load_engine_facts
   found "engine" "$(engine_fact OperatingSystem), server $(engine_fact ServerVersion), docker CLI $(tool_version "${DOCKER}" "${DOCKER}" version --format '{{.Client.Version}}')"
-  check_engine_arch
-  check_engine_store
-  check_engine_resources
+  engine_checks
   found "cgroup" "v$(engine_cgroup_version)"
 }
 

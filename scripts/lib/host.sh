@@ -205,12 +205,23 @@ auto_mode() {
   AUTO_MODE=upstream; AUTO_WHY="upstream images are available"
 }
 
-# preflight_engine: the checks of a running engine; fails when one found a problem.
-preflight_engine() {
-  PREFLIGHT_PROBLEMS=0
+# engine_checks: the checks of a running engine, each problem counted in PREFLIGHT_PROBLEMS.
+engine_checks() {
   load_engine_facts
+  if [[ -z $(engine_fact NCPU) ]]; then
+    problem "the engine answers docker info, but not with the fields these checks read (architecture, CPUs, memory, cgroup version): $("${DOCKER}" info --format '{{.CgroupVersion}}' 2>&1 | tail -n 1)" \
+      "use Docker 20.10 or newer (engine and CLI)"
+    return 0
+  fi
   check_engine_arch
   check_engine_store
   check_engine_resources
+}
+
+# preflight_engine: kind-up's and e2e's checks of the running engine; fails when one found a
+# problem (make doctor-host runs the same, and more).
+preflight_engine() {
+  PREFLIGHT_PROBLEMS=0
+  engine_checks
   ((PREFLIGHT_PROBLEMS == 0))
 }

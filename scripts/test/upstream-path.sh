@@ -149,6 +149,10 @@ run "${KB}:${TMP}/bin:${TMP}/host-kubectl" 'kubectl_and_kubeconfig' STUB_UNAME_S
 expect "kubectl on macOS, v1.38 against a v1.37 cluster: within the skew" ok "kubectl v1.38.0 at"
 rm -f "${KB}/kubectl"
 
+run "${TMP}/bin" 'preflight_engine' STUB_OLD_ENGINE=1
+expect "preflight: an engine whose docker info lacks the fields used: a problem, not a shell error" fail \
+  "PROBLEM" "20.10" "!syntax error"
+
 run "${TMP}/bin" 'heavy sleep 0 && builder_lock test && echo LOCKS-OK'
 expect "locks without flock: heavy and builder_lock run, with a note" ok "LOCKS-OK" "flock not found"
 

@@ -40,7 +40,8 @@ EOF
 
 # docker: an engine per STUB_ENGINE (up | down | denied) answering docker info's fields from
 # STUB_ARCH, STUB_NCPU, STUB_MEM (bytes), STUB_CGROUP, STUB_STORE (classic | containerd),
-# STUB_SERVER_VERSION, STUB_OS; the client is STUB_CLIENT_VERSION. No local images or
+# STUB_SERVER_VERSION, STUB_OS (STUB_OLD_ENGINE=1: an engine too old for those fields); the
+# client is STUB_CLIENT_VERSION. No local images or
 # containers. Registry per STUB_REGISTRY (ok | hang | nohost | ratelimit); a reference
 # containing STUB_UNPULLABLE is refused whatever STUB_REGISTRY says.
 cat > "${STUBS}/docker" <<'EOF'
@@ -57,6 +58,7 @@ case "$1" in
   info)
     engine
     if [ "${2:-}" = --format ] || [ "${2:-}" = -f ]; then
+      [ "${STUB_OLD_ENGINE:-0}" = 0 ] || { echo "template: :4:16: executing \"\" at <.CgroupVersion>: can't evaluate field CgroupVersion" >&2; exit 1; }
       if [ "${STUB_STORE:-classic}" = containerd ]; then store='[[driver-type io.containerd.snapshotter.v1]]'
       else store='[[Backing Filesystem extfs] [Supports d_type true] [Using metacopy false] [Native Overlay Diff true] [userxattr false]]'
       fi
