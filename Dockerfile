@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One Dockerfile, three binaries (hello, goodbye, greeter), two ways to build.
 #
 #   make images            -> target "prebuilt": packages static binaries built on the host
@@ -10,7 +8,9 @@
 #                             that can pull one.
 #
 # The "prebuilt" stage must stay FIRST: the classic (non-BuildKit) builder runs every stage up
-# to the requested target, and a golang stage before it would need a pull.
+# to the requested target, and a golang stage before it would need a pull. No "# syntax="
+# line: BuildKit would pull that frontend image from a registry before building anything
+# (the built-in frontend reads every instruction used here).
 
 ARG BINARY=hello
 

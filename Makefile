@@ -6,6 +6,8 @@
 # Every target is a thin wrapper: the logic lives in Go (tests, commands) or scripts/.
 
 SHELL         := /usr/bin/env bash
+# make 3.81 (macOS's) ignores .SHELLFLAGS and runs recipes with plain `bash -c`: a recipe of
+# several commands must stop on its own (set -e, or `|| exit 1` in a loop). scripts/test/makefile.sh.
 .SHELLFLAGS   := -eu -o pipefail -c
 GO            ?= go
 DOCKER        ?= docker
@@ -19,7 +21,7 @@ IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
 .PHONY: all build build-linux images generate proto-lint proto-breaking proto-check lint-scripts \
-        test-scripts test test-short bench demo certs backend-certs kind-up kind-down e2e smoke clean help
+        test-scripts test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e smoke clean help
 
 all: build
 
@@ -33,11 +35,15 @@ build-linux: ## static linux binaries for the container images
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_HOST) $(GO) build -trimpath -ldflags='-s -w' \
 	  -o $(LINUX_BIN)/ ./services/hello ./services/goodbye ./client/greeter
 
+# The classic builder (DOCKER_BUILDKIT=0, as e2e.sh and smoke.sh use): it needs no buildx
+# plugin and runs the "prebuilt" stage, FROM scratch, with nothing from a registry. BuildKit
+# (DOCKER_BUILDKIT=1 make images) needs none either, as the Dockerfile names no frontend image.
+DOCKER_BUILDKIT ?= 0
 images: build-linux ## FROM scratch images from host-built binaries (no registry needed)
 	@for b in $(BINARIES); do \
 	  echo "==> image $(IMAGE_PREFIX)/$$b:$(IMAGE_TAG)"; \
-	  $(DOCKER) build -q --target prebuilt --build-arg BINARY=$$b --build-arg TARGETARCH=$(GOARCH_HOST) \
-	    -t $(IMAGE_PREFIX)/$$b:$(IMAGE_TAG) . ; \
+	  DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) $(DOCKER) build -q --target prebuilt --build-arg BINARY=$$b \
+	    --build-arg TARGETARCH=$(GOARCH_HOST) -t $(IMAGE_PREFIX)/$$b:$(IMAGE_TAG) . || exit 1; \
 	done
 
 generate: ## regenerate Go code from proto/ (buf + local plugins via go tool)
@@ -50,7 +56,7 @@ proto-breaking: ## buf breaking against main
 	$(TOOLS) buf breaking --against '.git#branch=main'
 
 proto-check: proto-lint ## fail if generated code is stale
-	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(TOOLS) buf generate -o "$$tmp"; \
 	if ! diff -r "$$tmp/proto" proto --exclude='*.proto' -q; then \
 	  echo "generated code is stale: run 'make generate' and commit" >&2; exit 1; fi; \
@@ -65,8 +71,8 @@ lint-scripts: ## shellcheck every shell script
 	  "(Debian/Ubuntu: apt-get install shellcheck; macOS: brew install shellcheck)" >&2; exit 1; }
 	shellcheck -x -P SCRIPTDIR $(SHELL_SCRIPTS)
 
-test-scripts: ## scripts/test/*.sh: kind-up's laptop path without dpkg/apt/flock/timeout; bash 3.2 constructs; make e2e's failure digest
-	@for t in scripts/test/*.sh; do echo "==> $$t"; bash "$$t"; done
+test-scripts: ## scripts/test/*.sh: kind-up's laptop path and doctor-host on stub hosts; bash 3.2 constructs; the Makefile under make 3.81; make e2e's failure digest
+	@for t in scripts/test/*.sh; do echo "==> $$t"; bash "$$t" || exit 1; done
 
 test: proto-check lint-scripts test-scripts ## the whole offline suite (what CI runs first)
 	$(GO) vet ./...
@@ -89,6 +95,9 @@ certs: ## throwaway CA + server certificate for the TLS listeners, in out/certs 
 backend-certs: ## backend certificate for components/backend-tls in namespace NS, in out/backend-certs/NS (never committed)
 	@test -n "$(NS)" || { echo "usage: make backend-certs NS=<namespace>"; exit 2; }
 	$(GO) run ./internal/certgen/cmd/certgen -backend-namespace $(NS) -out out/backend-certs/$(NS)
+
+doctor-host: ## what kind-up would do here and what would stop it, with fixes; changes nothing (PROBE=1 asks the registry)
+	scripts/doctor-host.sh
 
 kind-up: ## create (or reuse) the kind cluster; AIRGAPPED=1 builds every image locally
 	scripts/kind-up.sh

@@ -9,9 +9,12 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
+source "${REPO_ROOT}/scripts/lib/host.sh"
 
 export DOCKER_BUILDKIT=0
 ensure_engine
+# The same checks as kind-up's step 2: images for the engine's architecture, enough CPUs and memory.
+preflight_engine || die "${PREFLIGHT_PROBLEMS} problem(s) above: fix them first (make doctor-host checks again)"
 require_cluster
 
 log "images: build from this tree and load into ${CLUSTER_NAME}"

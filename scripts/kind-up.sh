@@ -4,9 +4,11 @@
 # smoke / make e2e.
 #
 # Environment:
-#   AIRGAPPED     auto (default): upstream images if they can be pulled, else build everything
+#   AIRGAPPED     auto (default): on a Debian-like Linux host, upstream images if all three can
+#                   be pulled (a 5 s probe each) and the engine runs cgroup v2, else build
+#                   everything; elsewhere (macOS, other Linux) upstream, without probing
 #                 1: build everything locally from Go modules and Debian packages
-#                 0: upstream images only (fail if they cannot be pulled)
+#                 0: upstream images only (fail if they cannot be pulled; refused on cgroup v1)
 #   KIT_CACHE     cache for builds, binaries and the kubeconfig
 #                 (default ${XDG_CACHE_HOME:-$HOME/.cache}/grpc-k8s-kit)
 #   CLUSTER_NAME  kind cluster name (default grpc-k8s-kit)
@@ -18,9 +20,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
+source "${REPO_ROOT}/scripts/lib/host.sh"
 
 STEP_TOTAL=16
-PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
 MODE=""          # airgapped | upstream
 MODE_REASON=""
 REUSE=false      # an existing, healthy cluster is reused
@@ -70,6 +72,13 @@ check_prerequisites() {
   go version >&2
 }
 
+# ---- 2. engine -----------------------------------------------------------------------------
+# engine_preflight: stop before anything is built when this engine cannot run the cluster
+# (scripts/lib/host.sh; make doctor-host prints the same checks and more, changing nothing).
+engine_preflight() {
+  preflight_engine || die "${PREFLIGHT_PROBLEMS} problem(s) above would stop kind-up or make e2e later: fix them first (make doctor-host checks again without changing anything)"
+}
+
 # ---- 3. kind -------------------------------------------------------------------------------
 build_kind() {
   if [[ -x ${KIND} ]] && "${KIND}" version 2>/dev/null | grep -q "^kind ${KIND_VERSION} "; then
@@ -84,21 +93,7 @@ build_kind() {
 }
 
 # ---- 4. mode -------------------------------------------------------------------------------
-# pull_failure_reason REF: empty when REF is local or its manifest can be fetched quickly,
-# else a short reason (no registry names are printed or stored).
-pull_failure_reason() {
-  local ref=$1 out rc=0
-  "${DOCKER}" image inspect "${ref}" >/dev/null 2>&1 && return 0
-  out=$(with_timeout "${PULL_PROBE_SECONDS}" "${DOCKER}" manifest inspect "${ref}" 2>&1 >/dev/null) || rc=$?
-  ((rc == 0)) && return 0
-  if ((rc == 124)); then echo "no answer from its registry within ${PULL_PROBE_SECONDS}s"
-  elif grep -qi 'no such host\|server misbehaving\|name resolution' <<<"${out}"; then echo "its registry's name does not resolve"
-  elif grep -qi 'connection refused\|network is unreachable\|i/o timeout' <<<"${out}"; then echo "its registry cannot be reached"
-  elif grep -qi 'unauthorized\|denied\|not found\|manifest unknown' <<<"${out}"; then echo "its registry refuses it"
-  else echo "the registry probe failed (exit ${rc})"
-  fi
-}
-
+# (auto_mode, upstream_blocker and the registry probe are in scripts/lib/host.sh.)
 choose_mode() {
   local existing=""
   if cluster_exists && node_running; then
@@ -108,22 +103,19 @@ choose_mode() {
     1 | true | yes)
       MODE=airgapped; MODE_REASON="AIRGAPPED=${AIRGAPPED}: build every image locally" ;;
     0 | false | no)
+      local blocker
+      blocker=$(upstream_blocker)
+      [[ -z ${blocker} ]] || die "AIRGAPPED=${AIRGAPPED}: upstream mode cannot run here: ${blocker}." \
+        "Fix: ${CGROUP_V1_FIX}$(airgap_possible && echo "; or build everything here with AIRGAPPED=1 (or auto)")"
       MODE=upstream; MODE_REASON="AIRGAPPED=${AIRGAPPED}: upstream images" ;;
     auto | "")
       if [[ -n ${existing} ]]; then
         [[ ${existing} == "${KIT_NODE_IMAGE}" ]] && MODE=airgapped || MODE=upstream
         MODE_REASON="AIRGAPPED=auto: the running cluster '${CLUSTER_NAME}' uses ${existing}"
       else
-        local why="" ref
-        for ref in "${KIND_NODE_UPSTREAM}" "${TRAEFIK_UPSTREAM_IMAGE}"; do
-          why=$(pull_failure_reason "${ref}")
-          [[ -z ${why} ]] || { why="${ref} cannot be pulled: ${why}"; break; }
-        done
-        if [[ -n ${why} ]]; then
-          MODE=airgapped; MODE_REASON="AIRGAPPED=auto: ${why}"
-        else
-          MODE=upstream; MODE_REASON="AIRGAPPED=auto: upstream images are available"
-        fi
+        auto_mode 1
+        [[ ${AUTO_MODE} != none ]] || die "AIRGAPPED=auto: neither mode can run here: ${AUTO_WHY}. Fix: ${CGROUP_V1_FIX}"
+        MODE=${AUTO_MODE}; MODE_REASON="AIRGAPPED=auto: ${AUTO_WHY}"
       fi ;;
     *) die "AIRGAPPED must be auto, 1 or 0 (got '${AIRGAPPED}')" ;;
   esac
@@ -149,7 +141,14 @@ airgap_only() {
 pull() {
   "${DOCKER}" image inspect "$1" >/dev/null 2>&1 && { info "$1: present"; return 0; }
   info "pulling $1 ..."
-  "${DOCKER}" pull "$1" >&2 || die "cannot pull $1: try AIRGAPPED=1"
+  "${DOCKER}" pull "$1" >&2 && return 0
+  if airgap_possible; then
+    die "cannot pull $1 (docker pull's error above): rerun with AIRGAPPED=1 to build every image here" \
+      "(about 50 minutes the first time, scripts/TIMINGS.md)"
+  fi
+  die "cannot pull $1 (docker pull's error above). Check that \`${DOCKER} pull $1\` works from this shell:" \
+    "the engine's proxy settings, \`docker login\` (anonymous pulls are rate-limited: toomanyrequests)," \
+    "the credential helper named in ~/.docker/config.json. (Air-gapped mode needs a Debian-like Linux host.)"
 }
 
 node_image() {
@@ -239,15 +238,32 @@ create_or_reuse_cluster() {
 }
 
 # ---- 11. kubectl and kubeconfig ------------------------------------------------------------
+# host_kubectl: the physical path of the host's own kubectl, never the kit's: ${KIT_BIN} is
+# left out of PATH wherever it appears (common.sh puts it first, and users add it too), and a
+# kubectl that resolves into ${KIT_BIN} is refused (linking it would make a symlink loop).
+host_kubectl() {
+  local found real kit_bin
+  found=$(PATH=$(path_without "${KIT_BIN}" "${PATH}") command -v kubectl) \
+    || die "kubectl not found: $(install_hint kubectl) (the node's kubectl only runs on Linux)"
+  real=$(resolve_path "${found}") || die "${found} is a symlink loop or points nowhere: remove it, then $(install_hint kubectl)"
+  kit_bin=$(cd "${KIT_BIN}" && pwd -P)
+  [[ ${real} != "${kit_bin}/"* ]] || die "${found} resolves to ${real}, the kit's own kubectl link:" \
+    "remove ${found} and install kubectl ($(install_hint kubectl)); ${KIT_BIN} on PATH is enough"
+  echo "${real}"
+}
+
 kubectl_and_kubeconfig() {
   # The node ships kubectl of exactly the cluster's version (ours in air-gapped mode). It is a
   # Linux binary: elsewhere (macOS) the host's own kubectl is used (one minor version of skew
   # either way is supported).
   if [[ $(uname -s) != Linux ]]; then
-    local host_kubectl
-    host_kubectl=$(PATH=${PATH#"${KIT_BIN}:"} command -v kubectl) \
-      || die "kubectl not found: $(install_hint kubectl) (the node's kubectl only runs on Linux)"
-    ln -sf "${host_kubectl}" "${KUBECTL}"
+    local target version skew
+    target=$(host_kubectl)
+    version=$("${target}" version --client -o json 2>/dev/null | jq -r '.clientVersion.gitVersion // empty' || true)
+    skew=$(kubectl_skew "${version}")
+    [[ -z ${skew} ]] || die "${target} is ${skew}. Fix: ${KUBECTL_FIX}"
+    rm -f "${KUBECTL}"
+    ln -s "${target}" "${KUBECTL}"
   elif ! { [[ -x ${KUBECTL} && ! -L ${KUBECTL} ]] && "${KUBECTL}" version --client -o json 2>/dev/null \
         | jq -e --arg v "${KUBE_VERSION}" '.clientVersion.gitVersion == $v' >/dev/null; }; then
     "${DOCKER}" cp "${NODE_CONTAINER}:/usr/bin/kubectl" "${KUBECTL}.tmp"
@@ -345,7 +361,7 @@ main() {
   log "kind-up: cluster '${CLUSTER_NAME}', cache ${KIT_CACHE}"
   announce_host_changes
   step "prerequisites";                                     check_prerequisites
-  step "container engine";                                  ensure_engine; check_runtime_fits_host
+  step "container engine";                                  ensure_engine; check_runtime_fits_host; engine_preflight
   step "kind ${KIND_VERSION}";                              build_kind
   step "mode (AIRGAPPED=${AIRGAPPED})";                     choose_mode
   step "Kubernetes ${KUBE_VERSION} binaries";               airgap_only && "${REPO_ROOT}/scripts/airgap/build-k8s.sh"

@@ -36,15 +36,30 @@ require_cluster() {
   api_answers || die "the API server of '${CLUSTER_NAME}' does not answer with ${KIT_CACHE}/kubeconfig: run make kind-up"
 }
 
-# load_image IMAGE: make a local docker image available to the node's containerd
-# (kind skips it when the node already has this image ID).
+# load_image IMAGE: make a local docker image available to the node's containerd.
+# `kind load docker-image` runs a plain `docker save` and imports the archive with
+# `ctr images import --all-platforms`. On Docker's containerd image store that archive lists
+# every platform of a pulled multi-platform image (Traefik's, istiod's) while only the
+# engine's own was pulled, and the import dies with "ctr: content digest ... not found"
+# (kind#3795, #4224). There the image is saved for the engine's platform only and loaded with
+# `kind load image-archive`, the workaround kind documents (PR #4247). The classic store
+# keeps `kind load docker-image`: it skips an image the node already has (image-archive
+# loads every time), and it works with engines older than Docker 28, whose `docker image
+# save` has no --platform (Debian's engine, which air-gapped mode starts, is one).
 load_image() {
-  logged "${KIT_LOGS}/kind-load.log" kind_ load docker-image "$1" --name "${CLUSTER_NAME}"
+  if [[ $(engine_image_store) == containerd ]]; then
+    local dir
+    dir=$(mktemp -d "${KIT_CACHE}/load-image.XXXXXX")
+    logged "${KIT_LOGS}/kind-load.log" "${DOCKER}" image save --platform "linux/$(engine_arch)" -o "${dir}/image.tar" "$1"
+    logged "${KIT_LOGS}/kind-load.log" kind_ load image-archive "${dir}/image.tar" --name "${CLUSTER_NAME}"
+    rm -rf "${dir}"
+  else
+    logged "${KIT_LOGS}/kind-load.log" kind_ load docker-image "$1" --name "${CLUSTER_NAME}"
+  fi
 }
 
-# host_cgroup_v1: true when the Linux host (and so every kind node) runs cgroup v1. Elsewhere
-# the engine runs in a VM this cannot look into; current ones run cgroup v2.
-host_cgroup_v1() { [[ $(uname -s) == Linux && $(stat -fc %T /sys/fs/cgroup) != cgroup2fs ]]; }
+# host_cgroup_v1: true when the engine (and so every kind node) runs cgroup v1.
+host_cgroup_v1() { [[ $(engine_cgroup_version) == 1 ]]; }
 
 # host_lacks_cap NUMBER: true when the capability is not in our bounding set (engine.sh).
 host_lacks_cap() { [[ " $(missing_bounding_caps) " == *" $1 "* ]]; }

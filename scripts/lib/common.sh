@@ -3,8 +3,9 @@
 # except computing the paths below.
 #
 # Bash 3.2 or newer (macOS's /bin/bash): this file, the rest of lib/, kind-up.sh, kind-down.sh,
-# e2e.sh and smoke.sh, so the upstream path runs wherever Docker, Go and bash do. Only the
-# air-gapped builders in airgap/ (Linux only) may use bash 4. scripts/test/bash32.sh checks.
+# e2e.sh, smoke.sh, doctor-host.sh and scripts/test, so the upstream path and make test run
+# wherever Docker, Go and bash do. Only the air-gapped builders in airgap/ (Linux only) may use
+# bash 4. scripts/test/bash32.sh checks.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
@@ -31,6 +32,34 @@ export PATH="${KIT_BIN}:${PATH}"
 # The docker CLI every script uses (engine.sh may switch to the engine's own; see there).
 DOCKER="${DOCKER:-docker}"
 export DOCKER
+
+# path_without DIR PATHLIST: PATHLIST (colon-separated) without any entry DIR (or DIR/).
+path_without() {
+  local dir=${1%/} rest=$2: entry out=""
+  while [[ -n ${rest} ]]; do
+    entry=${rest%%:*}
+    rest=${rest#*:}
+    [[ -z ${entry} || ${entry%/} == "${dir}" ]] || out+="${out:+:}${entry}"
+  done
+  echo "${out}"
+}
+
+# resolve_path FILE: FILE's physical path, every symlink followed (readlink -f, which macOS
+# before 12.3 lacks). Fails on a symlink loop or a missing directory.
+resolve_path() {
+  local p=$1 link dir n=0
+  while [[ -L ${p} ]]; do
+    n=$((n + 1))
+    ((n <= 40)) || return 1
+    link=$(readlink "${p}")
+    case ${link} in
+      /*) p=${link} ;;
+      *) p="$(dirname "${p}")/${link}" ;;
+    esac
+  done
+  dir=$(cd "$(dirname "${p}")" 2>/dev/null && pwd -P) || return 1
+  echo "${dir}/$(basename "${p}")"
+}
 
 # need CMD HOW: fail with a hint when a command is missing.
 need() {

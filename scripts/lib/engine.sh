@@ -14,14 +14,36 @@ RUNC_WRAPPER_NAME=kit-runc
 
 # Debian's engine package puts its own CLI here. A newer docker client earlier in PATH may speak
 # an API version that engine does not; then this one is used ($DOCKER, see common.sh).
-DEBIAN_DOCKER_CLI=/usr/bin/docker
+# (Overridable for scripts/test, whose stub engines must never reach a real one.)
+DEBIAN_DOCKER_CLI=${DEBIAN_DOCKER_CLI:-/usr/bin/docker}
+# docker info's own error (its last lines) when no engine answers: "permission denied" is not
+# "not running", and the fix differs.
+ENGINE_ERROR=""
 
 engine_alive() {
-  "${DOCKER}" info >/dev/null 2>&1 && return 0
+  local err
+  err=$("${DOCKER}" info 2>&1 >/dev/null) && return 0
+  ENGINE_ERROR=$(printf '%s\n' "${err}" | grep -v '^[[:space:]]*$' | tail -n 3)
   [[ ${DOCKER} == docker && -x ${DEBIAN_DOCKER_CLI} && $(command -v docker) != "${DEBIAN_DOCKER_CLI}" ]] \
     && "${DEBIAN_DOCKER_CLI}" info >/dev/null 2>&1 || return 1
   DOCKER=${DEBIAN_DOCKER_CLI}
   info "the docker CLI on PATH cannot talk to this engine: using ${DOCKER}"
+}
+
+# engine_error_fix: what to do about ENGINE_ERROR.
+engine_error_fix() {
+  case ${ENGINE_ERROR} in
+    *"permission denied"*)
+      echo "this user may not use the engine's socket: add it to the docker group" \
+        "(sudo usermod -aG docker \"\$USER\", then log out and in again, or newgrp docker)," \
+        "or run make as a user who can" ;;
+    *"command not found"* | *"No such file"*)
+      echo "install Docker (Docker Desktop, OrbStack or colima on macOS; your distribution's docker" \
+        "package on Linux), or run this as root on Debian/Ubuntu to have it install Debian's" ;;
+    *)
+      echo "start one (Docker Desktop, OrbStack, colima start, or your system's docker service)," \
+        "or run this as root on Debian/Ubuntu to have it start Debian's" ;;
+  esac
 }
 
 # missing_bounding_caps: capabilities below cap_last_cap absent from our bounding set
@@ -66,8 +88,8 @@ install_runc_wrapper() {
 }
 
 start_dockerd() {
-  can_start_dockerd || die "no Docker engine answers (${DOCKER} info fails): start one (Docker Desktop," \
-    "or your system's docker service), or run this as root on Debian/Ubuntu to have it start Debian's."
+  can_start_dockerd || die "no Docker engine answers: ${DOCKER} info says: ${ENGINE_ERROR:-nothing}." \
+    "Fix: $(engine_error_fix)."
   ensure_cmds "dockerd:${DOCKER_ENGINE_DEB_PACKAGE}" setsid:util-linux
   mkdir -p "${ENGINE_DIR}"
   local args=(--live-restore)
@@ -117,10 +139,63 @@ ensure_engine() {
   fi
   if [[ -f ${DOCKERD_PID} ]]; then
     warn "dockerd we started earlier (pid $(cat "${DOCKERD_PID}")) is gone; restarting it (running containers survive thanks to --live-restore)"
-  else
+  elif can_start_dockerd; then
     log "no Docker engine answers: starting one"
   fi
   start_dockerd
+}
+
+# ---- what the engine is: docker info, read once per run ------------------------------------
+ENGINE_FACTS=""
+
+# load_engine_facts: read the docker info fields below once (after ensure_engine). The
+# engine_* functions call it too, but from a $(...) subshell what they read is not kept.
+load_engine_facts() {
+  [[ -z ${ENGINE_FACTS} ]] || return 0
+  ENGINE_FACTS=$("${DOCKER}" info --format 'Architecture={{.Architecture}}
+NCPU={{.NCPU}}
+MemTotal={{.MemTotal}}
+CgroupVersion={{.CgroupVersion}}
+DriverStatus={{.DriverStatus}}
+ServerVersion={{.ServerVersion}}
+OperatingSystem={{.OperatingSystem}}' 2>/dev/null) || ENGINE_FACTS=""
+}
+
+# engine_fact NAME: one of the fields above, empty when no engine answers.
+engine_fact() {
+  load_engine_facts
+  sed -n "s/^$1=//p" <<<"${ENGINE_FACTS}" | head -n 1
+}
+
+# go_arch NAME: Go's name (GOARCH) of an architecture as uname -m or docker info print it.
+go_arch() {
+  case $1 in
+    x86_64 | amd64) echo amd64 ;;
+    aarch64 | arm64) echo arm64 ;;
+    armv7l | armhf | arm) echo arm ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# engine_arch: the architecture the engine runs containers for, as Go names it.
+engine_arch() { go_arch "$(engine_fact Architecture)"; }
+
+# engine_image_store: containerd when the engine keeps images in containerd (its DriverStatus
+# names the snapshotter: the default of Docker Desktop, OrbStack and new Docker Engine 29
+# installs), else classic (graph drivers such as overlay2).
+engine_image_store() {
+  if [[ $(engine_fact DriverStatus) == *io.containerd.snapshotter* ]]; then echo containerd; else echo classic; fi
+}
+
+# engine_cgroup_version: 1 or 2, as the engine reports it (on macOS, of its VM); on Linux,
+# from /sys/fs/cgroup when the engine does not say.
+engine_cgroup_version() {
+  local v
+  v=$(engine_fact CgroupVersion)
+  if [[ -z ${v} && $(uname -s) == Linux ]]; then
+    if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then v=2; else v=1; fi
+  fi
+  echo "${v}"
 }
 
 # scratch_image NAME BINARY IMAGE PATH UID: a FROM scratch image IMAGE holding BINARY at PATH

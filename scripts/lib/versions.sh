@@ -39,13 +39,13 @@ GATEWAY_API_VERSION=v1.4.0           # sigs.k8s.io/gateway-api (what Traefik ${T
 
 # Proxyless xDS control plane: istiod (pilot-discovery, built from the module istio.io/istio).
 # Istio's release tags (1.31.0, no leading v) are not Go module versions, so the
-# module is pinned by pseudo-version: a commit of the 1.31 line (go 1.26.0, no replace directives).
+# module is pinned by pseudo-version: the commit Istio tagged 1.31.0 (and 1.31.0-rc.4), eed52eb
+# on Istio's release page (go 1.26.0, no replace directives).
 ISTIO_VERSION=v0.0.0-20260827124520-eed52ebb66ad   # istio.io/istio
 # When bumping it: scripts/update-istio-crds.sh (deploy/istiod/crds), and in go.mod
 # istio.io/client-go at the version istio.io/istio's own go.mod requires (the render tests
 # decode the DestinationRule with it).
-# Upstream mode: the published image of the same line (its VERSION file says 1.31, its
-# istio.io/api is 1.31.0-rc.0+): the closest release, not the same commit.
+# Upstream mode: Istio's published image of that release, so both modes run the same commit.
 ISTIOD_UPSTREAM_IMAGE="istio/pilot:1.31.0"
 
 # Local image names used in air-gapped mode (never pushed anywhere).

@@ -1,90 +1,15 @@
 #!/usr/bin/env bash
-# kind-up's prerequisite and mode detection on a host like a laptop: a PATH of symlinks to only
-# the tools it may use (no dpkg, apt-get, flock or GNU timeout), with stub go and docker.
-# Each case asserts the exit status, the output, and that no missing command was ever called
-# (bash's command_not_found_handle records every attempt). Touches nothing outside a temp dir.
+# kind-up's laptop path on stub hosts (scripts/test/lib/harness.sh): a PATH of symlinks to only
+# the tools a laptop has (no dpkg, apt-get, flock or GNU timeout), with stub go, docker, kind
+# and uname. Each case asserts the exit status, the output, the stub calls, and that no
+# missing command was ever called. Touches nothing outside a temp dir.
 # shellcheck disable=SC2016  # the single-quoted snippets are expanded by the bash under test
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "${TMP}"' EXIT
+# shellcheck source=lib/harness.sh
+source "$(dirname "$0")/lib/harness.sh"
 
-ALLOWED=(bash cat date dirname basename grep sed awk sleep rm mkdir mv id uname tail nice jq curl)
-mkbin() { # mkbin DIR TOOL...: DIR with symlinks to TOOLs and the stubs
-  local dir=$1 t p
-  shift
-  mkdir -p "${dir}"
-  for t in "$@"; do
-    p=$(command -v "${t}") || { echo "FAIL setup: ${t} is not installed here"; exit 1; }
-    ln -s "${p}" "${dir}/${t}"
-  done
-  cp "${TMP}/stub-go" "${dir}/go"
-  cp "${TMP}/stub-docker" "${dir}/docker"
-}
-
-cat > "${TMP}/stub-go" <<'EOF'
-#!/bin/sh
-echo "go version go0.0-stub"
-EOF
-# docker: a running engine, no local images, and a registry per STUB_REGISTRY (ok|hang|nohost).
-cat > "${TMP}/stub-docker" <<'EOF'
-#!/bin/sh
-case "$1 $2" in
-  "info "*) exit 0 ;;
-  "manifest inspect")
-    case "${STUB_REGISTRY}" in
-      ok) exit 0 ;;
-      hang) exec sleep 30 ;;
-      nohost) echo "dial tcp: lookup example.invalid: no such host" >&2; exit 1 ;;
-    esac ;;
-esac
-exit 1
-EOF
-chmod +x "${TMP}/stub-go" "${TMP}/stub-docker"
-mkbin "${TMP}/bin" "${ALLOWED[@]}"
 NOJQ=()
 for t in "${ALLOWED[@]}"; do [[ ${t} == jq ]] || NOJQ+=("${t}"); done
-mkbin "${TMP}/bin-nojq" "${NOJQ[@]}"
-
-passed=0 failed=0
-OUT="" RC=0 SECS=0
-
-# run BINDIR SNIPPET [VAR=VALUE...]: source kind-up.sh with PATH=BINDIR and run SNIPPET.
-run() {
-  local bin=$1 snippet=$2 t0
-  shift 2
-  : > "${TMP}/not-found"
-  t0=$(date +%s)
-  RC=0
-  OUT=$(cd "${ROOT}" && env -i HOME="${TMP}/home" PATH="${bin}" KIT_CACHE="${TMP}/cache" \
-    NOT_FOUND="${TMP}/not-found" "$@" "${bin}/bash" -c '
-      command_not_found_handle() { printf "%s\n" "$1" >> "${NOT_FOUND}"; echo "bash: $1: command not found" >&2; return 127; }
-      source scripts/kind-up.sh
-      '"${snippet}" 2>&1) || RC=$?
-  SECS=$(( $(date +%s) - t0 ))
-}
-
-# expect NAME ok|fail [TEXT...]: the last run's exit status, TEXTs in its output, no missing
-# command called.
-expect() {
-  local name=$1 want=$2 s why=""
-  shift 2
-  if [[ ${want} == ok && ${RC} != 0 ]]; then why="exit ${RC}, want 0"
-  elif [[ ${want} == fail && ${RC} == 0 ]]; then why="exit 0, want a failure"
-  fi
-  for s in "$@"; do
-    [[ -n ${why} || ${OUT} == *"${s}"* ]] || why="output lacks '${s}'"
-  done
-  [[ -n ${why} || ! -s ${TMP}/not-found ]] || why="called missing command(s): $(tr '\n' ' ' < "${TMP}/not-found")"
-  if [[ -z ${why} ]]; then
-    echo "PASS ${name}"
-    passed=$((passed + 1))
-  else
-    echo "FAIL ${name}: ${why}"
-    printf '%s\n' "${OUT}" | sed 's/^/      | /'
-    failed=$((failed + 1))
-  fi
-}
+mkbin "${TMP}/bin-nojq" ${NOJQ[@]+"${NOJQ[@]}"}
 
 for t in dpkg-query apt-get flock timeout; do
   if PATH="${TMP}/bin" command -v "${t}" >/dev/null; then echo "FAIL setup: ${t} is on the test PATH"; exit 1; fi
@@ -105,20 +30,128 @@ expect "prerequisites: jq missing, no apt-get: fails naming jq and how to instal
 run "${TMP}/bin" 'announce_host_changes'
 expect "host changes: engine answers, tools present: none announced" ok "changes to this host outside ${TMP}/cache: none"
 
-run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=ok
-expect "mode: registry answers: upstream" ok "MODE=upstream" "upstream images are available"
+# Mode. A Debian-like host: its apt-get must never be called here.
+mkdir -p "${TMP}/debian"
+printf '#!/bin/sh\necho "apt-get $*" >> "${STUB_LOG}"; exit 1\n' > "${TMP}/debian/apt-get"
+chmod +x "${TMP}/debian/apt-get"
+DEB="${TMP}/bin:${TMP}/debian"
 
-run "${TMP}/bin" 'choose_mode' AIRGAPPED=auto STUB_REGISTRY=hang PULL_PROBE_SECONDS=1
-expect "mode: registry hangs, no GNU timeout: probe gives up after 1s, air-gapped refused off Debian" fail \
-  "no answer from its registry within 1s" "AIRGAPPED=0"
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=ok
+expect "mode, Debian: registry answers: upstream" ok "MODE=upstream" "upstream images are available"
+expect_call "mode, Debian: probes istiod's image too" '^docker manifest inspect istio/pilot:'
+
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=hang PULL_PROBE_SECONDS=1
+expect "mode, Debian: registry hangs, no GNU timeout: probe gives up after 1s, air-gapped" ok \
+  "MODE=airgapped" "no answer from its registry within 1s"
 if ((SECS > 10)); then echo "FAIL mode probe took ${SECS}s, want about 1s"; failed=$((failed + 1)); fi
 
-run "${TMP}/bin" 'choose_mode' AIRGAPPED=auto STUB_REGISTRY=nohost
-expect "mode: registry name does not resolve: air-gapped, refused off Debian" fail \
-  "its registry's name does not resolve" "Debian-like"
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=nohost
+expect "mode, Debian: registry name does not resolve: air-gapped" ok "MODE=airgapped" "its registry's name does not resolve"
+
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_UNPULLABLE=istio/pilot
+expect "mode, Debian: only istiod's image unpullable: air-gapped, naming it" ok "MODE=airgapped" "istio/pilot:"
+
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=ratelimit
+expect "mode, Debian: rate-limited (toomanyrequests): air-gapped, saying so and how to avoid it" ok \
+  "MODE=airgapped" "toomanyrequests" "docker login"
+
+# Defect 3: where air-gapped mode is impossible, a probe can only turn a working run into a
+# failed one: auto is upstream there, without probing.
+run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=hang STUB_UNAME_S=Darwin
+expect "mode, macOS: registry hangs: upstream anyway (air-gapped is impossible here)" ok "MODE=upstream" "Darwin"
+expect_call "mode, macOS: no registry probe" '!^docker manifest'
+
+run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=nohost
+expect "mode, Linux without apt-get: registry unreachable: upstream anyway" ok "MODE=upstream" "Debian-like"
+expect_call "mode, Linux without apt-get: no registry probe" '!^docker manifest'
 
 run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=0
 expect "mode: AIRGAPPED=0: upstream without probing" ok "MODE=upstream"
+expect_call "mode: AIRGAPPED=0: no registry probe" '!^docker manifest'
+
+run "${TMP}/bin" 'pull traefik:v0' STUB_UNAME_S=Darwin
+expect "pull fails on macOS: the advice is not AIRGAPPED=1 (impossible there)" fail "cannot pull traefik:v0" "!AIRGAPPED=1"
+
+# Defect 4: kind's node image for Kubernetes 1.35+ does not boot on cgroup v1.
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_REGISTRY=ok STUB_CGROUP=1
+expect "mode, Debian, cgroup v1: air-gapped although the registry answers" ok "MODE=airgapped" "cgroup v1"
+expect_call "mode, Debian, cgroup v1: no registry probe" '!^docker manifest'
+
+run "${DEB}" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=0 STUB_CGROUP=1
+expect "mode, cgroup v1, AIRGAPPED=0: stops at once with the reason" fail "cgroup v1" "!MODE="
+
+run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=auto STUB_CGROUP=1 STUB_UNAME_S=Darwin
+expect "mode, macOS, engine VM on cgroup v1: neither mode works: stops, saying why" fail "cgroup v1" "!MODE="
+
+# Defect 1 (kind#3795): a pulled multi-platform image on Docker's containerd image store.
+run "${TMP}/bin" 'load_image grpc-k8s-kit/traefik:v0' STUB_STORE=containerd STUB_ARCH=aarch64
+expect "load, containerd image store: succeeds" ok
+expect_call "load, containerd image store: docker image save --platform linux/<engine arch>" \
+  '^docker image save --platform linux/arm64 -o [^ ]+\.tar grpc-k8s-kit/traefik:v0$'
+expect_call "load, containerd image store: kind load image-archive of that archive" \
+  '^kind load image-archive [^ ]+\.tar --name grpc-k8s-kit$'
+expect_call "load, containerd image store: not kind load docker-image (its docker save lists every platform)" \
+  '!^kind load docker-image'
+run "${TMP}/bin" 'load_image grpc-k8s-kit/traefik:v0' STUB_STORE=classic
+expect_call "load, classic image store: kind load docker-image (it skips images the node has)" \
+  '^kind load docker-image grpc-k8s-kit/traefik:v0 --name grpc-k8s-kit$'
+run "${TMP}/bin" 'preflight_engine' STUB_STORE=containerd STUB_SERVER_VERSION=27.5.1
+expect "load, containerd image store on engine 27: refused early (docker image save --platform needs 28)" fail \
+  "27.5.1" "28"
+
+# Defect 2: on macOS kind-up links the host's kubectl into ${KIT_BIN}; the summary tells users
+# to put ${KIT_BIN} on PATH, and common.sh puts it first again, so it is there twice.
+KB="${TMP}/cache/bin"
+mkdir -p "${TMP}/host-kubectl" "${TMP}/link-kubectl"
+cp "${STUBS}/kubectl" "${TMP}/host-kubectl/kubectl"
+run "${KB}:${TMP}/bin:${TMP}/host-kubectl" \
+  'kubectl_and_kubeconfig; kubectl_and_kubeconfig; echo "TARGET=$(readlink "${KUBECTL}")"' STUB_UNAME_S=Darwin
+expect "kubectl on macOS, KIT_BIN on PATH, second run: links the host's kubectl, not itself" ok \
+  "TARGET=${TMP}/host-kubectl/kubectl" "kubectl v1.37.0 at ${KB}/kubectl"
+# A kubectl on PATH that is itself a link to the kit's own (a regular file there).
+rm -f "${KB}/kubectl"
+cp "${STUBS}/kubectl" "${KB}/kubectl"
+ln -s "${KB}/kubectl" "${TMP}/link-kubectl/kubectl"
+run "${TMP}/bin:${TMP}/link-kubectl" 'kubectl_and_kubeconfig' STUB_UNAME_S=Darwin
+expect "kubectl on macOS that resolves into KIT_BIN: refused, not linked to itself" fail \
+  "resolves to ${KB}/kubectl"
+[[ -f ${KB}/kubectl && ! -L ${KB}/kubectl ]] || { echo "FAIL the kit's kubectl was replaced"; failed=$((failed + 1)); }
+rm -f "${KB}/kubectl"
+
+# Defect 5: colima's default VM (2 CPUs, 2 GiB) is too small for the cluster and make e2e.
+run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=2061381632 STUB_OS="Ubuntu 24.04 LTS"
+expect "resources: 2 CPUs and 2 GiB (colima's default): refused early, with the number and the fix" fail \
+  "1965 MiB" "2306 MiB" "colima start --cpu 2 --memory 4"
+run "${TMP}/bin" 'preflight_engine' STUB_NCPU=1 STUB_MEM=8589934592
+expect "resources: 1 CPU: refused early, with the number" fail "1 CPU" "2 CPUs"
+run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=3221225472
+expect "resources: 2 CPUs and 3 GiB: enough, with advice" ok "4096 MiB"
+run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=25276194816
+expect "resources: 2 CPUs and 24 GiB (this kit's VM): enough" ok "!PROBLEM" "!NOTE"
+
+# Defect 8: images are built for go env GOARCH; the engine runs its own architecture.
+run "${TMP}/bin" 'preflight_engine' STUB_GOARCH=amd64 STUB_ARCH=aarch64
+expect "arch: Go builds amd64, the engine runs arm64: refused, with the fix" fail "amd64" "arm64" "GOARCH"
+run "${TMP}/bin" 'preflight_engine' STUB_GOARCH=arm64 STUB_ARCH=aarch64
+expect "arch: Go and the engine both arm64 (aarch64): passes" ok "arm64"
+
+# Defect 8: a Linux user outside the docker group gets docker info's own error, with the fix.
+run "${TMP}/bin" 'ensure_engine' STUB_ENGINE=denied
+expect "engine: permission denied: docker info's error and the docker group" fail \
+  "permission denied while trying to connect" "docker group"
+run "${TMP}/bin" 'ensure_engine' STUB_ENGINE=down STUB_UNAME_S=Darwin
+expect "engine: none answers on macOS: docker info's error" fail "Cannot connect to the Docker daemon"
+
+# Defect 8: on macOS the host's kubectl is used; one minor version of skew either way at most.
+run "${KB}:${TMP}/bin:${TMP}/host-kubectl" 'kubectl_and_kubeconfig' STUB_UNAME_S=Darwin STUB_KUBECTL_VERSION=v1.33.4
+expect "kubectl on macOS, v1.33 against a v1.37 cluster: refused, with both versions" fail "v1.33.4" "v1.37.0" "!kubeconfig at"
+run "${KB}:${TMP}/bin:${TMP}/host-kubectl" 'kubectl_and_kubeconfig' STUB_UNAME_S=Darwin STUB_KUBECTL_VERSION=v1.38.0
+expect "kubectl on macOS, v1.38 against a v1.37 cluster: within the skew" ok "kubectl v1.38.0 at"
+rm -f "${KB}/kubectl"
+
+run "${TMP}/bin" 'preflight_engine' STUB_OLD_ENGINE=1
+expect "preflight: an engine whose docker info lacks the fields used: a problem, not a shell error" fail \
+  "PROBLEM" "20.10" "!syntax error"
 
 run "${TMP}/bin" 'heavy sleep 0 && builder_lock test && echo LOCKS-OK'
 expect "locks without flock: heavy and builder_lock run, with a note" ok "LOCKS-OK" "flock not found"
@@ -127,5 +160,4 @@ run "${TMP}/bin" 'rc=0; with_timeout 1 sleep 20 || rc=$?; echo "rc=${rc}"; with_
 expect "with_timeout: kills a slow command (exit 124), passes a quick one" ok "rc=124" "quick-ok"
 if ((SECS > 10)); then echo "FAIL with_timeout took ${SECS}s"; failed=$((failed + 1)); fi
 
-echo "${passed} passed, ${failed} failed"
-((failed == 0))
+finish
