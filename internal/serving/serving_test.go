@@ -32,21 +32,7 @@ func TestEveryServiceImplemented(t *testing.T) {
 // Each service registered from the table answers each of its methods on a real listener,
 // naming itself in the reply.
 func TestServeAndCallEveryMethod(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	for _, s := range catalog.All() {
-		Server(s, identity.Identity{Pod: "p-" + s.Key}, nil).Register(srv)
-	}
-	go srv.Serve(lis) //nolint:errcheck // ends with Stop
-	t.Cleanup(srv.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
+	cc := serveEverything(t)
 	for _, s := range catalog.All() {
 		for _, m := range s.Methods {
 			r, err := m.Call(context.Background(), cc, "catalog")
@@ -64,21 +50,7 @@ func TestServeAndCallEveryMethod(t *testing.T) {
 // Every streaming method of the table opens, numbers its messages from resume_from + 1,
 // and names its backend.
 func TestOpenEveryStream(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	for _, s := range catalog.All() {
-		Server(s, identity.Identity{Pod: "p-" + s.Key}, nil).Register(srv)
-	}
-	go srv.Serve(lis) //nolint:errcheck // ends with Stop
-	t.Cleanup(srv.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
+	cc := serveEverything(t)
 	for _, s := range catalog.All() {
 		for _, m := range s.Streams {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -103,4 +75,26 @@ func TestOpenEveryStream(t *testing.T) {
 			cancel()
 		}
 	}
+}
+
+// serveEverything registers every service of the table on one server on a loopback
+// listener, each naming itself p-<key>, and returns a client connection to it.
+func serveEverything(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	for _, s := range catalog.All() {
+		Server(s, identity.Identity{Pod: "p-" + s.Key}, nil).Register(srv)
+	}
+	go srv.Serve(lis) //nolint:errcheck // ends with Stop
+	t.Cleanup(srv.Stop)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
 }
