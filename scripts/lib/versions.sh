@@ -33,7 +33,7 @@ CRICTL_VERSION=v1.36.0               # sigs.k8s.io/cri-tools
 DEBIAN_SUITE=bookworm
 
 # Ingress / Gateway API controller.
-TRAEFIK_VERSION=v3.6.12              # github.com/traefik/traefik/v3
+TRAEFIK_VERSION=v3.7.13              # github.com/traefik/traefik/v3
 TRAEFIK_UPSTREAM_IMAGE="traefik:${TRAEFIK_VERSION}"
 GATEWAY_API_VERSION=v1.4.0           # sigs.k8s.io/gateway-api (what Traefik ${TRAEFIK_VERSION} is built against); standard CRDs in deploy/gateway-api
 
