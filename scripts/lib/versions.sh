@@ -35,7 +35,7 @@ DEBIAN_SUITE=bookworm
 # Ingress / Gateway API controller.
 TRAEFIK_VERSION=v3.7.13              # github.com/traefik/traefik/v3
 TRAEFIK_UPSTREAM_IMAGE="traefik:${TRAEFIK_VERSION}"
-GATEWAY_API_VERSION=v1.4.0           # sigs.k8s.io/gateway-api (what Traefik ${TRAEFIK_VERSION} is built against); standard CRDs in deploy/gateway-api
+GATEWAY_API_VERSION=v1.6.1           # sigs.k8s.io/gateway-api (what Traefik ${TRAEFIK_VERSION} is built against); standard CRDs in deploy/gateway-api
 
 # Proxyless xDS control plane: istiod (pilot-discovery, built from the module istio.io/istio).
 # Istio's release tags (1.31.0, no leading v) are not Go module versions, so the
