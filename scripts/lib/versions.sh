@@ -32,7 +32,9 @@ CRICTL_VERSION=v1.36.0               # sigs.k8s.io/cri-tools
 # Node base: Debian release debootstrapped for the node rootfs.
 DEBIAN_SUITE=bookworm
 
-# Ingress / Gateway API controller.
+# Ingress / Gateway API controller. v3.7.13: the newest release on the Go module proxy when pinned
+# (air-gapped, scripts/airgap/build-traefik.sh patches three things; it says which). Upstream
+# mode: the official image of the same tag (docker-library/official-images#22206).
 TRAEFIK_VERSION=v3.7.13              # github.com/traefik/traefik/v3
 TRAEFIK_UPSTREAM_IMAGE="traefik:${TRAEFIK_VERSION}"
 GATEWAY_API_VERSION=v1.6.1           # sigs.k8s.io/gateway-api (what Traefik ${TRAEFIK_VERSION} is built against); standard CRDs in deploy/gateway-api
