@@ -274,7 +274,7 @@ func canaryMatchesStable(t *testing.T, dir, ns string) {
 }
 
 // TestGatewayAPIVersionsServed: every Gateway API object uses a version that the CRDs in
-// deploy/gateway-api serve (ReferenceGrant is v1beta1 only in v1.4.0).
+// deploy/gateway-api serve (ReferenceGrant was v1beta1 only up to v1.4; v1.6.1 serves v1 too).
 func TestGatewayAPIVersionsServed(t *testing.T) {
 	served, err := servedGatewayVersions()
 	if err != nil {

@@ -45,7 +45,7 @@ func (o object) String() string {
 }
 
 // scheme knows every type the kit's manifests may contain: the built-in kinds of
-// client-go, Gateway API v1.4.0 (deploy/gateway-api), the Prometheus Operator's and Istio's
+// client-go, Gateway API v1.6.1 (deploy/gateway-api), the Prometheus Operator's and Istio's
 // networking API (DestinationRule, deploy/istiod/crds) at the istiod the kit builds.
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()

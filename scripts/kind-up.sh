@@ -287,10 +287,11 @@ wait_system() {
 gateway_api_crds() {
   # Server-side apply: the CRDs are too large for the last-applied annotation.
   kubectl_ apply --server-side --force-conflicts -k "${REPO_ROOT}/deploy/gateway-api" >&2
+  # TLSRoute too: Traefik v3.7's Gateway provider does not start until its watch of them syncs.
   kubectl_ wait --for=condition=Established --timeout=60s \
     crd/gatewayclasses.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io \
     crd/grpcroutes.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io \
-    crd/referencegrants.gateway.networking.k8s.io >&2
+    crd/referencegrants.gateway.networking.k8s.io crd/tlsroutes.gateway.networking.k8s.io >&2
 }
 
 # ---- 14. Traefik ---------------------------------------------------------------------------

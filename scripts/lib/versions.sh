@@ -32,10 +32,12 @@ CRICTL_VERSION=v1.36.0               # sigs.k8s.io/cri-tools
 # Node base: Debian release debootstrapped for the node rootfs.
 DEBIAN_SUITE=bookworm
 
-# Ingress / Gateway API controller.
-TRAEFIK_VERSION=v3.6.12              # github.com/traefik/traefik/v3
+# Ingress / Gateway API controller. v3.7.13: the newest release on the Go module proxy when pinned
+# (air-gapped, scripts/airgap/build-traefik.sh patches three things; it says which). Upstream
+# mode: the official image of the same tag (docker-library/official-images#22206).
+TRAEFIK_VERSION=v3.7.13              # github.com/traefik/traefik/v3
 TRAEFIK_UPSTREAM_IMAGE="traefik:${TRAEFIK_VERSION}"
-GATEWAY_API_VERSION=v1.4.0           # sigs.k8s.io/gateway-api (what Traefik ${TRAEFIK_VERSION} is built against); standard CRDs in deploy/gateway-api
+GATEWAY_API_VERSION=v1.6.1           # sigs.k8s.io/gateway-api (what Traefik ${TRAEFIK_VERSION} is built against); standard CRDs in deploy/gateway-api
 
 # Proxyless xDS control plane: istiod (pilot-discovery, built from the module istio.io/istio).
 # Istio's release tags (1.31.0, no leading v) are not Go module versions, so the
