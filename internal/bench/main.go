@@ -46,6 +46,11 @@ type options struct {
 	servers     bool // run the server comparison
 	policy      bool // run the one-slow-pod figures
 	policies    policyOptions
+
+	instructions bool // count instructions per call with callgrind
+	instrWarmup  int
+	instrCalls   int
+	allocs       bool // allocations per call from BenchmarkHotPath
 }
 
 func main() {
@@ -62,6 +67,11 @@ func main() {
 		o.oursEnv = append(o.oursEnv, v)
 		return nil
 	})
+	_, vgErr := exec.LookPath("valgrind")
+	flag.BoolVar(&o.instructions, "instructions", vgErr == nil, "after the timed rounds, count each server's instructions per call under valgrind's callgrind (default: when valgrind is installed)")
+	flag.IntVar(&o.instrWarmup, "instructions-warmup", 1000, "instructions: calls before the counter is zeroed")
+	flag.IntVar(&o.instrCalls, "instructions-calls", 5000, "instructions: calls counted")
+	flag.BoolVar(&o.allocs, "allocs", true, "after the timed rounds, allocations per call of the example and ours (go test -bench BenchmarkHotPath ./internal/serverkit: a loopback connection, client and server in one process)")
 	flag.BoolVar(&o.servers, "servers", true, "compare our server (ORCA on and off) with grpc-go's example server")
 	flag.BoolVar(&o.policy, "policies", true, "measure round_robin, weighted_round_robin and least_request with one of 3 servers slow")
 	flag.DurationVar(&o.policies.fast, "fast", 2*time.Millisecond, "policies: latency added to every call of every server (their work)")
@@ -133,6 +143,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	conns := make([]*grpc.ClientConn, len(servers))
 	pids := make([]int, len(servers))
 	built := map[string]string{} // package → binary
+	bins := make([]string, len(servers))
 	for i, s := range servers {
 		bin, ok := built[s.pkg]
 		if !ok {
@@ -143,6 +154,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			}
 			built[s.pkg] = bin
 		}
+		bins[i] = bin
 		port, err := freePort()
 		if err != nil {
 			return err
@@ -229,6 +241,28 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if ours.cpuPerCall > 0 && noORCA.cpuPerCall > 0 {
 		fmt.Fprintf(out, "server CPU per call ratio example/ours: %.3f (the same comparison, insensitive to other load on the machine); ORCA costs %+.1f µs per call (%.1f vs %.1f)\n",
 			example.cpuPerCall/ours.cpuPerCall, ours.cpuPerCall-noORCA.cpuPerCall, ours.cpuPerCall, noORCA.cpuPerCall)
+	}
+	if o.instructions {
+		fmt.Fprintf(out, "\ninstructions per call (valgrind --tool=callgrind, the server process, %d calls at %d concurrent after %d warm-up, GODEBUG=asyncpreemptoff=1):\n",
+			o.instrCalls, o.concurrency, o.instrWarmup)
+		instr := make([]float64, len(servers))
+		for i, s := range servers {
+			r, err := countInstructions(ctx, dir, bins[i], s, o, i)
+			if err != nil {
+				return err
+			}
+			instr[i] = r.perCall
+			fmt.Fprintf(out, "  %-45s %8.0f\n", s.label, r.perCall)
+		}
+		fmt.Fprintf(out, "instructions per call ratio ours/example: %.3f; without ORCA %.3f\n", instr[0]/instr[len(instr)-1], instr[1]/instr[len(instr)-1])
+	}
+	if o.allocs {
+		a, err := allocsPerCall(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nallocations per call (go test -bench BenchmarkHotPath ./internal/serverkit: loopback, client and server in one process, the client's share the same for both): ours %.0f, ours ORCA=false %.0f, example %.0f; ours - example %+.0f\n",
+			a["ours"], a["ours,orca=false"], a["example"], a["ours"]-a["example"])
 	}
 	if o.failUnder && ratio < o.target {
 		return errors.New("throughput ratio below target")
