@@ -26,10 +26,12 @@ import (
 // is zeroed after a warm-up, the same load as the timed rounds (the same client, the same
 // concurrency) makes a fixed number of calls, and the count is dumped: instructions of
 // the server process (every thread: the calls, the transport, the GC, the runtime's
-// background work) divided by the calls. The same binary, inputs and settings give
-// nearly the same count run after run (a few tenths of a percent: the goroutine
-// schedule and the GC's timing still vary a little), so a change in the server's code
-// shows as a change in this figure even on a busy machine.
+// background work) divided by the calls. Other work on the machine does not change it;
+// the goroutine schedule and the GC's timing do a little (a few percent from run to
+// run), so it shows changes of the server's code bigger than that even on a busy
+// machine, where timings cannot. ORCA's share is larger here than in the timed rounds:
+// a call carries a load report at most once a millisecond (trailerGap), and under
+// callgrind, about 50 times slower, nearly every call is a millisecond after the last.
 //
 // GODEBUG=asyncpreemptoff=1 for every server: callgrind stops on the signals the Go
 // runtime sends to preempt goroutines (valgrind 3.19, "Assertion 'sigNum ==

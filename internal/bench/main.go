@@ -56,9 +56,9 @@ type options struct {
 func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured round")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds per server (alternating)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per server (alternating); 0 skips the timed rounds (instruction and allocation counts only)")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrent callers")
-	flag.Float64Var(&o.target, "target", 0.95, "throughput ratio (ours, ORCA on / example) the kit aims for")
+	flag.Float64Var(&o.target, "target", 1.0, "throughput ratio (ours, ORCA on / example) the kit aims for")
 	flag.BoolVar(&o.failUnder, "fail-under", false, "exit 1 when the ratio is below -target")
 	flag.Func("ours-env", "extra KEY=VALUE for our server, repeatable (e.g. STREAM_WORKERS=0, LOG_LEVEL=debug)", func(v string) error {
 		if !strings.Contains(v, "=") {
@@ -188,59 +188,68 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		conns[i] = cc
 	}
 
-	fmt.Fprintf(out, "load: %d concurrent callers, %d rounds of %s per server, alternating, on %d CPUs\n\n",
-		o.concurrency, o.rounds, o.duration, runtime.NumCPU())
-	for r := range o.rounds {
-		for i, s := range servers {
-			call := unaryCall(conns[i], s.method)
-			if r == 0 { // warm up: connections, buffer pools and caches
-				if _, _, err := loadgen.Run(ctx, loadgen.Plan{Duration: time.Second, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil); err != nil {
+	ratio := 1.0 // ours/example throughput, median of rounds
+	if o.rounds > 0 {
+		fmt.Fprintf(out, "load: %d concurrent callers, %d rounds of %s per server, alternating, on %d CPUs\n\n",
+			o.concurrency, o.rounds, o.duration, runtime.NumCPU())
+		for r := range o.rounds {
+			for i, s := range servers {
+				call := unaryCall(conns[i], s.method)
+				if r == 0 { // warm up: connections, buffer pools and caches
+					if _, _, err := loadgen.Run(ctx, loadgen.Plan{Duration: time.Second, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil); err != nil {
+						return err
+					}
+				}
+				cpu0 := cpuTime(pids[i])
+				t, elapsed, err := loadgen.Run(ctx, loadgen.Plan{Duration: o.duration, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil)
+				if err != nil {
 					return err
 				}
+				cpu := cpuTime(pids[i]) - cpu0
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				sum := t.Summary(elapsed)
+				if sum.OK == 0 {
+					return fmt.Errorf("%s: every call failed: %+v", s.label, sum.Errors)
+				}
+				rd := round{perSecond: sum.PerSecond, p50: sum.Latency.P50, p99: sum.Latency.P99, failed: sum.Failed,
+					cpuPerCall: float64(cpu.Microseconds()) / float64(sum.Calls)}
+				results[i] = append(results[i], rd)
+				fmt.Fprintf(out, "round %d  %-45s %9.0f calls/s  p50 %.3f ms  p99 %.3f ms  server CPU %.1f µs/call  failed %d\n",
+					r+1, s.label, rd.perSecond, rd.p50, rd.p99, rd.cpuPerCall, rd.failed)
 			}
-			cpu0 := cpuTime(pids[i])
-			t, elapsed, err := loadgen.Run(ctx, loadgen.Plan{Duration: o.duration, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil)
-			if err != nil {
-				return err
-			}
-			cpu := cpuTime(pids[i]) - cpu0
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			sum := t.Summary(elapsed)
-			if sum.OK == 0 {
-				return fmt.Errorf("%s: every call failed: %+v", s.label, sum.Errors)
-			}
-			rd := round{perSecond: sum.PerSecond, p50: sum.Latency.P50, p99: sum.Latency.P99, failed: sum.Failed,
-				cpuPerCall: float64(cpu.Microseconds()) / float64(sum.Calls)}
-			results[i] = append(results[i], rd)
-			fmt.Fprintf(out, "round %d  %-45s %9.0f calls/s  p50 %.3f ms  p99 %.3f ms  server CPU %.1f µs/call  failed %d\n",
-				r+1, s.label, rd.perSecond, rd.p50, rd.p99, rd.cpuPerCall, rd.failed)
 		}
-	}
 
-	fmt.Fprintln(out)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER (median of rounds)\tCALLS/S\tP50 MS\tP99 MS\tSERVER CPU µs/CALL\tFAILED")
-	med := make([]round, len(servers))
-	for i, s := range servers {
-		med[i] = median(results[i])
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\n", s.label, med[i].perSecond, med[i].p50, med[i].p99, med[i].cpuPerCall, med[i].failed)
-	}
-	tw.Flush()
-	ours, noORCA, example := med[0], med[1], med[len(med)-1]
-	ratio := ours.perSecond / example.perSecond
-	verdict := "meets"
-	if ratio < o.target {
-		verdict = "BELOW"
-	}
-	fmt.Fprintf(out, "\nthroughput ratio ours/example: %.3f (%s the %.2f target); p50 ratio %.3f, p99 ratio %.3f\n",
-		ratio, verdict, o.target, ours.p50/example.p50, ours.p99/example.p99)
-	fmt.Fprintf(out, "without ORCA: throughput ratio ours/example %.3f; ORCA on/off %.3f\n",
-		noORCA.perSecond/example.perSecond, ours.perSecond/noORCA.perSecond)
-	if ours.cpuPerCall > 0 && noORCA.cpuPerCall > 0 {
-		fmt.Fprintf(out, "server CPU per call ratio example/ours: %.3f (the same comparison, insensitive to other load on the machine); ORCA costs %+.1f µs per call (%.1f vs %.1f)\n",
-			example.cpuPerCall/ours.cpuPerCall, ours.cpuPerCall-noORCA.cpuPerCall, ours.cpuPerCall, noORCA.cpuPerCall)
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVER (median of rounds)\tCALLS/S\tP50 MS\tP99 MS\tSERVER CPU µs/CALL\tFAILED")
+		med := make([]round, len(servers))
+		for i, s := range servers {
+			med[i] = median(results[i])
+			fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\n", s.label, med[i].perSecond, med[i].p50, med[i].p99, med[i].cpuPerCall, med[i].failed)
+		}
+		tw.Flush()
+		ours, noORCA, example := med[0], med[1], med[len(med)-1]
+		ratio = ours.perSecond / example.perSecond
+		verdict := "meets"
+		if ratio < o.target {
+			verdict = "BELOW"
+		}
+		fmt.Fprintf(out, "\nthroughput ratio ours/example: %.3f (%s the %.2f target); p50 ratio %.3f, p99 ratio %.3f\n",
+			ratio, verdict, o.target, ours.p50/example.p50, ours.p99/example.p99)
+		var perRound, cpuRound []string
+		for r := range results[0] {
+			perRound = append(perRound, fmt.Sprintf("%.3f", results[0][r].perSecond/results[len(results)-1][r].perSecond))
+			cpuRound = append(cpuRound, fmt.Sprintf("%.3f", results[0][r].cpuPerCall/results[len(results)-1][r].cpuPerCall))
+		}
+		fmt.Fprintf(out, "round by round (ours/example, the same round): throughput %s; server CPU per call %s\n", strings.Join(perRound, " "), strings.Join(cpuRound, " "))
+		fmt.Fprintf(out, "without ORCA: throughput ratio ours/example %.3f; ORCA on/off %.3f\n",
+			noORCA.perSecond/example.perSecond, ours.perSecond/noORCA.perSecond)
+		if ours.cpuPerCall > 0 && noORCA.cpuPerCall > 0 {
+			fmt.Fprintf(out, "server CPU per call ratio example/ours: %.3f (the same comparison, insensitive to other load on the machine); ORCA costs %+.1f µs per call (%.1f vs %.1f)\n",
+				example.cpuPerCall/ours.cpuPerCall, ours.cpuPerCall-noORCA.cpuPerCall, ours.cpuPerCall, noORCA.cpuPerCall)
+		}
 	}
 	if o.instructions {
 		fmt.Fprintf(out, "\ninstructions per call (valgrind --tool=callgrind, the server process, %d calls at %d concurrent after %d warm-up, GODEBUG=asyncpreemptoff=1):\n",
