@@ -63,7 +63,7 @@ func middleware(log *slog.Logger, metrics *serverMetrics, load *loadMeter, slow 
 	}
 	kit := &callKit{log: log, logged: logging.UnaryServerInterceptor(lg, logOpts...), metrics: metrics, load: load, slow: slow, recovered: rec}
 	return kit, []grpc.ServerOption{
-		grpc.UnaryInterceptor(kit.unary),
+		grpc.ChainUnaryInterceptor(kit.unary), // alone in the chain, grpc-go calls it directly (server.go:1218)
 		grpc.ChainStreamInterceptor(
 			interceptors.StreamServerInterceptor(metrics),
 			selector.StreamServerInterceptor(logging.StreamServerInterceptor(lg, append(logOpts, logging.WithLevels(streamLevel))...), notHealth),
