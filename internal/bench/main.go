@@ -50,6 +50,7 @@ type options struct {
 	instructions bool // count instructions per call with callgrind
 	instrWarmup  int
 	instrCalls   int
+	instrRuns    int
 	allocs       bool // allocations per call from BenchmarkHotPath
 }
 
@@ -71,6 +72,7 @@ func main() {
 	flag.BoolVar(&o.instructions, "instructions", vgErr == nil, "after the timed rounds, count each server's instructions per call under valgrind's callgrind (default: when valgrind is installed)")
 	flag.IntVar(&o.instrWarmup, "instructions-warmup", 1000, "instructions: calls before the counter is zeroed")
 	flag.IntVar(&o.instrCalls, "instructions-calls", 5000, "instructions: calls counted")
+	flag.IntVar(&o.instrRuns, "instructions-runs", 1, "instructions: counts per server (the median and the range are printed); one in five or so comes out far higher")
 	flag.BoolVar(&o.allocs, "allocs", true, "after the timed rounds, allocations per call of the example and ours (go test -bench BenchmarkHotPath ./internal/serverkit: a loopback connection, client and server in one process)")
 	flag.BoolVar(&o.servers, "servers", true, "compare our server (ORCA on and off) with grpc-go's example server")
 	flag.BoolVar(&o.policy, "policies", true, "measure round_robin, weighted_round_robin and least_request with one of 3 servers slow")
@@ -256,12 +258,21 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			o.instrCalls, o.concurrency, o.instrWarmup)
 		instr := make([]float64, len(servers))
 		for i, s := range servers {
-			r, err := countInstructions(ctx, dir, bins[i], s, o, i)
-			if err != nil {
-				return err
+			var counts []float64
+			for range max(o.instrRuns, 1) {
+				r, err := countInstructions(ctx, dir, bins[i], s, o, i)
+				if err != nil {
+					return err
+				}
+				counts = append(counts, r.perCall)
 			}
-			instr[i] = r.perCall
-			fmt.Fprintf(out, "  %-45s %8.0f\n", s.label, r.perCall)
+			slices.Sort(counts)
+			instr[i] = counts[len(counts)/2]
+			if len(counts) == 1 {
+				fmt.Fprintf(out, "  %-45s %8.0f\n", s.label, instr[i])
+				continue
+			}
+			fmt.Fprintf(out, "  %-45s %8.0f  (median of %d, %.0f-%.0f)\n", s.label, instr[i], len(counts), counts[0], counts[len(counts)-1])
 		}
 		fmt.Fprintf(out, "instructions per call ratio ours/example: %.3f; without ORCA %.3f\n", instr[0]/instr[len(instr)-1], instr[1]/instr[len(instr)-1])
 	}
