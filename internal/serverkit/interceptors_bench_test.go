@@ -43,7 +43,9 @@ func BenchmarkInterceptor(b *testing.B) {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 	eager := logging.UnaryServerInterceptor(lg, logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel))
-	pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) { return h(ctx, req) }
+	pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return h(ctx, req)
+	}
 	meter := newLoadMeter()
 	oldMeter := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		start := time.Now()
