@@ -46,14 +46,20 @@ type options struct {
 	servers     bool // run the server comparison
 	policy      bool // run the one-slow-pod figures
 	policies    policyOptions
+
+	instructions bool // count instructions per call with callgrind
+	instrWarmup  int
+	instrCalls   int
+	instrRuns    int
+	allocs       bool // allocations per call from BenchmarkHotPath
 }
 
 func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured round")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds per server (alternating)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per server (alternating); 0 skips the timed rounds (instruction and allocation counts only)")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrent callers")
-	flag.Float64Var(&o.target, "target", 0.95, "throughput ratio (ours, ORCA on / example) the kit aims for")
+	flag.Float64Var(&o.target, "target", 1.0, "throughput ratio (ours, ORCA on / example) the kit aims for")
 	flag.BoolVar(&o.failUnder, "fail-under", false, "exit 1 when the ratio is below -target")
 	flag.Func("ours-env", "extra KEY=VALUE for our server, repeatable (e.g. STREAM_WORKERS=0, LOG_LEVEL=debug)", func(v string) error {
 		if !strings.Contains(v, "=") {
@@ -62,6 +68,12 @@ func main() {
 		o.oursEnv = append(o.oursEnv, v)
 		return nil
 	})
+	_, vgErr := exec.LookPath("valgrind")
+	flag.BoolVar(&o.instructions, "instructions", vgErr == nil, "after the timed rounds, count each server's instructions per call under valgrind's callgrind (default: when valgrind is installed)")
+	flag.IntVar(&o.instrWarmup, "instructions-warmup", 1000, "instructions: calls before the counter is zeroed")
+	flag.IntVar(&o.instrCalls, "instructions-calls", 5000, "instructions: calls counted")
+	flag.IntVar(&o.instrRuns, "instructions-runs", 1, "instructions: counts per server (the median and the range are printed); one in five or so comes out far higher")
+	flag.BoolVar(&o.allocs, "allocs", true, "after the timed rounds, allocations per call of the example and ours (go test -bench BenchmarkHotPath ./internal/serverkit: a loopback connection, client and server in one process)")
 	flag.BoolVar(&o.servers, "servers", true, "compare our server (ORCA on and off) with grpc-go's example server")
 	flag.BoolVar(&o.policy, "policies", true, "measure round_robin, weighted_round_robin and least_request with one of 3 servers slow")
 	flag.DurationVar(&o.policies.fast, "fast", 2*time.Millisecond, "policies: latency added to every call of every server (their work)")
@@ -133,6 +145,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	conns := make([]*grpc.ClientConn, len(servers))
 	pids := make([]int, len(servers))
 	built := map[string]string{} // package → binary
+	bins := make([]string, len(servers))
 	for i, s := range servers {
 		bin, ok := built[s.pkg]
 		if !ok {
@@ -143,6 +156,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			}
 			built[s.pkg] = bin
 		}
+		bins[i] = bin
 		port, err := freePort()
 		if err != nil {
 			return err
@@ -176,59 +190,99 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		conns[i] = cc
 	}
 
-	fmt.Fprintf(out, "load: %d concurrent callers, %d rounds of %s per server, alternating, on %d CPUs\n\n",
-		o.concurrency, o.rounds, o.duration, runtime.NumCPU())
-	for r := range o.rounds {
-		for i, s := range servers {
-			call := unaryCall(conns[i], s.method)
-			if r == 0 { // warm up: connections, buffer pools and caches
-				if _, _, err := loadgen.Run(ctx, loadgen.Plan{Duration: time.Second, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil); err != nil {
+	ratio := 1.0 // ours/example throughput, median of rounds
+	if o.rounds > 0 {
+		fmt.Fprintf(out, "load: %d concurrent callers, %d rounds of %s per server, alternating, on %d CPUs\n\n",
+			o.concurrency, o.rounds, o.duration, runtime.NumCPU())
+		for r := range o.rounds {
+			for i, s := range servers {
+				call := unaryCall(conns[i], s.method)
+				if r == 0 { // warm up: connections, buffer pools and caches
+					if _, _, err := loadgen.Run(ctx, loadgen.Plan{Duration: time.Second, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil); err != nil {
+						return err
+					}
+				}
+				cpu0 := cpuTime(pids[i])
+				t, elapsed, err := loadgen.Run(ctx, loadgen.Plan{Duration: o.duration, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil)
+				if err != nil {
 					return err
 				}
+				cpu := cpuTime(pids[i]) - cpu0
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				sum := t.Summary(elapsed)
+				if sum.OK == 0 {
+					return fmt.Errorf("%s: every call failed: %+v", s.label, sum.Errors)
+				}
+				rd := round{perSecond: sum.PerSecond, p50: sum.Latency.P50, p99: sum.Latency.P99, failed: sum.Failed,
+					cpuPerCall: float64(cpu.Microseconds()) / float64(sum.Calls)}
+				results[i] = append(results[i], rd)
+				fmt.Fprintf(out, "round %d  %-45s %9.0f calls/s  p50 %.3f ms  p99 %.3f ms  server CPU %.1f µs/call  failed %d\n",
+					r+1, s.label, rd.perSecond, rd.p50, rd.p99, rd.cpuPerCall, rd.failed)
 			}
-			cpu0 := cpuTime(pids[i])
-			t, elapsed, err := loadgen.Run(ctx, loadgen.Plan{Duration: o.duration, Concurrency: o.concurrency, Timeout: 5 * time.Second}, call, 0, nil)
-			if err != nil {
-				return err
-			}
-			cpu := cpuTime(pids[i]) - cpu0
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			sum := t.Summary(elapsed)
-			if sum.OK == 0 {
-				return fmt.Errorf("%s: every call failed: %+v", s.label, sum.Errors)
-			}
-			rd := round{perSecond: sum.PerSecond, p50: sum.Latency.P50, p99: sum.Latency.P99, failed: sum.Failed,
-				cpuPerCall: float64(cpu.Microseconds()) / float64(sum.Calls)}
-			results[i] = append(results[i], rd)
-			fmt.Fprintf(out, "round %d  %-45s %9.0f calls/s  p50 %.3f ms  p99 %.3f ms  server CPU %.1f µs/call  failed %d\n",
-				r+1, s.label, rd.perSecond, rd.p50, rd.p99, rd.cpuPerCall, rd.failed)
+		}
+
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVER (median of rounds)\tCALLS/S\tP50 MS\tP99 MS\tSERVER CPU µs/CALL\tFAILED")
+		med := make([]round, len(servers))
+		for i, s := range servers {
+			med[i] = median(results[i])
+			fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\n", s.label, med[i].perSecond, med[i].p50, med[i].p99, med[i].cpuPerCall, med[i].failed)
+		}
+		tw.Flush()
+		ours, noORCA, example := med[0], med[1], med[len(med)-1]
+		ratio = ours.perSecond / example.perSecond
+		verdict := "meets"
+		if ratio < o.target {
+			verdict = "BELOW"
+		}
+		fmt.Fprintf(out, "\nthroughput ratio ours/example: %.3f (%s the %.2f target); p50 ratio %.3f, p99 ratio %.3f\n",
+			ratio, verdict, o.target, ours.p50/example.p50, ours.p99/example.p99)
+		var perRound, cpuRound []string
+		for r := range results[0] {
+			perRound = append(perRound, fmt.Sprintf("%.3f", results[0][r].perSecond/results[len(results)-1][r].perSecond))
+			cpuRound = append(cpuRound, fmt.Sprintf("%.3f", results[0][r].cpuPerCall/results[len(results)-1][r].cpuPerCall))
+		}
+		fmt.Fprintf(out, "round by round (ours/example, the same round): throughput %s; server CPU per call %s\n", strings.Join(perRound, " "), strings.Join(cpuRound, " "))
+		fmt.Fprintf(out, "without ORCA: throughput ratio ours/example %.3f; ORCA on/off %.3f\n",
+			noORCA.perSecond/example.perSecond, ours.perSecond/noORCA.perSecond)
+		if ours.cpuPerCall > 0 && noORCA.cpuPerCall > 0 {
+			fmt.Fprintf(out, "server CPU per call ratio example/ours: %.3f (the same comparison, insensitive to other load on the machine); ORCA costs %+.1f µs per call (%.1f vs %.1f)\n",
+				example.cpuPerCall/ours.cpuPerCall, ours.cpuPerCall-noORCA.cpuPerCall, ours.cpuPerCall, noORCA.cpuPerCall)
 		}
 	}
-
-	fmt.Fprintln(out)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER (median of rounds)\tCALLS/S\tP50 MS\tP99 MS\tSERVER CPU µs/CALL\tFAILED")
-	med := make([]round, len(servers))
-	for i, s := range servers {
-		med[i] = median(results[i])
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\n", s.label, med[i].perSecond, med[i].p50, med[i].p99, med[i].cpuPerCall, med[i].failed)
+	if o.instructions {
+		fmt.Fprintf(out, "\ninstructions per call (valgrind --tool=callgrind, the server process, %d calls at %d concurrent after %d warm-up, GODEBUG=asyncpreemptoff=1):\n",
+			o.instrCalls, o.concurrency, o.instrWarmup)
+		instr := make([]float64, len(servers))
+		for i, s := range servers {
+			var counts []float64
+			for range max(o.instrRuns, 1) {
+				r, err := countInstructions(ctx, dir, bins[i], s, o, i)
+				if err != nil {
+					return err
+				}
+				counts = append(counts, r.perCall)
+			}
+			slices.Sort(counts)
+			instr[i] = counts[len(counts)/2]
+			if len(counts) == 1 {
+				fmt.Fprintf(out, "  %-45s %8.0f\n", s.label, instr[i])
+				continue
+			}
+			fmt.Fprintf(out, "  %-45s %8.0f  (median of %d, %.0f-%.0f)\n", s.label, instr[i], len(counts), counts[0], counts[len(counts)-1])
+		}
+		fmt.Fprintf(out, "instructions per call ratio ours/example: %.3f; without ORCA %.3f\n", instr[0]/instr[len(instr)-1], instr[1]/instr[len(instr)-1])
 	}
-	tw.Flush()
-	ours, noORCA, example := med[0], med[1], med[len(med)-1]
-	ratio := ours.perSecond / example.perSecond
-	verdict := "meets"
-	if ratio < o.target {
-		verdict = "BELOW"
-	}
-	fmt.Fprintf(out, "\nthroughput ratio ours/example: %.3f (%s the %.2f target); p50 ratio %.3f, p99 ratio %.3f\n",
-		ratio, verdict, o.target, ours.p50/example.p50, ours.p99/example.p99)
-	fmt.Fprintf(out, "without ORCA: throughput ratio ours/example %.3f; ORCA on/off %.3f\n",
-		noORCA.perSecond/example.perSecond, ours.perSecond/noORCA.perSecond)
-	if ours.cpuPerCall > 0 && noORCA.cpuPerCall > 0 {
-		fmt.Fprintf(out, "server CPU per call ratio example/ours: %.3f (the same comparison, insensitive to other load on the machine); ORCA costs %+.1f µs per call (%.1f vs %.1f)\n",
-			example.cpuPerCall/ours.cpuPerCall, ours.cpuPerCall-noORCA.cpuPerCall, ours.cpuPerCall, noORCA.cpuPerCall)
+	if o.allocs {
+		a, err := allocsPerCall(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nallocations per call (go test -bench BenchmarkHotPath ./internal/serverkit: loopback, client and server in one process, the client's share the same for both): ours %.0f, ours ORCA=false %.0f, example %.0f; ours - example %+.0f\n",
+			a["ours"], a["ours,orca=false"], a["example"], a["ours"]-a["example"])
 	}
 	if o.failUnder && ratio < o.target {
 		return errors.New("throughput ratio below target")

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/orca"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -67,6 +66,7 @@ type loadMeter struct {
 	trailer atomic.Pointer[metadata.MD] // what the calls' trailers carry; nil until the first sample
 	sentAt  atomic.Int64                // when a trailer last carried it, Unix ns
 	procs   float64                     // GOMAXPROCS: the CPUs the process may use
+	gap     time.Duration               // trailerGap (tests set 0: a report on every call)
 
 	// Totals since start, updated by every call (atomics: the hot path takes no lock).
 	calls, failed atomic.Int64
@@ -74,7 +74,7 @@ type loadMeter struct {
 }
 
 func newLoadMeter() *loadMeter {
-	return &loadMeter{rec: orca.NewServerMetricsRecorder(), procs: float64(runtime.GOMAXPROCS(0))}
+	return &loadMeter{rec: orca.NewServerMetricsRecorder(), procs: float64(runtime.GOMAXPROCS(0)), gap: trailerGap}
 }
 
 // trailerKey is where ORCA clients (weighted_round_robin) read a call's load report: the
@@ -87,24 +87,26 @@ func (m *loadMeter) serviceOptions() orca.ServiceOptions {
 	return orca.ServiceOptions{ServerMetricsProvider: m.rec, MinReportingInterval: oobMinInterval}
 }
 
-// unary counts a call of the kit's services, times it, and puts the last report in its
-// trailer unless one went out less than trailerGap ago. It sits outside the slowdown, so
-// a slowed call is a slow call here too.
-func (m *loadMeter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	start := time.Now()
+// setTrailer puts the last report in the call's trailer unless one went out less than
+// trailerGap ago; start is when the call began. Only for calls of the kit's services.
+func (m *loadMeter) setTrailer(ctx context.Context, start time.Time) {
 	if md := m.trailer.Load(); md != nil {
 		now, last := start.UnixNano(), m.sentAt.Load()
-		if now-last >= int64(trailerGap) && m.sentAt.CompareAndSwap(last, now) {
+		if now-last >= int64(m.gap) && m.sentAt.CompareAndSwap(last, now) {
 			grpc.SetTrailer(ctx, *md) // copied into the call's trailer: the shared MD is never changed
 		}
 	}
-	resp, err := handler(ctx, req)
-	m.busy.Add(int64(time.Since(start)))
+}
+
+// done counts a finished call of the kit's services: how long it took (with the
+// slowdown, so a slowed call is a slow call here too) and whether it failed through the
+// server's fault.
+func (m *loadMeter) done(took time.Duration, code codes.Code) {
+	m.busy.Add(int64(took))
 	m.calls.Add(1)
-	if err != nil && serverFault(status.Code(err)) {
+	if serverFault(code) {
 		m.failed.Add(1)
 	}
-	return resp, err
 }
 
 // serverFault: failures the server is to blame for, i.e. the codes logged at warn or

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -65,7 +64,7 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
 	registry := prometheus.NewRegistry()
-	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	metrics := newServerMetrics()
 	for _, c := range []prometheus.Collector{metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := registry.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -73,14 +72,9 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 	}
 
 	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}, slow: slowdown.New(cfg.slowdown()), ages: newConnAges(cfg)}
-	// Inside logging and outside recovery, for calls of the services only: the load meter
-	// (so the time it measures includes the slowdown) and the slowdown.
-	var inner []grpc.UnaryServerInterceptor
 	if cfg.ORCA {
 		s.load = newLoadMeter()
-		inner = append(inner, s.load.unary)
 	}
-	inner = append(inner, slowdownInterceptor(s.slow))
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxConcurrentStreams, 1<<31))),
@@ -98,7 +92,8 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 			PermitWithoutStream: true, // clients may keep idle connections warm with pings
 		}),
 	}
-	opts = append(opts, middleware(log, metrics, inner...)...)
+	kit, mw := middleware(log, metrics, s.load, s.slow)
+	opts = append(opts, mw...)
 	if s.load != nil {
 		opts = append(opts, grpc.ChainStreamInterceptor(endOOBOnDrain(s.health.ended())))
 	}
@@ -131,7 +126,7 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		if s.load != nil {
 			_ = orca.Register(g, s.load.serviceOptions()) // the out-of-band stream; options checked above
 		}
-		metrics.InitializeMetrics(g)
+		kit.setMethods(g) // every method's metric series, at zero until called
 		return g
 	}
 	s.SetServing(true)
