@@ -38,6 +38,12 @@ import (
 // GODEBUG=asyncpreemptoff=1 for every server: callgrind stops on the signals the Go
 // runtime sends to preempt goroutines (valgrind 3.19, "Assertion 'sigNum ==
 // vgCallgrind_current_state.sig' failed").
+//
+// GOMAXPROCS (-instructions-procs, 1 by default) for every server under callgrind:
+// valgrind runs one thread at a time, so with two Ps an idle one's thread spins looking for
+// work that the descheduled thread holds, and its spinning is counted: per-call counts of
+// one binary then ranged over 4× (74 000 to 306 000 for ours, 112 000 to 390 000 for the
+// example, 2026-12-05). With one P nothing spins; the count is the work of a call.
 
 type instrResult struct {
 	perCall float64
@@ -60,7 +66,7 @@ func countInstructions(ctx context.Context, dir, bin string, s server, o options
 	out := filepath.Join(dir, fmt.Sprintf("callgrind.%d", idx))
 	vargs := append([]string{"--tool=callgrind", "--callgrind-out-file=" + out + ".%p", bin}, args...)
 	cmd := exec.CommandContext(ctx, "valgrind", vargs...)
-	cmd.Env = append(env, "GODEBUG=asyncpreemptoff=1")
+	cmd.Env = append(env, "GODEBUG=asyncpreemptoff=1", "GOMAXPROCS="+strconv.Itoa(o.instrProcs))
 	var vlog strings.Builder
 	cmd.Stderr = &vlog
 	if err := cmd.Start(); err != nil {

@@ -49,6 +49,7 @@ type options struct {
 
 	instructions bool // count instructions per call with callgrind
 	instrWarmup  int
+	instrProcs   int
 	instrCalls   int
 	instrRuns    int
 	allocs       bool // allocations per call from BenchmarkHotPath
@@ -71,6 +72,7 @@ func main() {
 	_, vgErr := exec.LookPath("valgrind")
 	flag.BoolVar(&o.instructions, "instructions", vgErr == nil, "after the timed rounds, count each server's instructions per call under valgrind's callgrind (default: when valgrind is installed)")
 	flag.IntVar(&o.instrWarmup, "instructions-warmup", 1000, "instructions: calls before the counter is zeroed")
+	flag.IntVar(&o.instrProcs, "instructions-procs", 1, "instructions: GOMAXPROCS of each server under callgrind (see instructions.go: more spins, and the spinning is counted)")
 	flag.IntVar(&o.instrCalls, "instructions-calls", 5000, "instructions: calls counted")
 	flag.IntVar(&o.instrRuns, "instructions-runs", 1, "instructions: counts per server (the median and the range are printed); one in five or so comes out far higher")
 	flag.BoolVar(&o.allocs, "allocs", true, "after the timed rounds, allocations per call of the example and ours (go test -bench BenchmarkHotPath ./internal/serverkit: a loopback connection, client and server in one process)")
