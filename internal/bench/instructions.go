@@ -27,10 +27,9 @@ import (
 // concurrency) makes a fixed number of calls, and the count is dumped: instructions of
 // the server process (every thread: the calls, the transport, the GC, the runtime's
 // background work) divided by the calls. Other work on the machine does not change it;
-// the goroutine schedule and the GC's timing do: most counts of one binary fall within
-// 3 % of each other, but now and then one comes out about 35 % higher (2 of 10 counts
-// of our server on 2026-12-05, none of the example's; the cause is not pinned down),
-// hence -instructions-runs and the median. It shows changes of the server's code that
+// with one P per server (below) three counts of each binary fell within 0.6 % of each
+// other (ours 72 063-72 503, the example 109 421-109 717, 2026-12-05); -instructions-runs
+// prints their median and range. It shows changes of the server's code that
 // timings on a busy machine cannot. ORCA's share is larger here than in the timed rounds:
 // a call carries a load report at most once a millisecond (trailerGap), and under
 // callgrind, about 50 times slower, nearly every call is a millisecond after the last.

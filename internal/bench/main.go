@@ -74,7 +74,7 @@ func main() {
 	flag.IntVar(&o.instrWarmup, "instructions-warmup", 1000, "instructions: calls before the counter is zeroed")
 	flag.IntVar(&o.instrProcs, "instructions-procs", 1, "instructions: GOMAXPROCS of each server under callgrind (see instructions.go: more spins, and the spinning is counted)")
 	flag.IntVar(&o.instrCalls, "instructions-calls", 5000, "instructions: calls counted")
-	flag.IntVar(&o.instrRuns, "instructions-runs", 1, "instructions: counts per server (the median and the range are printed); one in five or so comes out far higher")
+	flag.IntVar(&o.instrRuns, "instructions-runs", 1, "instructions: counts per server (the median and the range are printed)")
 	flag.BoolVar(&o.allocs, "allocs", true, "after the timed rounds, allocations per call of the example and ours (go test -bench BenchmarkHotPath ./internal/serverkit: a loopback connection, client and server in one process)")
 	flag.BoolVar(&o.servers, "servers", true, "compare our server (ORCA on and off) with grpc-go's example server")
 	flag.BoolVar(&o.policy, "policies", true, "measure round_robin, weighted_round_robin and least_request with one of 3 servers slow")
@@ -256,8 +256,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 	if o.instructions {
-		fmt.Fprintf(out, "\ninstructions per call (valgrind --tool=callgrind, the server process, %d calls at %d concurrent after %d warm-up, GODEBUG=asyncpreemptoff=1):\n",
-			o.instrCalls, o.concurrency, o.instrWarmup)
+		fmt.Fprintf(out, "\ninstructions per call (valgrind --tool=callgrind, the server process, %d calls at %d concurrent after %d warm-up, GOMAXPROCS=%d, GODEBUG=asyncpreemptoff=1):\n",
+			o.instrCalls, o.concurrency, o.instrWarmup, o.instrProcs)
 		instr := make([]float64, len(servers))
 		for i, s := range servers {
 			var counts []float64
