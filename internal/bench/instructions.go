@@ -27,9 +27,8 @@ import (
 // concurrency) makes a fixed number of calls, and the count is dumped: instructions of
 // the server process (every thread: the calls, the transport, the GC, the runtime's
 // background work) divided by the calls. Other work on the machine does not change it;
-// with one P per server (below) three counts of each binary fell within 0.6 % of each
-// other (ours 72 063-72 503, the example 109 421-109 717, 2026-12-05); -instructions-runs
-// prints their median and range. It shows changes of the server's code that
+// with one P per server (below) repeated counts of one binary agree to within about 1 %
+// (docs/results/bench.md); -instructions-runs prints their median and range. It shows changes of the server's code that
 // timings on a busy machine cannot. ORCA's share is larger here than in the timed rounds:
 // a call carries a load report at most once a millisecond (trailerGap), and under
 // callgrind, about 50 times slower, nearly every call is a millisecond after the last.
@@ -40,9 +39,9 @@ import (
 //
 // GOMAXPROCS (-instructions-procs, 1 by default) for every server under callgrind:
 // valgrind runs one thread at a time, so with two Ps an idle one's thread spins looking for
-// work that the descheduled thread holds, and its spinning is counted: per-call counts of
-// one binary then ranged over 4× (74 000 to 306 000 for ours, 112 000 to 390 000 for the
-// example, 2026-12-05). With one P nothing spins; the count is the work of a call.
+// work that the descheduled thread holds, and its spinning is counted: one binary's counts
+// then varied several-fold from run to run. With one P nothing spins; the count is the
+// work of a call.
 
 type instrResult struct {
 	perCall float64
@@ -74,7 +73,7 @@ func countInstructions(ctx context.Context, dir, bin string, s server, o options
 	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
 	pid := cmd.Process.Pid
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if err := waitListeningFor(ctx, addr, 60*time.Second); err != nil {
+	if err := waitListening(ctx, addr, 60*time.Second); err != nil {
 		return instrResult{}, fmt.Errorf("%s under valgrind: %w\n%s", s.label, err, vlog.String())
 	}
 	cc, err := dialer.Dial(dialer.Options{Target: addr, LB: dialer.RoundRobin, Retry: true,
@@ -158,22 +157,6 @@ func parseTotals(r io.Reader) (int64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("no totals line in the callgrind dump")
-}
-
-func waitListeningFor(ctx context.Context, addr string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s not listening after %s", addr, limit)
 }
 
 // allocsPerCall runs the in-process hot-path benchmark (internal/serverkit's

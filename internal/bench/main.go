@@ -178,7 +178,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
 		pids[i] = cmd.Process.Pid
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err := waitListening(ctx, addr); err != nil {
+		if err := waitListening(ctx, addr, 5*time.Second); err != nil {
 			return fmt.Errorf("%s: %w", s.label, err)
 		}
 		// The same client for both: the greeter's dialer, round_robin, retry policy on.
@@ -344,8 +344,11 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitListening(ctx context.Context, addr string) error {
-	for range 200 {
+// waitListening waits until addr accepts a TCP connection: a server it started is up
+// (a server under valgrind takes seconds, hence limit).
+func waitListening(ctx context.Context, addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 			c.Close()
 			return nil
@@ -356,5 +359,5 @@ func waitListening(ctx context.Context, addr string) error {
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s not listening after 5s", addr)
+	return fmt.Errorf("%s not listening after %s", addr, limit)
 }

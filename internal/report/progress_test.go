@@ -19,7 +19,7 @@ func TestParseProgressRejectsOtherLines(t *testing.T) {
 	for _, line := range []string{
 		"",
 		"progress: 1200 calls, 0 failed, 200 calls/s, 6s elapsed", // the text form is for people
-		`{"calls": 300, "ok": 300}`,                                // a report
+		`{"calls": 300, "ok": 300}`,                               // a report
 		`{"progress": null}`,
 		`{"progress": {"calls": "many"}}`,
 		"2026/12/01 22:48:11 grpc: addrConn.createTransport failed",
