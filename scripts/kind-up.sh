@@ -288,10 +288,10 @@ gateway_api_crds() {
   # Server-side apply: the CRDs are too large for the last-applied annotation.
   kubectl_ apply --server-side --force-conflicts -k "${REPO_ROOT}/deploy/gateway-api" >&2
   # TLSRoute too: Traefik v3.7's Gateway provider does not start until its watch of them syncs.
-  kubectl_ wait --for=condition=Established --timeout=60s \
-    crd/gatewayclasses.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io \
-    crd/grpcroutes.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io \
-    crd/referencegrants.gateway.networking.k8s.io crd/tlsroutes.gateway.networking.k8s.io >&2
+  wait_established 60 \
+    gatewayclasses.gateway.networking.k8s.io gateways.gateway.networking.k8s.io \
+    grpcroutes.gateway.networking.k8s.io httproutes.gateway.networking.k8s.io \
+    referencegrants.gateway.networking.k8s.io tlsroutes.gateway.networking.k8s.io
 }
 
 # ---- 14. Traefik ---------------------------------------------------------------------------
@@ -322,7 +322,7 @@ deploy_istiod() {
   # The DestinationRule CRD (a proxyless client's load-balancing policy): server-side, as
   # the Gateway API's, too large for the last-applied annotation.
   kubectl_ apply --server-side --force-conflicts -k "${REPO_ROOT}/deploy/istiod/crds" >&2
-  kubectl_ wait --for=condition=Established --timeout=60s crd/destinationrules.networking.istio.io >&2
+  wait_established 60 destinationrules.networking.istio.io
   kubectl_ apply -k "${REPO_ROOT}/deploy/istiod" >&2
   kubectl_ -n istio-system rollout status deployment/istiod --timeout=180s >&2
   info "istiod ready: proxyless xDS on istiod.istio-system.svc:15010"

@@ -29,6 +29,25 @@ api_answers() {
   kubectl_ get --raw /readyz --request-timeout=5s >/dev/null 2>&1
 }
 
+# wait_established SECONDS CRD...: until every CRD's Established condition is True.
+# Not `kubectl wait --for=condition=Established`: for a CRD the API server has just created,
+# status.conditions is still null, and kubectl's wait (v1.3x) fails at once with
+# ".status.conditions accessor error: <nil> is of the type <nil>" instead of waiting.
+wait_established() {
+  local limit=$1 deadline crd status
+  shift
+  deadline=$(($(date +%s) + limit))
+  for crd in "$@"; do
+    while :; do
+      status=$(kubectl_ get "crd/${crd}" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}' 2>&1) || true
+      [[ ${status} == True ]] && break
+      (($(date +%s) < deadline)) \
+        || die "CRD ${crd} is not Established after ${limit}s (last answer: ${status:-no condition yet})"
+      sleep 1
+    done
+  done
+}
+
 # require_cluster: for scripts that need a running cluster (smoke, e2e).
 require_cluster() {
   cluster_exists || die "no kind cluster '${CLUSTER_NAME}': run make kind-up"

@@ -160,4 +160,24 @@ run "${TMP}/bin" 'rc=0; with_timeout 1 sleep 20 || rc=$?; echo "rc=${rc}"; with_
 expect "with_timeout: kills a slow command (exit 124), passes a quick one" ok "rc=124" "quick-ok"
 if ((SECS > 10)); then echo "FAIL with_timeout took ${SECS}s"; failed=$((failed + 1)); fi
 
+# A CRD the API server has just created has no status.conditions yet; kubectl wait fails on
+# that (it does not wait), so kind-up polls. This kubectl answers nothing twice, then True;
+# a CRD named never-established never is.
+cat > "${TMP}/kubectl-crd" <<'EOF'
+#!/bin/sh
+n=$(cat "${STUB_COUNT}" 2>/dev/null || echo 0); echo $((n + 1)) > "${STUB_COUNT}"
+case "$*" in *never-established*) exit 0 ;; esac
+[ "${n}" -lt 2 ] || printf True
+EOF
+chmod +x "${TMP}/kubectl-crd"
+run "${TMP}/bin" 'cp "'"${TMP}"'/kubectl-crd" "${KUBECTL}"; wait_established 20 a.example.com && echo ESTABLISHED' \
+  STUB_COUNT="${TMP}/crd-count"
+expect "CRD without conditions yet: waits until Established" ok ESTABLISHED
+rm -f "${TMP}/crd-count"
+run "${TMP}/bin" 'cp "'"${TMP}"'/kubectl-crd" "${KUBECTL}"; wait_established 2 never-established.example.com' \
+  STUB_COUNT="${TMP}/crd-count"
+expect "CRD never Established: fails after its limit, naming it" fail \
+  "never-established.example.com is not Established after 2s"
+rm -f "${TMP}/crd-count" "${KB}/kubectl"
+
 finish
