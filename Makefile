@@ -20,7 +20,7 @@ IMAGE_PREFIX  ?= grpc-k8s-kit
 IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
-.PHONY: all build build-linux images generate proto-lint proto-breaking proto-check lint-scripts \
+.PHONY: all build build-linux images clients-image generate proto-lint proto-breaking proto-check lint-scripts \
         test-scripts test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e smoke clean help
 
 all: build
@@ -45,6 +45,9 @@ images: build-linux ## FROM scratch images from host-built binaries (no registry
 	  DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) $(DOCKER) build -q --target prebuilt --build-arg BINARY=$$b \
 	    --build-arg TARGETARCH=$(GOARCH_HOST) -t $(IMAGE_PREFIX)/$$b:$(IMAGE_TAG) . || exit 1; \
 	done
+
+clients-image: ## the clients in other languages (clients/: Python, Node, C++) in one image, FROM make kind-up's Debian base
+	scripts/build-clients-image.sh
 
 generate: ## regenerate Go code from proto/ (buf + local plugins via go tool)
 	$(TOOLS) buf generate

@@ -33,6 +33,8 @@ func rollingRestart(t *testing.T, s *h.Suite, tp h.Topology, env []string) {
 	streams := s.StartLoad(t, tp, "rolling restart: streams", streamArgs()...)
 	l.WaitCalls(t, h.BaselineCalls)
 	streams.WaitCalls(t, 20*streamCount)
+	// One rollout serves the clients in other languages too (where the topology has them).
+	clientsCheck := clientsBeside(t, s, tp)
 	release := s.Churning(t)
 	start := sc.Mark("rollout: set env " + strings.Join(env, " "))
 	gen := s.Kube.Deployment(t, tp.Namespace, "hello").Generation
@@ -60,4 +62,5 @@ func rollingRestart(t *testing.T, s *h.Suite, tp h.Topology, env []string) {
 	h.NoFailures(t, "rolling restart", sum)
 	s.Streams.Add(tp.Name, "rolling restart: every stream reopened on a new pod, longest gap", ss.Lost, streamGapSeconds(ss), streamNote(ss))
 	checkStreamsSurvived(t, "rolling restart: streams", ss, streamMaxGap)
+	clientsCheck()
 }

@@ -43,7 +43,7 @@ func topologies() []h.Topology {
 		{Name: "headless", Overlay: "headless", Namespace: headlessNS, Entry: headlessEntry(headlessNS),
 			Discovery: h.DiscoveryDNS, Balancer: h.BalancerClient, Spread: h.SpreadExact, Backends: 3,
 			// Its slow pod and connection-age scale-outs run in headless-capacity.
-			Features: []h.Feature{h.FeatureResilience},
+			Features: []h.Feature{h.FeatureResilience, h.FeatureClients},
 			RetryOn:  kitRetry, FailoverTarget: time.Second, Deploy: deployHeadless},
 		// The headless topology again, for the scenarios that hold hello's settings for
 		// minutes (slow pod, MAX_CONNECTION_AGE 5m and 5s): one after the other, they made
@@ -70,7 +70,7 @@ func topologies() []h.Topology {
 			Discovery: h.DiscoveryProxy, Balancer: h.BalancerProxy, Spread: h.SpreadProportional,
 			// 3 hello pods behind the 90 % weight and hello-v2 behind the 10 %.
 			Backends: 4,
-			Features: []h.Feature{h.FeatureResilience, h.FeatureSlowPod, h.FeatureProxyTimeouts},
+			Features: []h.Feature{h.FeatureResilience, h.FeatureSlowPod, h.FeatureProxyTimeouts, h.FeatureClients},
 			RetryOn:  kitRetry, FailoverTarget: 6 * time.Second, AlsoDumped: []string{backendsNS, traefikNS}, Deploy: deployGateway},
 		{Name: "nginx-ingress", Overlay: "nginx-ingress", Namespace: ingressNS, Entry: h.Entry{Target: websecureAddr, Authority: ingressHost, TLS: true},
 			Discovery: h.DiscoveryProxy, Balancer: h.BalancerProxy, Spread: h.SpreadProportional, Backends: 3,

@@ -23,6 +23,10 @@ for img in hello goodbye greeter; do
   load_image "grpc-k8s-kit/${img}:dev"
   info "loaded grpc-k8s-kit/${img}:dev"
 done
+log "clients in other languages: ${KIT_CLIENTS_IMAGE} (clients/)"
+"${REPO_ROOT}/scripts/build-clients-image.sh"
+load_image "${KIT_CLIENTS_IMAGE}"
+info "loaded ${KIT_CLIENTS_IMAGE}"
 
 log "e2e suite (go test -tags e2e ./e2e)"
 # -parallel 7: go test may start the seven parallel tests (five deployments of the four
@@ -37,7 +41,7 @@ cd "${REPO_ROOT}"
 # logged is printed again at the end (lib/failed-tests.awk), next to the closing lines.
 mkdir -p e2e/out
 status=0
-KIT_CACHE="${KIT_CACHE}" go test "${args[@]}" ./e2e/ ${test_args[@]+-args "${test_args[@]}"} 2>&1 |
+KIT_CACHE="${KIT_CACHE}" KIT_CLIENTS_IMAGE="${KIT_CLIENTS_IMAGE}" DOCKER="${DOCKER}" go test "${args[@]}" ./e2e/ ${test_args[@]+-args "${test_args[@]}"} 2>&1 |
   tee e2e/out/go-test.log || status=$?
 ((status == 0)) || awk -f scripts/lib/failed-tests.awk e2e/out/go-test.log
 exit "${status}"

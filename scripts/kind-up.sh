@@ -22,7 +22,7 @@ source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
 source "${REPO_ROOT}/scripts/lib/host.sh"
 
-STEP_TOTAL=16
+STEP_TOTAL=17
 MODE=""          # airgapped | upstream
 MODE_REASON=""
 REUSE=false      # an existing, healthy cluster is reused
@@ -176,6 +176,9 @@ traefik_image() { kit_image build-traefik.sh "${TRAEFIK_UPSTREAM_IMAGE}" "${KIT_
 # The proxyless-xds topology's control plane; upstream, Istio's published pilot image of
 # the same release line (versions.sh).
 istiod_image() { kit_image build-istiod.sh "${ISTIOD_UPSTREAM_IMAGE}" "${KIT_ISTIOD_IMAGE}"; }
+
+# The base of the clients in other languages (clients/Dockerfile, built by make e2e).
+debian_image() { kit_image build-debian-base.sh "${DEBIAN_UPSTREAM_IMAGE}" "${KIT_DEBIAN_IMAGE}"; }
 
 # ---- 10. cluster ----------------------------------------------------------------------------
 # cluster_config: deploy/kind/cluster.yaml plus the patches this host needs.
@@ -370,6 +373,7 @@ main() {
   step "node image";                                        ensure_engine; node_image
   step "Traefik ${TRAEFIK_VERSION} image";                  ensure_engine; traefik_image
   step "istiod ${ISTIO_VERSION} image";                     ensure_engine; istiod_image
+  step "Debian ${DEBIAN_SUITE} base (clients image)";       ensure_engine; debian_image
   step "cluster";                                           ensure_engine; create_or_reuse_cluster
   step "kubectl and kubeconfig";                            kubectl_and_kubeconfig
   step "node, kube-proxy and CoreDNS ready";                wait_system

@@ -232,15 +232,24 @@ func (s *Suite) StartLoad(t testing.TB, tp Topology, name string, extra ...strin
 // (SIGTERM), which then prints its report into that log.
 func (s *Suite) JobLoad(t testing.TB, tp Topology, name string, args ...string) *Load {
 	t.Helper()
+	flags := append(append([]string{"-target=" + tp.Entry.Target}, tp.Entry.JobArgs...), args...)
+	return s.runJob(t, tp, name, func(ns, job string) *batchv1.Job {
+		return s.loadJob(t, tp.Entry.JobOverlay, ns, job, flags)
+	})
+}
+
+// runJob creates the Job that makeJob returns (its container "greeter" runs the load) in
+// the topology's namespace and follows its log as a Load.
+func (s *Suite) runJob(t testing.TB, tp Topology, name string, makeJob func(ns, job string) *batchv1.Job) *Load {
+	t.Helper()
 	if !tp.Entry.InCluster {
 		t.Fatalf("%s: its entry is on the host: no in-cluster load", tp.Name)
 	}
 	ns := tp.Namespace
 	job := fmt.Sprintf("load-%d-%d", time.Now().Unix()%100000, s.nextLoad())
 	jobs := s.Kube.API.BatchV1().Jobs(ns)
-	flags := append(append([]string{"-target=" + tp.Entry.Target}, tp.Entry.JobArgs...), args...)
 	ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
-	_, err := jobs.Create(ctx, s.loadJob(t, tp.Entry.JobOverlay, ns, job, flags), metav1.CreateOptions{})
+	_, err := jobs.Create(ctx, makeJob(ns, job), metav1.CreateOptions{})
 	cancel()
 	if err != nil {
 		t.Fatalf("create job %s/%s: %v", ns, job, err)

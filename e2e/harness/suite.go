@@ -25,7 +25,11 @@ type Suite struct {
 	Greeter string // host greeter binary
 	Grpcurl string
 	CACert  string // CA of the TLS listeners' certificate
-	CertDir string
+	// ClientsImage is the image of the clients in other languages (clients/), built and
+	// loaded by make e2e; Docker is the engine's CLI that runs it on the host.
+	ClientsImage string
+	Docker       string
+	CertDir      string
 	// Keep leaves the deployed topologies in the cluster after the run (-keep).
 	Keep bool
 
@@ -34,7 +38,9 @@ type Suite struct {
 	Resilience   *ResultTable
 	Streams      *ResultTable
 	Capacity     *CapacityTable
-	Plots        *PlotIndex
+	// Clients: the clients in other languages, per language and scenario.
+	Clients *ResultTable
+	Plots   *PlotIndex
 	// Gate admits the parallel tests to the node (NodeGate).
 	Gate *NodeGate
 
@@ -71,6 +77,15 @@ func Setup(cfg Config) (*Suite, error) {
 	if cache == "" {
 		return nil, fmt.Errorf("KIT_CACHE is not set: run the suite with `make e2e` (or export KIT_CACHE=...)")
 	}
+	// scripts/lib/versions.sh names the image; e2e.sh builds it and passes the name on.
+	clientsImage := os.Getenv("KIT_CLIENTS_IMAGE")
+	if clientsImage == "" {
+		return nil, fmt.Errorf("KIT_CLIENTS_IMAGE is not set: run the suite with `make e2e`, which builds that image")
+	}
+	docker := os.Getenv("DOCKER")
+	if docker == "" {
+		docker = "docker"
+	}
 	kubeconfig := filepath.Join(cache, "kubeconfig")
 	kubectl := filepath.Join(cache, "bin", "kubectl")
 	for _, f := range []string{kubeconfig, kubectl} {
@@ -92,9 +107,9 @@ func Setup(cfg Config) (*Suite, error) {
 	}
 	s := &Suite{Kube: k, Root: root, Out: out, Keep: cfg.Keep,
 		Greeter: filepath.Join(out, "bin", "greeter"), Grpcurl: filepath.Join(out, "bin", "grpcurl"),
-		CertDir:      filepath.Join(out, "certs"),
+		CertDir: filepath.Join(out, "certs"), ClientsImage: clientsImage, Docker: docker,
 		Distribution: &DistributionTable{}, Resilience: NewResultTable("failed calls"),
-		Streams: NewResultTable("messages lost"), Capacity: &CapacityTable{}, Plots: &PlotIndex{},
+		Streams: NewResultTable("messages lost"), Clients: NewResultTable("failed calls"), Capacity: &CapacityTable{}, Plots: &PlotIndex{},
 		Gate:  NewNodeGate(cfg.Slots, cfg.GateOrder...),
 		start: time.Now(), order: cfg.Order,
 		applied: map[string]bool{}, rendered: map[string]func() ([]byte, error){}}
@@ -139,6 +154,7 @@ func (s *Suite) Close() []error {
 		{"distribution.txt", s.Distribution.String()},
 		{"resilience.txt", s.Resilience.String(s.byTopology)},
 		{"streams.txt", s.Streams.String(s.byTopology)},
+		{"clients.txt", s.Clients.String(s.byTopology)},
 	} {
 		if f.text == "" {
 			continue

@@ -31,6 +31,19 @@ type Summary struct {
 	// Timeline is the run over time (greeter -timeline -): calls per second per pod and
 	// the failed calls.
 	Timeline *timeline.Series `json:"timeline,omitempty"`
+	// Client is the stack that made the calls, when it is not the greeter: a client of the
+	// kit in another language (clients/README.md) writes this same report.
+	Client *Client `json:"client,omitempty"`
+}
+
+// Client names the gRPC stack of a client in another language and the settings it ran with.
+type Client struct {
+	Language   string  `json:"language"`
+	GRPC       string  `json:"grpc"` // the stack's version
+	Policy     string  `json:"policy"`
+	Retries    bool    `json:"retries"`
+	Health     bool    `json:"health"`
+	KeepaliveS float64 `json:"keepalive_s"`
 }
 
 // BackendCount is how many successful calls one backend served, its share of them, and
@@ -41,6 +54,9 @@ type BackendCount struct {
 	Calls   int64    `json:"calls"`
 	Share   float64  `json:"share"`
 	Latency *Latency `json:"latency_ms,omitempty"`
+	// FirstUnix is when the backend first answered, in Unix seconds (the clients in other
+	// languages write it; it dates a client's first call to a new pod).
+	FirstUnix float64 `json:"first_unix,omitempty"`
 }
 
 // ErrorCount is how many calls failed with one status code, with a sample message and,

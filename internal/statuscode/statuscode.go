@@ -11,12 +11,18 @@ import (
 )
 
 // Parse reads a name as codes.Code.String prints it: "Unavailable", "InvalidArgument",
-// or "Code(17)" for a number outside the known codes.
+// or "Code(17)" for a number outside the known codes. It also reads the gRPC spec's
+// canonical names ("UNAVAILABLE", "INVALID_ARGUMENT"), which the kit's clients in other
+// languages write (clients/README.md): every stack but grpc-go prints those.
 func Parse(name string) (codes.Code, error) {
 	for c := codes.OK; c <= codes.Unauthenticated; c++ {
 		if c.String() == name {
 			return c, nil
 		}
+	}
+	var c codes.Code
+	if strings.ToUpper(name) == name && c.UnmarshalJSON([]byte(strconv.Quote(name))) == nil {
+		return c, nil
 	}
 	if n, ok := strings.CutPrefix(name, "Code("); ok {
 		if n, ok := strings.CutSuffix(n, ")"); ok {

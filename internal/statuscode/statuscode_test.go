@@ -12,7 +12,13 @@ func TestParseReadsWhatStringWrites(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, %v", c.String(), got, err)
 		}
 	}
-	for _, bad := range []string{"UNAVAILABLE", "unavailable", "", "Code(x)", "Teapot"} {
+	// The spec's canonical names, as the clients in other languages write them.
+	for name, want := range map[string]codes.Code{"UNAVAILABLE": codes.Unavailable, "DEADLINE_EXCEEDED": codes.DeadlineExceeded, "OK": codes.OK} {
+		if got, err := Parse(name); err != nil || got != want {
+			t.Errorf("Parse(%q) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	for _, bad := range []string{"unavailable", "", "Code(x)", "Teapot", "TEAPOT", "17"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q): no error", bad)
 		}

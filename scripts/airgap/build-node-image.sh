@@ -55,20 +55,6 @@ node_key() { { base_key; images_key; echo "${CRICTL_VERSION}"; } | hash_of; }
 
 image_exists() { "${DOCKER}" image inspect "$1" >/dev/null 2>&1; }
 
-# debian_mirror: the Debian archive apt on this host already uses for ${DEBIAN_SUITE}/main.
-debian_mirror() {
-  local m try
-  for try in 1 2; do
-    # shellcheck disable=SC2016  # $(SITE) is apt's format placeholder, not shell
-    m=$(apt-get indextargets --format '$(SITE)' "Release: ${DEBIAN_SUITE}" 'Component: main' \
-          'Identifier: Packages' 2>/dev/null | head -n1)
-    [[ -n ${m} ]] && { echo "${m}"; return 0; }
-    # indextargets only knows sources whose lists were downloaded.
-    ((try == 1)) && DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  done
-  die "no apt source for Debian ${DEBIAN_SUITE} main on this host: add one to /etc/apt/sources.list.d and run apt-get update"
-}
-
 # ---- stage 1: rootfs ---------------------------------------------------------------------
 build_rootfs() {
   local dir mirror

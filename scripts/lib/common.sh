@@ -118,6 +118,20 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 
+# debian_mirror: the Debian archive apt on this host already uses for ${DEBIAN_SUITE}/main.
+debian_mirror() {
+  local m try
+  for try in 1 2; do
+    # shellcheck disable=SC2016  # $(SITE) is apt's format placeholder, not shell
+    m=$(apt-get indextargets --format '$(SITE)' "Release: ${DEBIAN_SUITE}" 'Component: main' \
+          'Identifier: Packages' 2>/dev/null | head -n1)
+    [[ -n ${m} ]] && { echo "${m}"; return 0; }
+    # indextargets only knows sources whose lists were downloaded.
+    ((try == 1)) && DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  done
+  die "no apt source for Debian ${DEBIAN_SUITE} main on this host: add one to /etc/apt/sources.list.d and run apt-get update"
+}
+
 # ca_bundle_missing: a Debian-like host without the CA bundle Go needs to download modules.
 ca_bundle_missing() { debian_like && [[ ! -s /etc/ssl/certs/ca-certificates.crt ]]; }
 

@@ -101,9 +101,16 @@ start_dockerd() {
     args+=(--add-runtime "${RUNC_WRAPPER_NAME}=${RUNC_WRAPPER_PATH}" --default-runtime "${RUNC_WRAPPER_NAME}")
   fi
   log "starting dockerd ${args[*]} (log ${DOCKERD_LOG})"
-  # setsid: dockerd must outlive this script and not get its terminal's signals; it must not
-  # inherit the build locks' fds either (common.sh: 8 and 9).
-  setsid dockerd "${args[@]}" >>"${DOCKERD_LOG}" 2>&1 < /dev/null 8>&- 9>&- &
+  # setsid: dockerd must outlive this script and not get its terminal's signals. It must not
+  # inherit any fd above stderr either: a lock held on one (common.sh's builds use 8 and 9; a
+  # caller's `flock FILE make kind-up` another) would stay held for as long as dockerd runs.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null
+    done
+    exec setsid dockerd "${args[@]}" >>"${DOCKERD_LOG}" 2>&1 < /dev/null
+  ) &
   echo $! > "${DOCKERD_PID}"
   local i
   for ((i = 0; i < 60; i++)); do

@@ -130,8 +130,8 @@ check_engine_resources() {
 
 # ---- mode --------------------------------------------------------------------------------
 PULL_PROBE_SECONDS=${PULL_PROBE_SECONDS:-5}
-# What upstream mode pulls: kind's node, Traefik, istiod (versions.sh).
-UPSTREAM_IMAGES=("${KIND_NODE_UPSTREAM}" "${TRAEFIK_UPSTREAM_IMAGE}" "${ISTIOD_UPSTREAM_IMAGE}")
+# What upstream mode pulls: kind's node, Traefik, istiod, the Debian base of the clients image (versions.sh).
+UPSTREAM_IMAGES=("${KIND_NODE_UPSTREAM}" "${TRAEFIK_UPSTREAM_IMAGE}" "${ISTIOD_UPSTREAM_IMAGE}" "${DEBIAN_UPSTREAM_IMAGE}")
 
 # pull_failure_reason REF: empty when REF is local or its manifest can be fetched within
 # PULL_PROBE_SECONDS, else a short reason (no registry names are printed or stored).

@@ -29,8 +29,12 @@ COREDNS_VERSION=v1.14.6              # github.com/coredns/coredns
 PAUSE_VERSION=3.10.2                 # built from scripts/airgap/pause (tiny Go reimplementation)
 CRICTL_VERSION=v1.36.0               # sigs.k8s.io/cri-tools
 
-# Node base: Debian release debootstrapped for the node rootfs.
+# Node base: Debian release debootstrapped for the node rootfs. Also the base of the image
+# of the clients in other languages (clients/Dockerfile), which take gRPC C-core, Node.js and
+# grpc-java from this release's packages: air-gapped, a minbase debootstrap of it
+# (scripts/airgap/build-debian-base.sh); upstream, Debian's published slim image of it.
 DEBIAN_SUITE=bookworm
+DEBIAN_UPSTREAM_IMAGE="debian:${DEBIAN_SUITE}-slim"
 
 # Ingress / Gateway API controller. v3.7.13: the newest release on the Go module proxy when pinned
 # (air-gapped, scripts/airgap/build-traefik.sh patches three things; it says which). Upstream
@@ -54,3 +58,6 @@ ISTIOD_UPSTREAM_IMAGE="istio/pilot:1.31.0"
 KIT_NODE_IMAGE="grpc-k8s-kit/kind-node:${KUBE_VERSION}"
 KIT_TRAEFIK_IMAGE="grpc-k8s-kit/traefik:${TRAEFIK_VERSION}"
 KIT_ISTIOD_IMAGE="grpc-k8s-kit/istiod:${ISTIO_VERSION}"
+KIT_DEBIAN_IMAGE="grpc-k8s-kit/debian:${DEBIAN_SUITE}"
+# The clients in other languages (clients/Dockerfile), built from this tree by make e2e.
+KIT_CLIENTS_IMAGE="grpc-k8s-kit/clients:dev"

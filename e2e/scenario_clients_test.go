@@ -1,0 +1,247 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	h "github.com/grpc-k8s-kit/grpc-k8s-kit/e2e/harness"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
+)
+
+// clients are the kit's clients in other languages (clients/), each a command in the
+// clients image. A new language is one entry here and one directory there.
+var clients = []h.Client{
+	{Language: "python", Command: "greeter-python", Health: true},
+	{Language: "node", Command: "greeter-node"},
+	{Language: "cpp", Command: "greeter-cpp", Health: true},
+}
+
+const (
+	// clientCalls at clientRate: the spread's runs, 3 s each.
+	clientCalls = 300
+	clientRate  = 100
+	// clientLoadRate: each client's rate under the rolling restart and the scale-out; the
+	// node runs a dozen of them beside the Go loads.
+	clientLoadRate = 50
+	// clientSkew bounds the round-robin spread: before every subchannel is READY a stack's
+	// round_robin sends calls to those that are, which is a few calls at 100 calls/s (a
+	// connection on the node takes milliseconds); 0.1 is 10 calls of a pod's 100.
+	clientSkew = 0.1
+	// dnsMinResolve is C-core's and grpc-js's default minimum time between two DNS
+	// resolutions of one channel (grpc.dns_min_time_between_resolutions_ms, 30 s in both;
+	// docs/clients.md cites the sources); the clients keep their stack's default.
+	dnsMinResolve = 30 * time.Second
+	// maxConnectionAge is the overlay's MAX_CONNECTION_AGE (kustomize/base/hello), with
+	// grpc-go's +10% jitter: when the servers close each connection, and the clients
+	// re-resolve.
+	maxConnectionAge = 33 * time.Second
+	// newPodBound: a client reaches a new pod at most one connection age after it is
+	// Ready (its next GOAWAY asks for a re-resolution) plus one minimum resolution
+	// interval (the re-resolution waits for it), plus a margin for connecting and the
+	// DNS record's update on the busy node.
+	newPodMargin = 10 * time.Second
+	newPodBound  = maxConnectionAge + dnsMinResolve + newPodMargin
+)
+
+func init() {
+	register(h.Scenario{Name: "clients in other languages: spread", Order: 12, Needs: h.FeatureClients, Run: clientsSpread})
+	register(h.Scenario{Name: "clients in other languages: scale out", Order: 45, Needs: h.FeatureClients, Run: clientsScaleOut})
+}
+
+// clientsSpread: in the cluster, each language's client over the headless Service with
+// round_robin (every pod within clientSkew of an even share) beside the same client with
+// its stack's default policy (the negative control: pick_first pins one pod). From the host,
+// calls through the proxy's h2c and TLS listeners: the north-south path with each stack.
+func clientsSpread(t *testing.T, s *h.Suite, tp h.Topology) {
+	if !tp.Entry.InCluster {
+		clientsFromHost(t, s, tp)
+		return
+	}
+	type run struct {
+		c      h.Client
+		policy string
+		load   *h.Load
+	}
+	var runs []run
+	for _, c := range clients {
+		for _, policy := range []string{"round_robin", "default"} {
+			args := []string{fmt.Sprintf("--calls=%d", clientCalls), fmt.Sprintf("--rate=%d", clientRate), "--policy=" + policy}
+			runs = append(runs, run{c, policy, s.ClientJobLoad(t, tp, c, "spread "+policy, args...)})
+		}
+	}
+	for _, r := range runs {
+		sum := r.load.Result(t)
+		what := fmt.Sprintf("%s, policy %s", r.c.Language, r.policy)
+		s.Clients.Add(tp.Name, r.c.Language+": spread, "+r.policy, sum.Failed, 0, perPod(sum))
+		if r.policy == "default" {
+			// The negative control: the stack's default (pick_first) sends every call to one pod.
+			if len(sum.Backends) != 1 || sum.Failed != 0 {
+				t.Errorf("%s: want every call on one pod, got %s, %d failed", what, perPod(sum), sum.Failed)
+			}
+			continue
+		}
+		h.CheckSpread(t, what, sum, tp.Backends, clientSkew)
+	}
+}
+
+// clientsFromHost: a few calls per language through the gateway's h2c listener and its TLS
+// listener (the suite's CA, the route's host name), from the host's network namespace.
+func clientsFromHost(t *testing.T, s *h.Suite, tp h.Topology) {
+	const calls = 3
+	for _, c := range clients {
+		for _, via := range []struct {
+			name string
+			args []string
+		}{
+			{"h2c", []string{"--target=" + webAddr}},
+			{"TLS", []string{"--target=" + websecureAddr, "--tls=true", "--ca=/ca.crt"}},
+		} {
+			args := append(via.args, "--authority="+tp.Entry.Authority, fmt.Sprintf("--calls=%d", calls), "--rate=0",
+				// The proxy balances; the client has one address and no health service to ask.
+				"--policy=pick_first", "--health=false")
+			sum := s.ClientHostRun(t, c, args...)
+			s.Clients.Add(tp.Name, fmt.Sprintf("%s: from the host, %s", c.Language, via.name), sum.Failed, 0, perPod(sum))
+			if sum.OK != calls || sum.Failed != 0 {
+				t.Errorf("%s through the gateway (%s): %d of %d calls ok: %+v", c.Language, via.name, sum.OK, calls, sum.Errors)
+			}
+		}
+	}
+}
+
+// clientsScaleOut: every language's client under load while hello scales 3 → 5: when each
+// first calls a new pod, after the pod is Ready. A headless Service's client learns of new
+// pods only by re-resolving, which these stacks do when a connection closes (the servers'
+// MAX_CONNECTION_AGE) and at most once per minimum resolution interval; the window is that
+// bound. Then back to 3, under the same loads: no call may fail.
+func clientsScaleOut(t *testing.T, s *h.Suite, tp h.Topology) {
+	sc := s.NewEvents(tp.Name)
+	loads := startClientLoads(t, s, tp, "scale out", nil)
+	release := s.Churning(t)
+	before := s.HelloPods(t, tp.Namespace)
+	s.Kube.Run(t, "-n", tp.Namespace, "scale", "deploy/hello", "--replicas=5")
+	s.WaitPodsReady(t, tp.Namespace, 5)
+	ready := sc.Mark("5 pods Ready")
+	release()
+	newPods := slices.DeleteFunc(s.HelloPods(t, tp.Namespace), func(p string) bool { return slices.Contains(before, p) })
+	// The window: the bound itself. A client that has not called a new pod by then fails.
+	time.Sleep(newPodBound)
+	release = s.Churning(t)
+	s.Kube.Run(t, "-n", tp.Namespace, "scale", "deploy/hello", "--replicas=3")
+	s.WaitPodsReady(t, tp.Namespace, 3)
+	sc.Mark("back to 3 pods")
+	release()
+	for _, r := range stopClientLoads(t, loads) {
+		h.NoFailures(t, r.c.Language+": scale out and in", r.sum)
+		var firsts []string
+		worst := time.Duration(0)
+		for _, p := range newPods {
+			first, ok := firstCall(r.sum, p)
+			if !ok {
+				t.Errorf("%s: no call reached new pod %s within %s of its being Ready (%s)", r.c.Language, p, newPodBound, perPod(r.sum))
+				continue
+			}
+			d := max(first.Sub(ready), 0)
+			worst = max(worst, d)
+			firsts = append(firsts, fmt.Sprintf("%.1fs", d.Seconds()))
+		}
+		s.Clients.Add(tp.Name, r.c.Language+": scale out 3 → 5, first call to each new pod after Ready", r.sum.Failed, worst,
+			fmt.Sprintf("%s (bound %s: MAX_CONNECTION_AGE+10%% + %s min resolution interval + %s)", strings.Join(firsts, ", "),
+				newPodBound, dnsMinResolve, newPodMargin))
+	}
+}
+
+// clientLoad is one client's load under a scenario: its language, variant and report.
+type clientLoad struct {
+	c       h.Client
+	variant string
+	load    *h.Load
+	sum     report.Summary
+}
+
+// startClientLoads starts, per language, a load of the topology's hello for each variant
+// (a name and extra flags; nil: one load with the kit's settings) and waits until each
+// has made calls. The loads run until stopClientLoads.
+func startClientLoads(t *testing.T, s *h.Suite, tp h.Topology, scenario string, variants map[string][]string) []*clientLoad {
+	if variants == nil {
+		variants = map[string][]string{"": nil}
+	}
+	var loads []*clientLoad
+	for _, c := range clients {
+		for _, v := range slices.Sorted(maps.Keys(variants)) {
+			args := append([]string{"--duration=600", fmt.Sprintf("--rate=%d", clientLoadRate)}, variants[v]...)
+			loads = append(loads, &clientLoad{c: c, variant: v, load: s.ClientJobLoad(t, tp, c, strings.TrimSpace(scenario+" "+v), args...)})
+		}
+	}
+	for _, l := range loads {
+		l.load.WaitCalls(t, 2*clientLoadRate)
+	}
+	return loads
+}
+
+// stopClientLoads stops every load at once (their Jobs deleted: SIGTERM) and reads each
+// report.
+func stopClientLoads(t *testing.T, loads []*clientLoad) []*clientLoad {
+	var wg sync.WaitGroup
+	for _, l := range loads {
+		wg.Go(l.load.StopNow)
+	}
+	wg.Wait()
+	for _, l := range loads {
+		l.sum = l.load.Result(t)
+	}
+	return loads
+}
+
+// clientsBeside is the rolling restart's part for the clients in other languages: their
+// loads with the stack's retry policy and without, through the same rollout.
+func clientsBeside(t *testing.T, s *h.Suite, tp h.Topology) (check func()) {
+	if !tp.Supports(h.FeatureClients) {
+		return func() {}
+	}
+	loads := startClientLoads(t, s, tp, "rolling restart", map[string][]string{"retries on": nil, "retries off": {"--retries=false"}})
+	return func() {
+		for _, l := range stopClientLoads(t, loads) {
+			s.Clients.Add(tp.Name, fmt.Sprintf("%s: rolling restart, %s", l.c.Language, l.variant), l.sum.Failed, 0,
+				fmt.Sprintf("%d calls%s", l.sum.Calls, errorsNote(l.sum)))
+			if l.variant == "retries on" {
+				h.NoFailures(t, l.c.Language+": rolling restart with retries", l.sum)
+			}
+		}
+	}
+}
+
+// firstCall is when pod first answered the client (the report's first_unix).
+func firstCall(s report.Summary, pod string) (time.Time, bool) {
+	for _, b := range s.Backends {
+		if b.Pod == pod && b.FirstUnix > 0 {
+			sec := int64(b.FirstUnix)
+			return time.Unix(sec, int64((b.FirstUnix-float64(sec))*1e9)), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// perPod is "hello-a 100, hello-b 99, ..." for a table's note.
+func perPod(s report.Summary) string {
+	var parts []string
+	for _, b := range s.Backends {
+		parts = append(parts, fmt.Sprintf("%s %d", b.Pod, b.Calls))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// errorsNote is ", 3 UNAVAILABLE" for a report with failures.
+func errorsNote(s report.Summary) string {
+	var b strings.Builder
+	for _, e := range s.Errors {
+		fmt.Fprintf(&b, ", %d %s", e.Count, e.Code)
+	}
+	return b.String()
+}
