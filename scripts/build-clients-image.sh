@@ -22,11 +22,11 @@ host_ca_bundle() {
 
 main() {
   ensure_engine
-  local base_id ctx key ca registry=""
+  local base_id key ca registry=""
   base_id=$("${DOCKER}" image inspect -f '{{.Id}}' "${KIT_DEBIAN_IMAGE}" 2>/dev/null) \
     || die "no ${KIT_DEBIAN_IMAGE} image: run make kind-up (it builds or pulls it)"
   ctx=$(mktemp -d "${KIT_CACHE}/clients-image.XXXXXX")
-  trap 'rm -rf "${ctx}"' EXIT
+  trap 'rm -rf "${ctx}"' EXIT   # ctx is global: the trap runs after main returns
   cp -r "${REPO_ROOT}/proto" "${ctx}/proto"
   (cd "${REPO_ROOT}" && tar -c --exclude=node_modules --exclude=build clients) | tar -C "${ctx}" -x
   : > "${ctx}/host-ca.crt"
