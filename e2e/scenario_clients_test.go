@@ -52,18 +52,14 @@ const (
 
 func init() {
 	register(h.Scenario{Name: "clients in other languages: spread", Order: 12, Needs: h.FeatureClients, Run: clientsSpread})
+	register(h.Scenario{Name: "clients in other languages: from the host", Order: 12, Needs: h.FeatureClientsFromHost, Run: clientsFromHost})
 	register(h.Scenario{Name: "clients in other languages: scale out", Order: 45, Needs: h.FeatureClients, Run: clientsScaleOut})
 }
 
 // clientsSpread: in the cluster, each language's client over the headless Service with
 // round_robin (every pod within clientSkew of an even share) beside the same client with
-// its stack's default policy (the negative control: pick_first pins one pod). From the host,
-// calls through the proxy's h2c and TLS listeners: the north-south path with each stack.
+// its stack's default policy (the negative control: pick_first pins one pod).
 func clientsSpread(t *testing.T, s *h.Suite, tp h.Topology) {
-	if !tp.Entry.InCluster {
-		clientsFromHost(t, s, tp)
-		return
-	}
 	type run struct {
 		c      h.Client
 		policy string
@@ -92,7 +88,8 @@ func clientsSpread(t *testing.T, s *h.Suite, tp h.Topology) {
 }
 
 // clientsFromHost: a few calls per language through the gateway's h2c listener and its TLS
-// listener (the suite's CA, the route's host name), from the host's network namespace.
+// listener (the suite's CA, the route's host name), from the host's network namespace: the
+// north-south path with each stack.
 func clientsFromHost(t *testing.T, s *h.Suite, tp h.Topology) {
 	const calls = 3
 	for _, c := range clients {

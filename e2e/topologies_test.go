@@ -70,7 +70,7 @@ func topologies() []h.Topology {
 			Discovery: h.DiscoveryProxy, Balancer: h.BalancerProxy, Spread: h.SpreadProportional,
 			// 3 hello pods behind the 90 % weight and hello-v2 behind the 10 %.
 			Backends: 4,
-			Features: []h.Feature{h.FeatureResilience, h.FeatureSlowPod, h.FeatureProxyTimeouts, h.FeatureClients},
+			Features: []h.Feature{h.FeatureResilience, h.FeatureSlowPod, h.FeatureProxyTimeouts, h.FeatureClientsFromHost},
 			RetryOn:  kitRetry, FailoverTarget: 6 * time.Second, AlsoDumped: []string{backendsNS, traefikNS}, Deploy: deployGateway},
 		{Name: "nginx-ingress", Overlay: "nginx-ingress", Namespace: ingressNS, Entry: h.Entry{Target: websecureAddr, Authority: ingressHost, TLS: true},
 			Discovery: h.DiscoveryProxy, Balancer: h.BalancerProxy, Spread: h.SpreadProportional, Backends: 3,

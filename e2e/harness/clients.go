@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,9 +61,19 @@ func (s *Suite) ClientJobLoad(t testing.TB, tp Topology, c Client, name string, 
 // ports, and returns its report. The suite's CA certificate is mounted at /ca.crt.
 func (s *Suite) ClientHostRun(t testing.TB, c Client, args ...string) report.Summary {
 	t.Helper()
+	// The suite writes its certificates 0600 (certgen); the client runs as the image's
+	// non-root user, so it gets a readable copy of the CA certificate (public anyway).
+	ca, err := os.ReadFile(s.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCopy := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caCopy, ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), Greeter)
 	defer cancel()
-	argv := append([]string{"run", "--rm", "--network", "host", "-v", s.CACert + ":/ca.crt:ro", s.ClientsImage, c.Command}, args...)
+	argv := append([]string{"run", "--rm", "--network", "host", "-v", caCopy + ":/ca.crt:ro", s.ClientsImage, c.Command}, args...)
 	cmd := exec.CommandContext(ctx, s.Docker, argv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

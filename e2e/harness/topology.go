@@ -114,9 +114,11 @@ const (
 	// FeatureProxyTimeouts: a proxy whose stream timeouts the kit sets (and a second entry
 	// point with the proxy's defaults, the negative control).
 	FeatureProxyTimeouts Feature = "proxy timeouts"
-	// FeatureClients: the kit's clients in other languages (clients/): in the cluster, their
-	// spread, a rolling restart and a scale-out; from the host, calls through the proxy.
+	// FeatureClients: the kit's clients in other languages (clients/) in the cluster: their
+	// spread, a rolling restart and a scale-out.
 	FeatureClients Feature = "clients in other languages"
+	// FeatureClientsFromHost: the same clients on the host, calling through the proxy.
+	FeatureClientsFromHost Feature = "clients in other languages, from the host"
 )
 
 // Supports says whether the deployment runs the scenarios of f.
