@@ -55,6 +55,7 @@ struct Flags {
   bool retries = true;
   bool health = true;
   double keepalive_s = 0;
+  double dns_min_resolve_s = 0;
   double deadline_s = 2;
   bool tls = false;
   std::string ca;
@@ -82,6 +83,7 @@ const char kUsage[] =
     "  --retries=BOOL      retry UNAVAILABLE and UNKNOWN per the service config (default true)\n"
     "  --health=BOOL       client-side health checking, healthCheckConfig (default true)\n"
     "  --keepalive=S       seconds between HTTP/2 keepalive pings (default 0: off; the kit's servers allow >= 10)\n"
+    "  --dns-min-resolve=S shortest interval between DNS re-resolutions (default 0: C-core's 30 s)\n"
     "  --deadline=S        per-call deadline in seconds (default 2)\n"
     "  --tls=BOOL          TLS (default false); with --ca=FILE (PEM) and --authority=NAME\n"
     "  --ca=FILE           PEM file of the CA that signed the server certificate (with --tls=true)\n"
@@ -153,6 +155,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.health = ParseBool(key, v);
     } else if (key == "keepalive") {
       f.keepalive_s = ParseNumber(key, v);
+    } else if (key == "dns-min-resolve") {
+      f.dns_min_resolve_s = ParseNumber(key, v);
     } else if (key == "deadline") {
       f.deadline_s = ParseNumber(key, v);
     } else if (key == "tls") {
@@ -179,6 +183,9 @@ Flags ParseFlags(int argc, char** argv) {
   // Keepalive goes to C-core in whole milliseconds, as an int.
   if (f.keepalive_s < 0 || f.keepalive_s * 1000 > INT_MAX) {
     throw FlagError("--keepalive: want 0 (off) or seconds between pings (the kit's servers allow >= 10)");
+  }
+  if (f.dns_min_resolve_s < 0 || f.dns_min_resolve_s * 1000 > INT_MAX) {
+    throw FlagError("--dns-min-resolve: want 0 (C-core's default) or seconds");
   }
   if (f.deadline_s <= 0) throw FlagError("--deadline: want a positive number of seconds");
   if (!f.ca.empty() && !f.tls) {
@@ -339,6 +346,14 @@ std::shared_ptr<grpc::Channel> NewChannel(const Flags& f) {
   // C-core appends its own "grpc-c++/VERSION".
   args.SetUserAgentPrefix(kProgram);
 
+  if (f.dns_min_resolve_s > 0) {
+    // C-core re-resolves when a connection closes (the servers' MAX_CONNECTION_AGE, a pod
+    // gone) but at most once per this interval (30 s by default), and a request inside it
+    // waits: in a rolling restart the old pods can all drain before the client learns the
+    // new ones. The kit's Go clients use 2-5 s (docs/clients.md).
+    args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, static_cast<int>(std::lround(f.dns_min_resolve_s * 1000)));
+  }
+
   if (f.keepalive_s > 0) {
     // Ping each connection every --keepalive seconds to find dead ones (a pod gone without
     // a FIN, a NAT or proxy that dropped the flow) instead of waiting for a call to time out.
@@ -462,7 +477,8 @@ std::string Report(const Flags& f, const Tally& t, double elapsed_s) {
   }
   o << "],\"client\":{\"language\":\"cpp\",\"grpc\":" << Str(grpc::Version())
     << ",\"policy\":" << Str(f.policy) << ",\"retries\":" << Bool(f.retries)
-    << ",\"health\":" << Bool(f.health) << ",\"keepalive_s\":" << Num(f.keepalive_s, 3) << "}}";
+    << ",\"health\":" << Bool(f.health) << ",\"keepalive_s\":" << Num(f.keepalive_s, 3)
+    << ",\"dns_min_resolve_s\":" << Num(f.dns_min_resolve_s, 3) << "}}";
   return o.str();
 }
 

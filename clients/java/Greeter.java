@@ -56,6 +56,7 @@ public final class Greeter {
     boolean retries = true;
     boolean health = true;
     double keepaliveS = 0;
+    double dnsMinResolveS = 0;
     double deadlineS = 2;
     boolean tls = false;
     String ca = "";
@@ -66,7 +67,8 @@ public final class Greeter {
   static final String USAGE =
       "usage: greeter-java --target=URI [--calls=300] [--duration=0] [--rate=100]\n"
           + "  [--policy=round_robin|pick_first|default] [--retries=true] [--health=true]\n"
-          + "  [--keepalive=0] [--deadline=2] [--tls=false] [--ca=FILE] [--authority=NAME]\n"
+          + "  [--keepalive=0] [--dns-min-resolve=0] [--deadline=2] [--tls=false] [--ca=FILE]\n"
+          + "  [--authority=NAME]\n"
           + "  [--name=polyglot]\n"
           + "JVM options go in JAVA_OPTS (e.g. -Dnetworkaddress.cache.ttl=30, -Djdk.net.hosts.file=FILE).";
 
@@ -141,6 +143,9 @@ public final class Greeter {
           break;
         case "keepalive":
           o.keepaliveS = parseNonNegative(k, v);
+          break;
+        case "dns-min-resolve":
+          o.dnsMinResolveS = parseNonNegative(k, v);
           break;
         case "deadline":
           o.deadlineS = parseNonNegative(k, v);
@@ -358,6 +363,14 @@ public final class Greeter {
     if (System.getProperty("sun.net.inetaddr.ttl") == null) {
       Security.setProperty("networkaddress.cache.ttl", "5");
     }
+    if (o.dnsMinResolveS > 0) {
+      // --dns-min-resolve: grpc-java's own interval (a re-resolution requested inside it is
+      // dropped, not postponed, so a client can take two connection ages to see new pods),
+      // and the JDK's cache no longer than it.
+      String secs = Long.toString((long) Math.ceil(o.dnsMinResolveS));
+      System.setProperty("networkaddress.cache.ttl", secs);
+      if (Math.ceil(o.dnsMinResolveS) < 5) Security.setProperty("networkaddress.cache.ttl", secs);
+    }
 
     final Thread main = Thread.currentThread();
     installSignalHandlers(main);
@@ -490,6 +503,7 @@ public final class Greeter {
     j.append(",\"retries\":").append(o.retries);
     j.append(",\"health\":").append(healthOn);
     j.append(",\"keepalive_s\":").append(num(o.keepaliveS, 3));
+    j.append(",\"dns_min_resolve_s\":").append(num(o.dnsMinResolveS, 3));
     j.append("}}");
 
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);

@@ -82,9 +82,10 @@ else
 fi
 
 # The launcher: JAVA_OPTS passes JVM options (e.g. -Djdk.net.hosts.file=FILE in tests).
+# -XX:-UsePerfData: no hsperfdata file in /tmp, which is read-only in the kit's Jobs.
 cat >"$build/greeter-java" <<LAUNCH
 #!/bin/sh
-exec java \${JAVA_OPTS:-} -XX:+UseSerialGC $native_opt -cp "$build/classes:$cp" Greeter "\$@"
+exec java \${JAVA_OPTS:-} -XX:+UseSerialGC -XX:-UsePerfData $native_opt -cp "$build/classes:$cp" Greeter "\$@"
 LAUNCH
 chmod +x "$build/greeter-java"
 echo "$build/greeter-java"

@@ -27,7 +27,7 @@ const RETRY_POLICY = {
 
 const FLAGS = {
   target: '', calls: '300', duration: '0', rate: '100', policy: 'round_robin', retries: 'true',
-  health: 'true', keepalive: '0', deadline: '2', tls: 'false', ca: '', authority: '', name: 'polyglot',
+  health: 'true', keepalive: '0', 'dns-min-resolve': '0', deadline: '2', tls: 'false', ca: '', authority: '', name: 'polyglot',
 };
 
 class UsageError extends Error {}
@@ -36,7 +36,7 @@ function parseFlags(argv) {
   const f = { ...FLAGS };
   const known = Object.keys(FLAGS).map((k) => '--' + k).join(', ');
   for (const arg of argv) {
-    const m = /^--([a-z]+)=(.*)$/s.exec(arg);
+    const m = /^--([a-z-]+)=(.*)$/s.exec(arg);
     if (!m) throw new UsageError(`'${arg}': flags are --name=value (${known})`);
     if (!(m[1] in FLAGS)) throw new UsageError(`unknown flag --${m[1]} (known: ${known})`);
     f[m[1]] = m[2];
@@ -49,7 +49,7 @@ function parseFlags(argv) {
     if (f[k] !== 'true' && f[k] !== 'false') throw new UsageError(`--${k}=${f[k]}: want true or false`);
     f[k] = f[k] === 'true';
   }
-  for (const k of ['calls', 'duration', 'rate', 'keepalive', 'deadline']) {
+  for (const k of ['calls', 'duration', 'rate', 'keepalive', 'dns-min-resolve', 'deadline']) {
     const v = Number(f[k]);
     if (f[k] === '' || !Number.isFinite(v)) throw new UsageError(`--${k}=${f[k]}: not a number`);
     if (v < 0) throw new UsageError(`--${k}=${f[k]}: must not be negative`);
@@ -88,6 +88,13 @@ function client(f) {
     // Retries are on by default in grpc-js; --retries=false drops the policy instead.
     'grpc.enable_retries': 1,
   };
+  if (f['dns-min-resolve']) {
+    // grpc-js re-resolves when a connection closes (the servers' MAX_CONNECTION_AGE, a pod
+    // gone) but at most once per this interval (30 s by default), and a request inside it
+    // waits: in a rolling restart the old pods can all drain before the client learns the
+    // new ones. The kit's Go clients use 2-5 s (docs/clients.md).
+    opts['grpc.dns_min_time_between_resolutions_ms'] = Math.round(f['dns-min-resolve'] * 1000);
+  }
   if (f.keepalive) {
     // HTTP/2 pings find a peer that vanished without FIN or RST; the kit's servers permit
     // one every 10 s and more seldom.
@@ -189,7 +196,7 @@ async function run(f, stop) {
       .map(([code, e]) => ({ code, count: e.count, example: e.example })),
     client: {
       language: LANGUAGE, grpc: grpcVersion(), policy: f.policy, retries: f.retries, health: f.health,
-      keepalive_s: f.keepalive,
+      keepalive_s: f.keepalive, dns_min_resolve_s: f['dns-min-resolve'],
     },
   };
 }

@@ -40,6 +40,7 @@ FLAGS = {
     "retries": "true",
     "health": "true",
     "keepalive": "0",
+    "dns-min-resolve": "0",
     "deadline": "2",
     "tls": "false",
     "ca": "",
@@ -69,7 +70,8 @@ def parse_flags(argv):
         if f[k] not in ("true", "false"):
             raise UsageError(f"--{k}={f[k]}: want true or false")
         f[k] = f[k] == "true"
-    for k, conv in (("calls", int), ("duration", float), ("rate", float), ("keepalive", float), ("deadline", float)):
+    for k, conv in (("calls", int), ("duration", float), ("rate", float), ("keepalive", float),
+                    ("dns-min-resolve", float), ("deadline", float)):
         try:
             f[k] = conv(f[k])
         except ValueError:
@@ -109,6 +111,12 @@ def channel(f):
         # --retries=false means no retry policy rather than retries turned off globally.
         ("grpc.enable_retries", 1),
     ]
+    if f["dns-min-resolve"]:
+        # C-core re-resolves when a connection closes (the servers' MAX_CONNECTION_AGE, a
+        # pod gone) but at most once per this interval (30 s by default), and a request inside
+        # it waits: in a rolling restart the old pods can all drain before the client learns
+        # the new ones. The kit's Go clients use 2-5 s (docs/clients.md).
+        opts.append(("grpc.dns_min_time_between_resolutions_ms", int(f["dns-min-resolve"] * 1000)))
     if f["keepalive"]:
         # HTTP/2 pings on an idle connection find a dead peer (a node gone without FIN or
         # RST); the kit's servers permit pings every 10 s and more seldom.
@@ -216,7 +224,7 @@ def summary(f, t, elapsed):
         "by_version": t.versions,
         "errors": [{"code": c, "count": e["count"], "example": e["example"]} for c, e in sorted(t.errors.items())],
         "client": {"language": LANGUAGE, "grpc": grpc.__version__, "policy": f["policy"], "retries": f["retries"],
-                   "health": f["health"], "keepalive_s": f["keepalive"]},
+                   "health": f["health"], "keepalive_s": f["keepalive"], "dns_min_resolve_s": f["dns-min-resolve"]},
     }
 
 

@@ -44,6 +44,9 @@ type Client struct {
 	Retries    bool    `json:"retries"`
 	Health     bool    `json:"health"`
 	KeepaliveS float64 `json:"keepalive_s"`
+	// DNSMinResolveS: the shortest interval between DNS re-resolutions it was given (0:
+	// the stack's default).
+	DNSMinResolveS float64 `json:"dns_min_resolve_s"`
 }
 
 // BackendCount is how many successful calls one backend served, its share of them, and
