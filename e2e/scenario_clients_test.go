@@ -22,7 +22,7 @@ var clients = []h.Client{
 	{Language: "node", Command: "greeter-node"},
 	{Language: "cpp", Command: "greeter-cpp", Health: true},
 	// Debian's grpc-java has no grpc-services: no client-side health checking.
-	{Language: "java", Command: "greeter-java"},
+	{Language: "java", Command: "greeter-java", CPURequest: "50m"},
 }
 
 const (
@@ -53,6 +53,11 @@ const (
 	newPodBound  = maxConnectionAge + dnsMinResolve + newPodMargin
 )
 
+// clientDeadline: each call's deadline in the cluster. The contract's default is 2 s; on the
+// suite's shared 2-core node a JVM's first calls (class loading, JIT, Netty's start) took
+// up to 1.7 s before a connection was even tried, and no figure here is about latency.
+const clientDeadline = "--deadline=5"
+
 var dnsFlag = fmt.Sprintf("--dns-min-resolve=%g", dnsMinResolve.Seconds())
 
 func init() {
@@ -73,7 +78,7 @@ func clientsSpread(t *testing.T, s *h.Suite, tp h.Topology) {
 	var runs []run
 	for _, c := range clients {
 		for _, policy := range []string{"round_robin", "default"} {
-			args := []string{fmt.Sprintf("--calls=%d", clientCalls), fmt.Sprintf("--rate=%d", clientRate), "--policy=" + policy, dnsFlag}
+			args := []string{fmt.Sprintf("--calls=%d", clientCalls), fmt.Sprintf("--rate=%d", clientRate), "--policy=" + policy, dnsFlag, clientDeadline}
 			runs = append(runs, run{c, policy, s.ClientJobLoad(t, tp, c, "spread "+policy, args...)})
 		}
 	}
@@ -177,7 +182,7 @@ func startClientLoads(t *testing.T, s *h.Suite, tp h.Topology, scenario string, 
 	var loads []*clientLoad
 	for _, c := range clients {
 		for _, v := range slices.Sorted(maps.Keys(variants)) {
-			args := append([]string{"--duration=600", fmt.Sprintf("--rate=%d", clientLoadRate)}, variants[v]...)
+			args := append([]string{"--duration=600", fmt.Sprintf("--rate=%d", clientLoadRate), clientDeadline}, variants[v]...)
 			if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--dns-min-resolve=") }) {
 				args = append(args, dnsFlag)
 			}

@@ -83,9 +83,11 @@ fi
 
 # The launcher: JAVA_OPTS passes JVM options (e.g. -Djdk.net.hosts.file=FILE in tests).
 # -XX:-UsePerfData: no hsperfdata file in /tmp, which is read-only in the kit's Jobs.
+# -XX:TieredStopAtLevel=1: the quick C1 compiler only; a load client gains little from C2
+# and its compiles take CPU from the calls while the JVM warms up.
 cat >"$build/greeter-java" <<LAUNCH
 #!/bin/sh
-exec java \${JAVA_OPTS:-} -XX:+UseSerialGC -XX:-UsePerfData $native_opt -cp "$build/classes:$cp" Greeter "\$@"
+exec java \${JAVA_OPTS:-} -XX:+UseSerialGC -XX:-UsePerfData -XX:TieredStopAtLevel=1 $native_opt -cp "$build/classes:$cp" Greeter "\$@"
 LAUNCH
 chmod +x "$build/greeter-java"
 echo "$build/greeter-java"

@@ -28,15 +28,18 @@ type Client struct {
 	// Health is whether the stack checks backends' health itself (healthCheckConfig);
 	// grpc-js does not.
 	Health bool
+	// CPURequest, when set, replaces clientResources' request: a JVM needs more CPU time
+	// than the others to start and warm up, and a request is its share under contention.
+	CPURequest string
 }
 
 // clientResources: the greeter Job's container is sized for a Go binary; the interpreters
 // and runtimes of the other stacks need more memory (a JVM most). The CPU request is small:
 // every topology shares the suite's one node, whose 2 CPUs the pods' requests must fit
 // (a rolling restart runs 8 of these beside the surge pods), and a client at the suite's
-// 25 calls/s needs little; the limit bounds a JVM's start.
+// 25 calls/s needs little (Client.CPURequest for more); the limit bounds a JVM's start.
 var clientResources = corev1.ResourceRequirements{
-	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"),
+	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"),
 		corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceEphemeralStorage: resource.MustParse("16Mi")},
 	Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"),
 		corev1.ResourceMemory: resource.MustParse("256Mi"), corev1.ResourceEphemeralStorage: resource.MustParse("64Mi")},
@@ -53,7 +56,10 @@ func (s *Suite) ClientJobLoad(t testing.TB, tp Topology, c Client, name string, 
 		ct := &j.Spec.Template.Spec.Containers[0]
 		ct.Image, ct.Command, ct.Args = s.ClientsImage, []string{c.Command}, flags
 		ct.Env = nil // the greeter's GREETER_* settings mean nothing to the other clients
-		ct.Resources = clientResources
+		ct.Resources = *clientResources.DeepCopy()
+		if c.CPURequest != "" {
+			ct.Resources.Requests[corev1.ResourceCPU] = resource.MustParse(c.CPURequest)
+		}
 		j.Labels["kit.client"] = c.Language
 		return j
 	})
