@@ -189,6 +189,9 @@ echo "kubectl $*" >> "${STUB_LOG}"
 case "$*" in
   *"get configmap grpc-k8s-kit-kind-config"*) [ ! -f "${STUB_RECORD}" ] || cat "${STUB_RECORD}" ;;
   *"create configmap"*) echo "kind: ConfigMap" ;;
+  # As the real one does, apply reads its stdin to the end: a stub that did not could exit
+  # before `create ... | apply` wrote, and pipefail would see the writer's SIGPIPE (141).
+  *" apply "*) cat > /dev/null ;;
 esac
 exit 0
 EOF
