@@ -210,7 +210,7 @@ func (f *frontends) elsewhereEvidence(svc string) string {
 	for _, name := range slices.Sorted(maps.Keys(f.elsewhere)) {
 		out = append(out, fmt.Sprintf("%s (%s)", name, strings.Join(f.elsewhere[name], ", ")))
 	}
-	return fmt.Sprintf("no GRPCRoute or Ingress sends calls to %s; in its namespace they send them to %s: diagnose that Service to check the proxy's side", svc, strings.Join(out, ", "))
+	return fmt.Sprintf("no GRPCRoute or Ingress sends calls to %s; in its namespace they send them to %s: diagnose that Service for the proxy's side", svc, strings.Join(out, ", "))
 }
 
 // proxyBackendBalancing is the balancing finding for a ClusterIP Service that proxies
@@ -236,8 +236,8 @@ func (d *Doctor) proxyBackendBalancing(ctx context.Context, st *state) Finding {
 	}
 	ev = append(ev, fmt.Sprintf("spec.clusterIP: %s; the client LB policy (%s) matters only to clients that dial the Service directly", svc.Spec.ClusterIP, d.Cfg.LB))
 	return Finding{Severity: Info, Check: CheckBalancing,
-		Message: fmt.Sprintf("ClusterIP Service as a proxy backend: %s send(s) calls to it, and the proxy balances each call over its endpoints, not over the virtual IP; a client that dials %s directly still sends every call to one pod: direct clients need %s with round_robin",
-			fe.names(svc.Namespace), svc.Name, direct),
+		Message: fmt.Sprintf("ClusterIP Service as a proxy backend: %s %s calls to it, and the proxy balances each call over its endpoints, not over the virtual IP; a client that dials %s directly still sends every call to one pod: direct clients need %s with round_robin",
+			fe.names(svc.Namespace), plural(len(fe.routes)+len(fe.ingresses), "sends", "send"), svc.Name, direct),
 		Evidence: ev,
 		Fix:      fmt.Sprintf("nothing for the proxy; point direct clients at %s%s with round_robin", direct, target)}
 }
@@ -297,7 +297,7 @@ func (d *Doctor) judgeRoute(ctx context.Context, st *state, gws *gatewayCache, u
 		case servicePort(svc, b.port) == nil:
 			causes = append(causes, cause{sev: Error, ourRef: true,
 				msg:      fmt.Sprintf("%s sends calls to %s port %d, which is not a port of the Service: the Gateway has no backend for it (ResolvedRefs=False, BackendNotFound) and those calls fail with UNAVAILABLE", name, svc.Name, b.port),
-				evidence: []string{fmt.Sprintf("%s; Service ports: %s", ref, servicePorts(svc))},
+				evidence: []string{"Service ports: " + servicePorts(svc)},
 				fix:      fmt.Sprintf("set port: %d (the Service's gRPC port, not the container's targetPort) in %s", st.port.Port, b.field)})
 		case b.port != st.port.Port:
 			evidence = append(evidence, fmt.Sprintf("the route uses port %d, this diagnosis checked port %d: rerun with -port %d", b.port, st.port.Port, b.port))
@@ -1041,6 +1041,13 @@ func qualified(ns, name, here string) string {
 		return name
 	}
 	return ns + "/" + name
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func appendNew(s []string, v string) []string {
