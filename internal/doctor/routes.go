@@ -236,7 +236,7 @@ func (d *Doctor) proxyBackendBalancing(ctx context.Context, st *state) Finding {
 	}
 	ev = append(ev, fmt.Sprintf("spec.clusterIP: %s; the client LB policy (%s) matters only to clients that dial the Service directly", svc.Spec.ClusterIP, d.Cfg.LB))
 	return Finding{Severity: Info, Check: CheckBalancing,
-		Message: fmt.Sprintf("ClusterIP Service as a proxy backend: %s %s calls to it, and the proxy balances each call over its endpoints, not over the virtual IP; a client that dials %s directly still sends every call to one pod: direct clients need %s with round_robin",
+		Message: fmt.Sprintf("ClusterIP Service as a proxy backend: %s %s calls to it, and the proxy (Gateway, Ingress controller or mesh) balances each call over its endpoints, not over the virtual IP; a client that dials %s directly still sends every call to one pod: direct clients need %s with round_robin",
 			fe.names(svc.Namespace), plural(len(fe.routes)+len(fe.ingresses), "sends", "send"), svc.Name, direct),
 		Evidence: ev,
 		Fix:      fmt.Sprintf("nothing for the proxy; point direct clients at %s%s with round_robin", direct, target)}
