@@ -498,3 +498,31 @@ func TestIngressTLSSecretMissing(t *testing.T) {
 		t.Errorf("fix: %s", e.Fix)
 	}
 }
+
+// A GAMMA route (parent: a Service) with the diagnosed Service as a backend: the mesh
+// balances per call; istiod reports on such routes, and a route no mesh controller
+// reports on is a warning (it may not be in effect).
+func TestMeshRouteBackend(t *testing.T) {
+	f := newFixture(t, 3, false)
+	svc := clusterIPService("hello-v1")
+	r := kitRoute("hello-grpc")
+	r.Status.Parents = []gatewayv1.RouteParentStatus{{ParentRef: r.Spec.ParentRefs[0], ControllerName: "istio.io/gateway-controller",
+		Conditions: []metav1.Condition{cond("Accepted", true, "Accepted", ""), cond("ResolvedRefs", true, "ResolvedRefs", "")}}}
+	rep := routeDoctor(t, f, svc, Config{}, nil, r)
+	noErrors(t, rep)
+	if b := worst(rep, CheckBalancing); b == nil || b.Severity != Info || !strings.Contains(b.Message, "GRPCRoute hello-mesh sends calls") {
+		t.Errorf("balancing:\n%s", dump(rep))
+	}
+	if w := worst(rep, CheckRoute); w == nil || w.Severity != OK || !strings.Contains(strings.Join(w.Evidence, "\n"), "parent Service kit/hello-grpc port 50051 (istio.io/gateway-controller)") {
+		t.Errorf("route:\n%s", dump(rep))
+	}
+	if w := worst(rep, CheckGateway); w != nil {
+		t.Errorf("a mesh parent has no Gateway to check: %+v", w)
+	}
+	r.Status.Parents = nil
+	rep = routeDoctor(t, f, svc, Config{}, nil, r)
+	noErrors(t, rep)
+	if w := worst(rep, CheckRoute); w == nil || w.Severity != Warning || !strings.Contains(w.Message, "no mesh controller reports") {
+		t.Errorf("route without status:\n%s", dump(rep))
+	}
+}
