@@ -302,18 +302,20 @@ func (d *Doctor) judgeRoute(ctx context.Context, st *state, gws *gatewayCache, u
 		case b.port != st.port.Port:
 			evidence = append(evidence, fmt.Sprintf("the route uses port %d, this diagnosis checked port %d: rerun with -port %d", b.port, st.port.Port, b.port))
 		}
-		if b.ns != r.Namespace {
-			switch ok, grants := st.front.granted(r.Namespace, svc.Name); {
-			case st.front.grantsErr != nil:
-				evidence = append(evidence, fmt.Sprintf("ReferenceGrants in %s not read (%v): the controller's ResolvedRefs says whether one allows the reference", svc.Namespace, st.front.grantsErr))
-			case !ok:
-				causes = append(causes, cause{sev: Error, ourRef: true,
-					msg:      fmt.Sprintf("%s sends calls to %s in another namespace and no ReferenceGrant in %s allows it: the Gateway refuses the backend (ResolvedRefs=False, RefNotPermitted) and those calls fail with UNAVAILABLE", name, svc.Name, svc.Namespace),
-					evidence: []string{fmt.Sprintf("ReferenceGrants in %s: %s", svc.Namespace, orNone(grants))},
-					fix:      referenceGrantFix(r.Namespace, svc.Namespace, svc.Name)})
-			default:
-				evidence = append(evidence, fmt.Sprintf("cross-namespace reference allowed by ReferenceGrant %s", strings.Join(grants, ", ")))
-			}
+	}
+	if u.crossNamespace() {
+		// Every reference to the Service crosses from the route's namespace to the
+		// Service's: one grant allows them all.
+		switch allowing, grants := st.front.granted(r.Namespace, svc.Name); {
+		case st.front.grantsErr != nil:
+			evidence = append(evidence, fmt.Sprintf("ReferenceGrants in %s not read (%v): the controller's ResolvedRefs says whether one allows the reference", svc.Namespace, st.front.grantsErr))
+		case len(allowing) == 0:
+			causes = append(causes, cause{sev: Error, ourRef: true,
+				msg:      fmt.Sprintf("%s sends calls to %s in another namespace and no ReferenceGrant in %s allows it: the Gateway refuses the backend (ResolvedRefs=False, RefNotPermitted) and those calls fail with UNAVAILABLE", name, svc.Name, svc.Namespace),
+				evidence: []string{fmt.Sprintf("ReferenceGrants in %s: %s", svc.Namespace, orNone(grants))},
+				fix:      referenceGrantFix(r.Namespace, svc.Namespace, svc.Name)})
+		default:
+			evidence = append(evidence, "cross-namespace reference allowed by ReferenceGrant "+strings.Join(allowing, ", "))
 		}
 	}
 
@@ -407,11 +409,9 @@ func boolOrder(a, b bool) int {
 	return -1
 }
 
-// granted: a ReferenceGrant of the Service's namespace lets GRPCRoutes of routeNS
-// reference the Service; also the grants there, for the evidence.
-func (f *frontends) granted(routeNS, svc string) (bool, []string) {
-	var names []string
-	ok := false
+// granted: the ReferenceGrants of the Service's namespace that let GRPCRoutes of routeNS
+// reference the Service, and every grant there, described for the evidence.
+func (f *frontends) granted(routeNS, svc string) (allowing, all []string) {
 	for _, g := range f.grants {
 		var from, to []string
 		fromOK, toOK := false, false
@@ -431,10 +431,12 @@ func (f *frontends) granted(routeNS, svc string) (bool, []string) {
 				toOK = true
 			}
 		}
-		ok = ok || fromOK && toOK
-		names = append(names, fmt.Sprintf("%s (from %s; to %s)", g.name, strings.Join(from, ", "), strings.Join(to, ", ")))
+		if fromOK && toOK {
+			allowing = append(allowing, g.name)
+		}
+		all = append(all, fmt.Sprintf("%s (from %s; to %s)", g.name, strings.Join(from, ", "), strings.Join(to, ", ")))
 	}
-	return ok, names
+	return allowing, all
 }
 
 // referenceGrants reads the ReferenceGrants of ns, v1 where served, else v1beta1.
