@@ -92,6 +92,11 @@ func TestDoctor(t *testing.T) {
 		}
 	})
 
+	// The ClusterIP Services as backends of the proxy topologies' Gateway and Ingress, and
+	// those objects' own faults (doctor_routes_test.go).
+	t.Run("gateway-api", func(t *testing.T) { doctorGatewayAPI(t, s, transcript) })
+	t.Run("nginx-ingress", func(t *testing.T) { doctorNginxIngress(t, s, transcript) })
+
 	t.Run("TLS client against plaintext server", func(t *testing.T) {
 		awaitDoctor(t, s, transcript, "TLS client against a plaintext server", doctor.CheckTLS, "TLS client against a plaintext", append(headless, "-tls")...)
 	})

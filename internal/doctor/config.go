@@ -59,7 +59,9 @@ func ParseFlags(args []string, usage io.Writer) (Config, error) {
 
 Looks at a live cluster and says why gRPC calls to a Service fail or do not balance:
 the Service (selector, headless or not vs the client's LB policy, port -> targetPort ->
-containerPort, appProtocol), its endpoints (and why pods are not ready), each pod over
+containerPort, appProtocol), the GRPCRoutes and Ingresses that send calls to it (their
+status, Gateway listeners, TLS Secrets, ReferenceGrants, the Ingress class and its gRPC
+annotation), its endpoints (and why pods are not ready), each pod over
 gRPC through port-forward (listening, plaintext vs TLS, health, reflection), DNS as
 CoreDNS answers it, the NetworkPolicies selecting the pods (evaluated from the
 objects, not by sending traffic), and the GRPCRoutes whose parent is the Service (GAMMA):

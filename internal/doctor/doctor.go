@@ -26,8 +26,9 @@ type DialFunc func(ctx context.Context, namespace, pod string, port int) (net.Co
 // Doctor holds what the checks need: the API, a way into pods, and the subject.
 type Doctor struct {
 	Kube kubernetes.Interface
-	// Gateway reads the Gateway API routes (GRPCRoutes with the Service as parent, for
-	// proxyless xDS clients); nil skips them.
+	// Gateway reads the Gateway API objects: GRPCRoutes that send calls to the Service
+	// (and their Gateways and ReferenceGrants), and those with the Service as parent, for
+	// proxyless xDS clients; nil skips them.
 	Gateway gatewayclient.Interface
 	Dial    DialFunc
 	Cfg     Config // Namespace must be set
@@ -46,6 +47,7 @@ const (
 type state struct {
 	rep     *Report
 	svc     *corev1.Service
+	front   *frontends          // GRPCRoutes and Ingresses that send calls to the Service (routes.go)
 	port    *corev1.ServicePort // the port the client dials
 	pods    []corev1.Pod        // selected by the Service, not finished
 	targets map[string]target   // pod name -> where targetPort lands in it
@@ -93,7 +95,9 @@ func (d *Doctor) Diagnose(ctx context.Context) (Report, error) {
 	rep.Subject.Port = st.port.Port
 	for _, check := range []func(context.Context, *state) error{
 		d.checkSelector,
+		d.scanFrontends, // no findings of its own: balancing and routes read what it found
 		d.checkBalancing,
+		d.checkRoutes,
 		d.probePods, // no findings of its own: ports, endpoints and tls read its results
 		d.checkPorts,
 		d.checkAppProtocol,

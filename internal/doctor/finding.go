@@ -46,6 +46,9 @@ const (
 	CheckService       = "service"
 	CheckSelector      = "selector"
 	CheckBalancing     = "balancing"
+	CheckRoute         = "route"   // GRPCRoutes that send calls to the Service: references, parent status
+	CheckGateway       = "gateway" // the Gateways of those routes: class, listeners, TLS Secrets
+	CheckIngress       = "ingress" // Ingresses that send calls to the Service: class, gRPC to the pods, ports, TLS Secrets
 	CheckPorts         = "ports"
 	CheckAppProtocol   = "appProtocol"
 	CheckReadiness     = "readiness"

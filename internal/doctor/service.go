@@ -169,6 +169,9 @@ func (d *Doctor) checkBalancing(ctx context.Context, st *state) error {
 			Message:  "pick_first over a headless Service: the client uses the first address only, every call goes to one pod",
 			Evidence: []string{"spec.clusterIP: None, client LB policy " + d.Cfg.LB},
 			Fix:      `use round_robin (greeter -lb round_robin, or loadBalancingConfig [{"round_robin":{}}] in the service config)`})
+	case st.front.any():
+		// A proxy balances per call over the endpoints: the ClusterIP is what it should reference.
+		st.add(d.proxyBackendBalancing(ctx, st))
 	default:
 		f := Finding{Severity: Error, Check: CheckBalancing,
 			Message: fmt.Sprintf("%s over a ClusterIP Service: DNS returns one virtual IP, so the client opens one connection and kube-proxy pins it to one pod: every call of a client goes to that pod", d.Cfg.LB),
@@ -183,6 +186,9 @@ func (d *Doctor) checkBalancing(ctx context.Context, st *state) error {
 		}
 		if alt := d.headlessTwin(ctx, svc); alt != "" {
 			f.Fix += fmt.Sprintf(": %s in this namespace is one (target dns:///%s.%s.svc.%s:%d)", alt, alt, svc.Namespace, d.Cfg.ClusterDomain, st.port.Port)
+		}
+		if e := st.front.elsewhereEvidence(svc.Name); e != "" {
+			f.Evidence = append(f.Evidence, e)
 		}
 		st.add(f)
 	}
