@@ -215,10 +215,18 @@ func checkServer(f *findings, o object, spec *corev1.PodSpec) {
 			if p.GRPC != nil && !hasContainerPort(c, p.GRPC.Port) {
 				f.add(o, cp+"."+name+".grpc.port", "%d is not a containerPort of %s", p.GRPC.Port, c.Name)
 			}
-			// The kubelet's gRPC prober has no TLS: against a TLS server it fails at every
-			// period (greeter doctor's readiness check says the same of a live pod).
-			if p.GRPC != nil && servesTLS(c) {
-				f.add(o, cp+"."+name+".grpc", "a native gRPC probe cannot speak TLS and the container serves TLS (TLS_CERT_FILE): use exec [\"/app\", \"probe\"] (components/backend-tls) or httpGet /readyz")
+			// The kubelet's gRPC prober speaks TLS only with grpc.mode: TLS (alpha in
+			// Kubernetes 1.37, feature gate GRPCContainerProbeTLS); without it, against a TLS
+			// server it fails at every period (greeter doctor's readiness check says the same
+			// of a live pod), and with it against a plaintext server the handshake fails.
+			if p.GRPC != nil {
+				tlsMode := p.GRPC.Mode != nil && *p.GRPC.Mode == corev1.GRPCProbeModeTLS
+				switch {
+				case servesTLS(c) && !tlsMode:
+					f.add(o, cp+"."+name+".grpc", "a native gRPC probe without mode: TLS cannot speak TLS and the container serves TLS (TLS_CERT_FILE): use exec [\"/app\", \"probe\"] (components/backend-tls) or httpGet /readyz (or grpc.mode: TLS, alpha: docs/probes.md)")
+				case !servesTLS(c) && tlsMode:
+					f.add(o, cp+"."+name+".grpc.mode", "TLS, but the container serves plaintext (no TLS_CERT_FILE): the probe's handshake fails at every period")
+				}
 			}
 		}
 		// The server must keep its listener open until every proxy has dropped the pod: a

@@ -216,6 +216,7 @@ var targets = []target{
 	{name: "e2e/overlays/probes/native", dir: "../e2e/overlays/probes/native"},
 	{name: "e2e/overlays/probes/exec", dir: "../e2e/overlays/probes/exec"},
 	{name: "e2e/overlays/probes/http", dir: "../e2e/overlays/probes/http"},
+	{name: "e2e/overlays/probes/native-tls", dir: "../e2e/overlays/probes/native-tls"},
 }
 
 func (tg target) render(t *testing.T) []object {

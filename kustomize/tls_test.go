@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -127,21 +128,45 @@ func TestBackendTLSContract(t *testing.T) {
 }
 
 // TestProbesContract: e2e/overlays/probes has one 2-replica hello per probe style, each
-// with its own headless Service selecting only its pods, and the style the name says.
+// with its own headless Service selecting only its pods, and the style the name says; the
+// native TLS style's server serves TLS from the backend Secret (which the e2e creates in
+// the namespace), and all three of its probes are native with mode TLS, with the base's
+// periods and thresholds, so its timing compares with the others'.
 func TestProbesContract(t *testing.T) {
 	objs, err := render("../e2e/overlays/probes")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, style := range []string{"native", "exec", "http"} {
+	native := find(t, objs, "Deployment", probesNS, "hello-native").Obj.(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+	for _, style := range []string{"native", "exec", "http", "native-tls"} {
 		d := find(t, objs, "Deployment", probesNS, "hello-"+style).Obj.(*appsv1.Deployment)
 		if ptr.Deref(d.Spec.Replicas, 1) != 2 {
 			t.Errorf("hello-%s: %d replicas, want 2", style, *d.Spec.Replicas)
 		}
-		p := d.Spec.Template.Spec.Containers[0].ReadinessProbe
+		c := d.Spec.Template.Spec.Containers[0]
+		p := c.ReadinessProbe
 		got := map[bool]string{true: "native"}[p.GRPC != nil] + map[bool]string{true: "exec"}[p.Exec != nil] + map[bool]string{true: "http"}[p.HTTPGet != nil]
+		if p.GRPC != nil && p.GRPC.Mode != nil && *p.GRPC.Mode == corev1.GRPCProbeModeTLS {
+			got += "-tls"
+		}
 		if got != style {
 			t.Errorf("hello-%s: readiness probe style %q", style, got)
+		}
+		if tls := style == "native-tls"; servesTLS(&c) != tls {
+			t.Errorf("hello-%s: serves TLS %t, want %t", style, servesTLS(&c), tls)
+		}
+		if style == "native-tls" {
+			if !slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == backendSecret }) {
+				t.Errorf("hello-native-tls: no volume of Secret %s", backendSecret)
+			}
+			for name, pp := range map[string][2]*corev1.Probe{"startupProbe": {c.StartupProbe, native.StartupProbe},
+				"readinessProbe": {c.ReadinessProbe, native.ReadinessProbe}, "livenessProbe": {c.LivenessProbe, native.LivenessProbe}} {
+				want := pp[1].DeepCopy()
+				want.GRPC.Mode = ptr.To(corev1.GRPCProbeModeTLS)
+				if !equality.Semantic.DeepEqual(pp[0], want) {
+					t.Errorf("hello-native-tls %s: %+v, want hello-native's with mode TLS: %+v", name, pp[0], want)
+				}
+			}
 		}
 		s := find(t, objs, "Service", probesNS, "hello-grpc-headless-"+style).Obj.(*corev1.Service)
 		if s.Spec.Selector["probe-style"] != style {
@@ -163,6 +188,24 @@ func TestTLSRulesCatch(t *testing.T) {
 		d.Spec.Template.Spec.Containers[0].ReadinessProbe.Exec = nil
 		d.Spec.Template.Spec.Containers[0].ReadinessProbe.GRPC = &corev1.GRPCAction{Port: 50051, Service: ptr.To("helloworld.Hello")}
 		expectFinding(t, check(objs, true), "Deployment grpc-kit-tls/hello", "containers[hello].readinessProbe.grpc", "cannot speak TLS")
+	})
+	t.Run("native probe in mode TLS on a plaintext server", func(t *testing.T) {
+		objs, err := render("../e2e/overlays/probes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := find(t, objs, "Deployment", probesNS, "hello-native").Obj.(*appsv1.Deployment)
+		d.Spec.Template.Spec.Containers[0].ReadinessProbe.GRPC.Mode = ptr.To(corev1.GRPCProbeModeTLS)
+		expectFinding(t, check(objs, true), "Deployment grpc-kit-probes/hello-native", "containers[hello].readinessProbe.grpc.mode", "serves plaintext")
+	})
+	t.Run("native probe in mode Plaintext on a TLS server", func(t *testing.T) {
+		objs, err := render("../e2e/overlays/probes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := find(t, objs, "Deployment", probesNS, "hello-native-tls").Obj.(*appsv1.Deployment)
+		d.Spec.Template.Spec.Containers[0].ReadinessProbe.GRPC.Mode = ptr.To(corev1.GRPCProbeModePlaintext)
+		expectFinding(t, check(objs, true), "Deployment grpc-kit-probes/hello-native-tls", "containers[hello].readinessProbe.grpc", "cannot speak TLS")
 	})
 	t.Run("h2c in front of TLS pods", func(t *testing.T) {
 		objs, err := render("../e2e/overlays/headless-tls")

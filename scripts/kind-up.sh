@@ -215,29 +215,58 @@ EOF
   echo "${out}"
 }
 
+# The kind config a cluster was created from is recorded in the cluster itself (this
+# ConfigMap, key "config"), so that any later run, from any tree or cache, can tell whether
+# the cluster matches its own config: feature gates, port mappings and the host patches take
+# effect only when a cluster is created.
+CONFIG_RECORD=grpc-k8s-kit-kind-config   # in kube-system
+CLUSTER_CONFIG=""                        # the config this run wants (cluster_config)
+
 create_or_reuse_cluster() {
+  local probe="${KIT_CACHE}/kubeconfig.probe" recorded why previous
+  CLUSTER_CONFIG=$(cluster_config)
   if cluster_exists; then
-    if node_running && kind_ get kubeconfig --name "${CLUSTER_NAME}" > "${KIT_CACHE}/kubeconfig.probe" 2>/dev/null \
+    if node_running && kind_ get kubeconfig --name "${CLUSTER_NAME}" > "${probe}" 2>/dev/null \
       && [[ -x ${KUBECTL} ]] \
-      && "${KUBECTL}" --kubeconfig "${KIT_CACHE}/kubeconfig.probe" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
-      rm -f "${KIT_CACHE}/kubeconfig.probe"
-      REUSE=true
-      info "cluster '${CLUSTER_NAME}' exists and answers: reusing it"
-      return 0
+      && "${KUBECTL}" --kubeconfig "${probe}" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
+      recorded=$("${KUBECTL}" --kubeconfig "${probe}" -n kube-system get configmap "${CONFIG_RECORD}" \
+        --ignore-not-found -o 'jsonpath={.data.config}' --request-timeout=10s) \
+        || { rm -f "${probe}"; die "cluster '${CLUSTER_NAME}' answers, but reading kube-system/${CONFIG_RECORD} failed (above): rerun make kind-up"; }
+      rm -f "${probe}"
+      if [[ ${recorded} == "$(cat "${CLUSTER_CONFIG}")" ]]; then
+        REUSE=true
+        info "cluster '${CLUSTER_NAME}' exists, answers and was created from this config: reusing it"
+        return 0
+      fi
+      if [[ -z ${recorded} ]]; then
+        why="has no record of the kind config it was created from (kube-system/${CONFIG_RECORD})"
+      else
+        previous="${KIT_CACHE}/kind-config-${CLUSTER_NAME}.previous.yaml"
+        printf '%s\n' "${recorded}" > "${previous}"
+        why="was created from another kind config (saved as ${previous}; compare with ${CLUSTER_CONFIG})"
+      fi
+      warn "cluster '${CLUSTER_NAME}' ${why}: a kind config applies only at creation, so deleting and recreating it"
+    else
+      rm -f "${probe}"
+      warn "cluster '${CLUSTER_NAME}' exists but does not answer: deleting and recreating it"
     fi
-    rm -f "${KIT_CACHE}/kubeconfig.probe"
-    warn "cluster '${CLUSTER_NAME}' exists but does not answer: deleting and recreating it"
     kind_ delete cluster --name "${CLUSTER_NAME}" >&2
   fi
-  local config
-  config=$(cluster_config)
-  info "creating cluster '${CLUSTER_NAME}' from ${NODE_IMAGE} (config ${config}) ..."
+  info "creating cluster '${CLUSTER_NAME}' from ${NODE_IMAGE} (config ${CLUSTER_CONFIG}) ..."
   # kind writes its kubeconfig entry to KUBECONFIG; point it at a scratch file and write
   # ours from `kind get kubeconfig` afterwards, so the file holds exactly this cluster.
   KUBECONFIG="${KIT_CACHE}/kubeconfig.kind" kind_ create cluster --name "${CLUSTER_NAME}" \
-    --image "${NODE_IMAGE}" --config "${config}" --wait 3m >&2 \
-    || die "kind create cluster failed; rerun with more detail: ${KIND} create cluster --name ${CLUSTER_NAME} --image ${NODE_IMAGE} --config ${config} --retain -v 1"
+    --image "${NODE_IMAGE}" --config "${CLUSTER_CONFIG}" --wait 3m >&2 \
+    || die "kind create cluster failed; rerun with more detail: ${KIND} create cluster --name ${CLUSTER_NAME} --image ${NODE_IMAGE} --config ${CLUSTER_CONFIG} --retain -v 1"
   rm -f "${KIT_CACHE}/kubeconfig.kind"
+}
+
+# record_cluster_config: after creating the cluster, record the config it was made from.
+record_cluster_config() {
+  [[ ${REUSE} == false ]] || return 0
+  kubectl_ -n kube-system create configmap "${CONFIG_RECORD}" --from-file=config="${CLUSTER_CONFIG}" \
+    --dry-run=client -o yaml | kubectl_ apply -f - >&2
+  info "recorded the kind config in kube-system/${CONFIG_RECORD}"
 }
 
 # ---- 11. kubectl and kubeconfig ------------------------------------------------------------
@@ -375,7 +404,7 @@ main() {
   step "istiod ${ISTIO_VERSION} image";                     ensure_engine; istiod_image
   step "Debian ${DEBIAN_SUITE} base (clients image)";       ensure_engine; debian_image
   step "cluster";                                           ensure_engine; create_or_reuse_cluster
-  step "kubectl and kubeconfig";                            kubectl_and_kubeconfig
+  step "kubectl and kubeconfig";                            kubectl_and_kubeconfig; record_cluster_config
   step "node, kube-proxy and CoreDNS ready";                wait_system
   step "Gateway API ${GATEWAY_API_VERSION} CRDs";           gateway_api_crds
   step "Traefik, GatewayClass";                             deploy_traefik

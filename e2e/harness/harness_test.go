@@ -47,6 +47,29 @@ func TestSumCounterOnRealExposition(t *testing.T) {
 	}
 }
 
+// Gauge reads the kubernetes_feature_enabled gauge as Kubernetes components serve it
+// (component-base's featuregate metrics: one series per gate, labels name and stage).
+func TestGaugeReadsFeatureEnabled(t *testing.T) {
+	const exposition = `# HELP kubernetes_feature_enabled [BETA] This metric records the data about the stage and enablement of a k8s feature.
+# TYPE kubernetes_feature_enabled gauge
+kubernetes_feature_enabled{name="GRPCContainerProbeTLS",stage="ALPHA"} 1
+kubernetes_feature_enabled{name="InPlacePodVerticalScaling",stage=""} 1
+kubernetes_feature_enabled{name="GenericWorkload",stage="BETA"} 0
+`
+	for _, tc := range []struct {
+		name         string
+		want, exists bool
+	}{{"GRPCContainerProbeTLS", true, true}, {"GenericWorkload", false, true}, {"NoSuchGate", false, false}} {
+		v, found, err := Gauge(strings.NewReader(exposition), "kubernetes_feature_enabled", map[string]string{"name": tc.name})
+		if err != nil || found != tc.exists || (v == 1) != tc.want {
+			t.Errorf("Gauge(%s) = %v, %t, %v; want enabled %t, found %t", tc.name, v, found, err, tc.want, tc.exists)
+		}
+	}
+	if _, _, err := Gauge(strings.NewReader("# TYPE x counter\nx 1\n"), "x", nil); err == nil {
+		t.Error("Gauge read a counter")
+	}
+}
+
 // A Job's log interleaves the greeter's stderr (progress records, its own lines, grpc-go's
 // log) with its stdout (the report): the load counts the records and decodes the report.
 func TestLoadReadsAJobLog(t *testing.T) {

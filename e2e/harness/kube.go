@@ -78,6 +78,22 @@ func (k *Kube) Pod(t testing.TB, ns, name string) *corev1.Pod {
 	return p
 }
 
+// Nodes are the names of the cluster's nodes.
+func (k *Kube) Nodes(t testing.TB) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
+	defer cancel()
+	l, err := k.API.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list nodes: %v", err)
+	}
+	var names []string
+	for _, n := range l.Items {
+		names = append(names, n.Name)
+	}
+	return names
+}
+
 // Deployment reads one Deployment of ns.
 func (k *Kube) Deployment(t testing.TB, ns, name string) *appsv1.Deployment {
 	t.Helper()

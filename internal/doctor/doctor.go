@@ -39,7 +39,7 @@ const (
 	causePorts    = "ports"    // targetPort does not reach the server
 	causeNoReady  = "noReady"  // no endpoint is ready
 	causeTLS      = "tls"      // client and server disagree on TLS
-	causeProbeTLS = "probeTLS" // no pod is Ready: native gRPC readiness probes on a TLS port
+	causeProbeTLS = "probeTLS" // no pod is Ready: native gRPC readiness probes that do not speak what the port speaks
 )
 
 // state is what one diagnosis learnt so far, passed from check to check.
@@ -52,6 +52,8 @@ type state struct {
 	eps     []endpoint
 	probes  map[string]*probe // pod name -> what gRPC said
 	causes  map[string]bool
+	// probeTLSWhy: with causeProbeTLS, why the readiness probes fail, as checkEndpoints says it.
+	probeTLSWhy string
 }
 
 // target is the Service's targetPort resolved in one pod.

@@ -82,7 +82,7 @@ func (d *Doctor) checkEndpoints(ctx context.Context, st *state) error {
 	switch {
 	case ready == 0 && st.causes[causeProbeTLS]:
 		st.add(Finding{Severity: Info, Check: CheckEndpoints,
-			Message:  fmt.Sprintf("no ready endpoint: 0 of %d pod(s) Ready, their native gRPC readiness probe cannot speak TLS (see readiness)", len(st.eps)),
+			Message:  fmt.Sprintf("no ready endpoint: 0 of %d pod(s) Ready, %s (see readiness)", len(st.eps), st.probeTLSWhy),
 			Evidence: evidence})
 		st.causes[causeNoReady] = true
 	case ready == 0:
@@ -184,7 +184,11 @@ func describeProbe(p *corev1.Probe) string {
 		if p.GRPC.Service != nil && *p.GRPC.Service != "" {
 			svc = *p.GRPC.Service
 		}
-		return fmt.Sprintf("gRPC health on port %d, service %s", p.GRPC.Port, svc)
+		mode := ""
+		if p.GRPC.Mode != nil {
+			mode = ", mode " + string(*p.GRPC.Mode)
+		}
+		return fmt.Sprintf("gRPC health on port %d, service %s%s", p.GRPC.Port, svc, mode)
 	case p.HTTPGet != nil:
 		return fmt.Sprintf("HTTP GET %s on port %s", p.HTTPGet.Path, p.HTTPGet.Port.String())
 	case p.TCPSocket != nil:

@@ -1,7 +1,9 @@
 // Package probe is the servers' probe mode, `hello probe` (`/app probe` in the image): one
 // grpc.health.v1 Check against the server in the same container, for an exec readiness or
 // liveness probe. The images are FROM scratch (no shell, no grpc_health_probe), and the
-// kubelet's native gRPC probe cannot speak TLS; this can.
+// kubelet's native gRPC probe speaks TLS only with grpc.mode: TLS, an alpha field of
+// Kubernetes 1.37 that does not verify the certificate; this speaks TLS anywhere and
+// trusts exactly the server's own certificate.
 //
 // Defaults come from the server's own environment, so in a manifest the probe is just
 // ["/app", "probe"]: the port is PORT, the host LISTEN_HOST (else 127.0.0.1), the service

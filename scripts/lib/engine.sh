@@ -105,9 +105,9 @@ start_dockerd() {
   # inherit any fd above stderr either: a lock held on one (common.sh's builds use 8 and 9; a
   # caller's `flock FILE make kind-up` another) would stay held for as long as dockerd runs.
   (
-    for fd in /proc/self/fd/*; do
-      fd=${fd##*/}
-      ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null
+    for n in /proc/self/fd/*; do
+      n=${n##*/}
+      ((n > 2)) && eval "exec $n>&-" 2>/dev/null
     done
     exec setsid dockerd "${args[@]}" >>"${DOCKERD_LOG}" 2>&1 < /dev/null
   ) &

@@ -180,4 +180,43 @@ expect "CRD never Established: fails after its limit, naming it" fail \
   "never-established.example.com is not Established after 2s"
 rm -f "${TMP}/crd-count" "${KB}/kubectl"
 
+# A cluster is reused only if it was created from this run's kind config (recorded in the
+# cluster): the feature gates and port mappings apply only at creation. This kubectl answers
+# /readyz and returns the recorded config from ${STUB_RECORD} (none if the file is absent).
+cat > "${TMP}/kubectl-record" <<'EOF'
+#!/bin/sh
+echo "kubectl $*" >> "${STUB_LOG}"
+case "$*" in
+  *"get configmap grpc-k8s-kit-kind-config"*) [ ! -f "${STUB_RECORD}" ] || cat "${STUB_RECORD}" ;;
+  *"create configmap"*) echo "kind: ConfigMap" ;;
+esac
+exit 0
+EOF
+chmod +x "${TMP}/kubectl-record"
+REC="${TMP}/recorded.yaml"
+EXISTING=(STUB_CLUSTER=grpc-k8s-kit STUB_NODE_RUNNING=1 STUB_RECORD="${REC}")
+SETUP='cp "'"${TMP}"'/kubectl-record" "${KUBECTL}"; '
+run "${TMP}/bin" "${SETUP}"'grep -q "^  GRPCContainerProbeTLS: true$" "$(cluster_config)" && echo GATE-IN-CONFIG'
+expect "cluster config: the feature gate GRPCContainerProbeTLS is in the config kind-up creates from" ok GATE-IN-CONFIG
+
+run "${TMP}/bin" "${SETUP}"'cp "$(cluster_config)" "'"${REC}"'"; create_or_reuse_cluster; echo "REUSE=${REUSE}"' "${EXISTING[@]}"
+expect "cluster created from this config: reused" ok "REUSE=true" "created from this config: reusing it"
+expect_call "cluster created from this config: not deleted" '!^kind (delete|create) cluster'
+
+run "${TMP}/bin" "${SETUP}"'grep -v GRPCContainerProbeTLS "$(cluster_config)" > "'"${REC}"'"; create_or_reuse_cluster; echo "REUSE=${REUSE}"; record_cluster_config' "${EXISTING[@]}"
+expect "cluster created without the feature gate: recreated, saying why" ok "REUSE=false" \
+  "was created from another kind config" "kind-config-grpc-k8s-kit.previous.yaml" "recorded the kind config"
+expect_call "cluster created without the feature gate: deleted" '^kind delete cluster --name grpc-k8s-kit$'
+expect_call "cluster created without the feature gate: created from this config" \
+  '^kind create cluster --name grpc-k8s-kit .*--config [^ ]*/kind-config-grpc-k8s-kit\.yaml'
+expect_call "cluster created: the config recorded in the cluster" \
+  '^kubectl .*-n kube-system create configmap grpc-k8s-kit-kind-config --from-file=config=[^ ]*/kind-config-grpc-k8s-kit\.yaml'
+
+rm -f "${REC}"
+run "${TMP}/bin" "${SETUP}"'create_or_reuse_cluster; echo "REUSE=${REUSE}"' "${EXISTING[@]}"
+expect "cluster without a recorded config (an older kind-up made it): recreated, saying why" ok "REUSE=false" \
+  "has no record of the kind config"
+expect_call "cluster without a recorded config: deleted" '^kind delete cluster --name grpc-k8s-kit$'
+rm -f "${TMP}/cache/bin/kubectl"
+
 finish

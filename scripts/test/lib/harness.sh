@@ -41,8 +41,8 @@ EOF
 # docker: an engine per STUB_ENGINE (up | down | denied) answering docker info's fields from
 # STUB_ARCH, STUB_NCPU, STUB_MEM (bytes), STUB_CGROUP, STUB_STORE (classic | containerd),
 # STUB_SERVER_VERSION, STUB_OS (STUB_OLD_ENGINE=1: an engine too old for those fields); the
-# client is STUB_CLIENT_VERSION. No local images or
-# containers. Registry per STUB_REGISTRY (ok | hang | nohost | ratelimit); a reference
+# client is STUB_CLIENT_VERSION. No local images; no containers, but a running kind node
+# when STUB_NODE_RUNNING=1. Registry per STUB_REGISTRY (ok | hang | nohost | ratelimit); a reference
 # containing STUB_UNPULLABLE is refused whatever STUB_REGISTRY says.
 cat > "${STUBS}/docker" <<'EOF'
 #!/bin/sh
@@ -84,6 +84,11 @@ case "$1" in
       ratelimit) echo "toomanyrequests: You have reached your unauthenticated pull rate limit." >&2; exit 1 ;;
     esac
     exit 1 ;;
+  inspect)
+    engine
+    case "$*" in *State.Running*) [ "${STUB_NODE_RUNNING:-0}" = 1 ] && { echo true; exit 0; } ;; esac
+    echo "Error: No such object" >&2
+    exit 1 ;;
   image)
     engine
     if [ "$2" = save ]; then
@@ -97,13 +102,15 @@ esac
 exit 1
 EOF
 
-# kind: the kit's own (installed as ${KIT_CACHE}/bin/kind by run); no cluster exists.
+# kind: the kit's own (installed as ${KIT_CACHE}/bin/kind by run); no cluster exists unless
+# STUB_CLUSTER names one.
 cat > "${STUBS}/kind" <<'EOF'
 #!/bin/sh
 [ -z "${STUB_LOG:-}" ] || echo "kind $*" >> "${STUB_LOG}"
 case "$1 ${2:-}" in
   "version "*) echo "kind v0.33.0 go0.0-stub linux/amd64" ;;
   "get kubeconfig") printf 'apiVersion: v1\nkind: Config\ncurrent-context: kind-grpc-k8s-kit\n' ;;
+  "get clusters") [ -z "${STUB_CLUSTER:-}" ] || echo "${STUB_CLUSTER}" ;;
 esac
 exit 0
 EOF
