@@ -195,7 +195,7 @@ func (d *Doctor) checkSpread(ctx context.Context, st *state, ws []*workload) {
 	}
 	if known && len(usable) <= 1 {
 		st.add(Finding{Severity: Info, Check: CheckNodes,
-			Message:  fmt.Sprintf("single-node cluster (for these pods): every pod runs on %s, so losing or draining it stops the Service whatever the manifests say; spreading needs a second node", orNone(usable)),
+			Message:  fmt.Sprintf("single-node cluster (for these pods): every pod runs on %s, so losing it stops the Service whatever the manifests say, and a drain has nowhere to move the pods; spreading needs a second node", orNone(usable)),
 			Evidence: nodeEvidence(),
 			Fix:      "nothing to change in the manifests; with more nodes, topologySpreadConstraints on kubernetes.io/hostname place the pods apart"})
 		return
