@@ -54,6 +54,13 @@ func TestDoctor(t *testing.T) {
 				t.Errorf("healthy hello: check %s is not ok: %+v", want, f)
 			}
 		}
+		// The node checks found the Deployment behind the pods and its budget: on the kit's
+		// one-node cluster, nodes says so as info; pdb is ok (info while its status catches up).
+		for _, want := range []string{doctor.CheckNodes, doctor.CheckPDB} {
+			if f := find(rep, want); f == nil || f.Severity > doctor.Info {
+				t.Errorf("healthy hello: check %s: want ok or info, got %+v", want, f)
+			}
+		}
 		awaitDoctor(t, s, transcript, "healthy goodbye", "", "", "-service", "goodbye-grpc-headless")
 	})
 

@@ -7,7 +7,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -225,6 +227,25 @@ func TestMutationsAreCaught(t *testing.T) {
 			}
 			return out
 		}, []string{"Deployment grpc-kit-headless/goodbye", "no PodDisruptionBudget"}},
+		{"no spread over nodes", func(t *testing.T, objs []object) []object {
+			d := deployment(t, objs, "hello")
+			d.Spec.Template.Spec.TopologySpreadConstraints = slices.DeleteFunc(d.Spec.Template.Spec.TopologySpreadConstraints,
+				func(c corev1.TopologySpreadConstraint) bool { return c.TopologyKey == corev1.LabelHostname })
+			return objs
+		}, []string{"Deployment grpc-kit-headless/hello", "spec.template.spec.topologySpreadConstraints", "no constraint on kubernetes.io/hostname"}},
+		{"budget that blocks every drain", func(t *testing.T, objs []object) []object {
+			zero := intstr.FromInt32(0)
+			find(t, objs, "PodDisruptionBudget", "grpc-kit-headless", "hello").Obj.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable = &zero
+			return objs
+		}, []string{"PodDisruptionBudget grpc-kit-headless/hello", "spec.maxUnavailable", "keeps 3 of the 3 pods", "never ends"}},
+		{"spread over nodes required", func(t *testing.T, objs []object) []object {
+			for i, c := range deployment(t, objs, "goodbye").Spec.Template.Spec.TopologySpreadConstraints {
+				if c.TopologyKey == corev1.LabelHostname {
+					deployment(t, objs, "goodbye").Spec.Template.Spec.TopologySpreadConstraints[i].WhenUnsatisfiable = corev1.DoNotSchedule
+				}
+			}
+			return objs
+		}, []string{"Deployment grpc-kit-headless/goodbye", "topologySpreadConstraints[1].whenUnsatisfiable", "want ScheduleAnyway"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs, err := render("overlays/headless")

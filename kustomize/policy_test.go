@@ -58,6 +58,7 @@ func check(objs []object, complete bool) []string {
 		switch x := o.Obj.(type) {
 		case *appsv1.Deployment:
 			checkServer(&f, o, &x.Spec.Template.Spec)
+			checkNodeSpread(&f, o, x)
 		case *corev1.Service:
 			checkService(&f, o, x, selectsTLSServer(objs, o.Namespace, x))
 		case *corev1.Namespace:
@@ -74,6 +75,7 @@ func check(objs []object, complete bool) []string {
 	}
 	checkGreeterTargets(&f, objs)
 	checkDisruptionBudgets(&f, objs)
+	checkBudgetsLetDrainsThrough(&f, objs)
 	if complete {
 		checkNamespaces(&f, objs)
 		checkIngressBackends(&f, objs)

@@ -103,6 +103,7 @@ func (d *Doctor) Diagnose(ctx context.Context) (Report, error) {
 		d.checkAppProtocol,
 		d.checkReadinessProbes,
 		d.checkEndpoints,
+		d.checkNodeLoss, // nodes and pdb: what losing or draining a node takes (nodes.go)
 		d.reportProbes,
 		d.checkDNS,
 		d.checkNetworkPolicy,

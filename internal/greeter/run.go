@@ -168,7 +168,7 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	}
 	s.Target, s.Method, s.LB = c.Dial.Target, c.FullMethod(), c.Dial.LB
 	for i := range s.Errors {
-		s.Errors[i].Hint = hintFor(c.Dial.Target, s.Errors[i].Code, s.Errors[i].Example)
+		s.Errors[i].Hint = runHint(c.Dial.Target, s.Errors[i], len(s.Backends))
 	}
 	s.Assertions = report.Check(s, c.Expect)
 	if err := writeReport(stdout, c.JSON, s); err != nil {
