@@ -237,7 +237,7 @@ func TestMutationsAreCaught(t *testing.T) {
 			zero := intstr.FromInt32(0)
 			find(t, objs, "PodDisruptionBudget", "grpc-kit-headless", "hello").Obj.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable = &zero
 			return objs
-		}, []string{"PodDisruptionBudget grpc-kit-headless/hello", "spec.maxUnavailable", "keeps 3 of the 3 pods", "never ends"}},
+		}, []string{"PodDisruptionBudget grpc-kit-headless/hello", "maxUnavailable 0", "keeps 3 of the 3 pods", "never ends"}},
 		{"spread over nodes required", func(t *testing.T, objs []object) []object {
 			for i, c := range deployment(t, objs, "goodbye").Spec.Template.Spec.TopologySpreadConstraints {
 				if c.TopologyKey == corev1.LabelHostname {

@@ -8,8 +8,9 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/doctor"
 )
 
 // checkNodeSpread: a server Deployment spreads its pods over nodes, so that losing one
@@ -39,9 +40,8 @@ func checkNodeSpread(f *findings, o object, d *appsv1.Deployment) {
 // checkBudgetsLetDrainsThrough: every PodDisruptionBudget lets a drain evict one pod of
 // the Deployments it selects, and not all of them at once. A budget that allows no
 // disruption (maxUnavailable 0, minAvailable = replicas) makes every drain of a node
-// running one of the pods wait forever; one that allows all protects nothing. The same
-// arithmetic as the disruption controller's (percentages round up), as greeter doctor's
-// pdb check does it on a live cluster.
+// running one of the pods wait forever; one that allows all protects nothing. The
+// arithmetic is greeter doctor's (doctor.BudgetFloor, the disruption controller's).
 func checkBudgetsLetDrainsThrough(f *findings, objs []object) {
 	for _, o := range objs {
 		b, ok := o.Obj.(*policyv1.PodDisruptionBudget)
@@ -61,15 +61,7 @@ func checkBudgetsLetDrainsThrough(f *findings, objs []object) {
 		if expected == 0 {
 			continue
 		}
-		field, floor := "spec", 0
-		switch {
-		case b.Spec.MaxUnavailable != nil:
-			n, _ := intstr.GetScaledValueFromIntOrPercent(b.Spec.MaxUnavailable, expected, true)
-			field, floor = "spec.maxUnavailable", max(expected-n, 0)
-		case b.Spec.MinAvailable != nil:
-			n, _ := intstr.GetScaledValueFromIntOrPercent(b.Spec.MinAvailable, expected, true)
-			field, floor = "spec.minAvailable", n
-		}
+		field, floor := doctor.BudgetFloor(b, expected)
 		switch {
 		case floor >= expected:
 			f.add(o, field, "keeps %d of the %d pods it selects: it allows no disruption, so a drain of any node running one of them never ends", floor, expected)

@@ -404,7 +404,7 @@ func checkBudget(st *state, b *policyv1.PodDisruptionBudget, ws []*workload) {
 	if current {
 		expected = int(b.Status.ExpectedPods)
 	}
-	rule, floor := budgetFloor(b, expected)
+	rule, floor := BudgetFloor(b, expected)
 	status := fmt.Sprintf("status: %d of %d pod(s) healthy, %d disruption(s) allowed", b.Status.CurrentHealthy, b.Status.ExpectedPods, b.Status.DisruptionsAllowed)
 	ev := []string{fmt.Sprintf("PodDisruptionBudget %s: %s; %s", b.Name, rule, status)}
 	blockFix := "allow one disruption: maxUnavailable: 1 (with 2 or more replicas); a drain that is forced past a blocking budget (--disable-eviction, a managed platform's drain timeout) takes every pod of the node at once"
@@ -432,10 +432,10 @@ func checkBudget(st *state, b *policyv1.PodDisruptionBudget, ws []*workload) {
 	}
 }
 
-// budgetFloor is how many of expected pods b keeps (the disruption controller's
+// BudgetFloor is how many of expected pods b keeps (the disruption controller's
 // desiredHealthy: percentages round up, for maxUnavailable as for minAvailable), and the
-// rule it comes from.
-func budgetFloor(b *policyv1.PodDisruptionBudget, expected int) (rule string, floor int) {
+// rule it comes from. The kustomize render tests hold the kit's own budgets to it too.
+func BudgetFloor(b *policyv1.PodDisruptionBudget, expected int) (rule string, floor int) {
 	switch {
 	case b.Spec.MaxUnavailable != nil:
 		n, err := intstr.GetScaledValueFromIntOrPercent(b.Spec.MaxUnavailable, expected, true)
