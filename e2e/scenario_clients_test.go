@@ -18,10 +18,11 @@ import (
 // clients are the kit's clients in other languages (clients/), each a command in the
 // clients image. A new language is one entry here and one directory there.
 var clients = []h.Client{
-	{Language: "python", Command: "greeter-python", Health: true},
+	{Language: "python", Command: "greeter-python"},
+	// grpc-js has no client-side health checking (docs/clients.md).
 	{Language: "node", Command: "greeter-node"},
-	{Language: "cpp", Command: "greeter-cpp", Health: true},
-	// Debian's grpc-java has no grpc-services: no client-side health checking.
+	{Language: "cpp", Command: "greeter-cpp"},
+	// Debian's grpc-java has no grpc-services: no client-side health checking either.
 	{Language: "java", Command: "greeter-java", CPURequest: "50m"},
 }
 
@@ -38,7 +39,7 @@ const (
 	clientSkew = 0.1
 	// dnsMinResolve: the shortest interval between two DNS re-resolutions the clients are
 	// given, as the suite's Go loads are (-dns-min-resolve=2s). Every stack here defaults to
-	// 30 s (docs/clients.md cites the sources), which the rolling restart shows beside.
+	// 30 s (docs/clients.md cites the sources, and what that cost in a rolling restart).
 	dnsMinResolve = 2 * time.Second
 	// maxConnectionAge is the overlay's MAX_CONNECTION_AGE (kustomize/base/hello), with
 	// grpc-go's +10% jitter: when the servers close each connection, and the clients

@@ -25,9 +25,6 @@ import (
 type Client struct {
 	Language string
 	Command  string
-	// Health is whether the stack checks backends' health itself (healthCheckConfig);
-	// grpc-js does not.
-	Health bool
 	// CPURequest, when set, replaces clientResources' request: a JVM needs more CPU time
 	// than the others to start and warm up, and a request is its share under contention.
 	CPURequest string
