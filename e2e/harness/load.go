@@ -232,7 +232,7 @@ func (s *Suite) StartLoad(t testing.TB, tp Topology, name string, extra ...strin
 // (SIGTERM), which then prints its report into that log.
 func (s *Suite) JobLoad(t testing.TB, tp Topology, name string, args ...string) *Load {
 	t.Helper()
-	flags := append(append([]string{"-target=" + tp.Entry.Target}, tp.Entry.JobArgs...), args...)
+	flags := append(append([]string{"-target=" + tp.Entry.Target, "-linger=" + JobLinger.String()}, tp.Entry.JobArgs...), args...)
 	return s.runJob(t, tp, name, func(ns, job string) *batchv1.Job {
 		return s.loadJob(t, tp.Entry.JobOverlay, ns, job, flags)
 	})

@@ -25,6 +25,13 @@ const (
 	ContainerStart = 2 * time.Minute
 	// JobDone bounds waiting for an overlay's greeter Job to finish.
 	JobDone = 5 * time.Minute
+	// JobLinger: a load Job's greeter stays up this long after its report (-linger), so
+	// that the suite's log follower has read the last line before the container exits:
+	// the kubelet can end a follow at the exit before the last lines, and the pod (its
+	// log with it) is gone moments later, as the Job was deleted to stop the load. The
+	// follower reads lines within milliseconds of their writing; 2 s is ample, and well
+	// inside the pod's 30 s grace period.
+	JobLinger = 2 * time.Second
 	// LoadSilence fails a load that reports no progress for this long.
 	LoadSilence = 2 * time.Minute
 	// Greeter bounds one greeter run from the host that is not a load.

@@ -47,6 +47,8 @@ type Config struct {
 	// "timeline" field of the -json report. "" records none.
 	Timeline       string
 	TimelineBucket time.Duration
+	// Linger: after the run (its report printed), stay up this long before exiting.
+	Linger time.Duration
 }
 
 // StreamPlan is a run of long-lived streams: Count streams open at once, each reopened
@@ -163,6 +165,7 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.Float64Var(&c.Plan.Rate, "rate", 0, "calls per second over all callers (0 = as fast as possible)")
 	fs.DurationVar(&c.Plan.Timeout, "timeout", 5*time.Second, "deadline of each call")
 	fs.BoolVar(&c.WaitForReady, "wait-for-ready", false, "calls wait for a ready backend instead of failing fast while none is")
+	fs.DurationVar(&c.Linger, "linger", 0, "after the report, stay up this long before exiting: in a pod, a follower of its log (kubectl logs -f) can be cut off when the container exits, before the last lines, and the pod's log goes with the pod")
 	fs.DurationVar(&c.Warmup, "warmup", 0, "before counting, make uncounted calls for up to this long (ends early once -expect-backends backends answered), so every connection is up and round robin is exact (with -stream: unary calls of the service before the streams open)")
 	fs.IntVar(&c.Expect.Backends, "expect-backends", -1, "exit 3 unless exactly this many backends served calls")
 	fs.Float64Var(&c.Expect.MaxSkew, "max-skew", -1, "exit 3 if a backend's call count is off the even share by more than this fraction (0 = exact)")

@@ -42,6 +42,12 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 		_, err = fmt.Fprintln(stdout, sc)
 		return err
 	}
+	if c.Linger > 0 {
+		// Not cut short by ctx: the run is over (often because of SIGTERM) and the report
+		// written; what is left is for the log's readers (bounded by the caller: a pod's
+		// grace period ends in SIGKILL).
+		defer time.Sleep(c.Linger)
+	}
 	if c.DNSMinResolve > 0 {
 		dns.SetMinResolutionInterval(c.DNSMinResolve) // process-wide; set before the client is made
 	}
