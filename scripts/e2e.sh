@@ -25,7 +25,7 @@ for img in hello goodbye greeter; do
 done
 log "clients in other languages: ${KIT_CLIENTS_IMAGE} (clients/)"
 "${REPO_ROOT}/scripts/build-clients-image.sh"
-load_image "${KIT_CLIENTS_IMAGE}"
+load_image "${KIT_CLIENTS_IMAGE}" "${NODE_CONTAINER}"   # its Jobs run on the control plane
 info "loaded ${KIT_CLIENTS_IMAGE}"
 
 log "e2e suite (go test -tags e2e ./e2e)"

@@ -12,6 +12,7 @@
 #   KIT_CACHE     cache for builds, binaries and the kubeconfig
 #                 (default ${XDG_CACHE_HOME:-$HOME/.cache}/grpc-k8s-kit)
 #   CLUSTER_NAME  kind cluster name (default grpc-k8s-kit)
+#   KIND_WORKERS  worker nodes beside the control plane (default 2; 0 = one node for all)
 #   DOCKER        the docker CLI to use (default: docker from PATH)
 #
 # Cold air-gapped runs compile Kubernetes, Traefik, istiod, etcd and CoreDNS: see
@@ -22,7 +23,7 @@ source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
 source "${REPO_ROOT}/scripts/lib/host.sh"
 
-STEP_TOTAL=17
+STEP_TOTAL=19
 MODE=""          # airgapped | upstream
 MODE_REASON=""
 REUSE=false      # an existing, healthy cluster is reused
@@ -177,25 +178,40 @@ traefik_image() { kit_image build-traefik.sh "${TRAEFIK_UPSTREAM_IMAGE}" "${KIT_
 # the same release line (versions.sh).
 istiod_image() { kit_image build-istiod.sh "${ISTIOD_UPSTREAM_IMAGE}" "${KIT_ISTIOD_IMAGE}"; }
 
-# The base of the clients in other languages (clients/Dockerfile, built by make e2e).
+# The base of the clients in other languages (clients/Dockerfile, built by make e2e) and
+# of the air-gapped kube-router image.
 debian_image() { kit_image build-debian-base.sh "${DEBIAN_UPSTREAM_IMAGE}" "${KIT_DEBIAN_IMAGE}"; }
+
+# The network daemon of both modes (deploy/kube-router, deploy/kind/cluster.yaml says why).
+kube_router_image() { kit_image build-kube-router.sh "${KUBE_ROUTER_UPSTREAM_IMAGE}" "${KIT_KUBE_ROUTER_IMAGE}"; }
 
 # ---- 10. cluster ----------------------------------------------------------------------------
 # cluster_config: deploy/kind/cluster.yaml plus the patches this host needs.
 cluster_config() {
-  local out="${KIT_CACHE}/kind-config-${CLUSTER_NAME}.yaml"
+  local out="${KIT_CACHE}/kind-config-${CLUSTER_NAME}.yaml" i
   cp "${REPO_ROOT}/deploy/kind/cluster.yaml" "${out}"
+  # The workers, appended to the nodes list (the file's last key). kind names them
+  # <cluster>-worker, <cluster>-worker2, ...
+  if ((KIND_WORKERS > 0)); then
+    printf '# Added by kind-up.sh: KIND_WORKERS=%s.\n' "${KIND_WORKERS}" >> "${out}"
+    for ((i = 0; i < KIND_WORKERS; i++)); do echo "- role: worker" >> "${out}"; done
+  fi
   if host_cgroup_v1; then
     info "host uses cgroup v1: kubelet failCgroupV1=false, kubeadm ignores the SystemVerification preflight"
     cat >> "${out}" <<'EOF'
 # Added by kind-up.sh: this host runs cgroup v1, which kubelet >= 1.35 refuses by default
-# and kubeadm's preflight rejects.
+# and kubeadm's preflight (init on the control plane, join on the workers) rejects.
 kubeadmConfigPatches:
 - |
   kind: KubeletConfiguration
   failCgroupV1: false
 - |
   kind: InitConfiguration
+  nodeRegistration:
+    ignorePreflightErrors:
+    - SystemVerification
+- |
+  kind: JoinConfiguration
   nodeRegistration:
     ignorePreflightErrors:
     - SystemVerification
@@ -226,19 +242,21 @@ create_or_reuse_cluster() {
   local probe="${KIT_CACHE}/kubeconfig.probe" recorded why previous
   CLUSTER_CONFIG=$(cluster_config)
   if cluster_exists; then
-    if node_running && kind_ get kubeconfig --name "${CLUSTER_NAME}" > "${probe}" 2>/dev/null \
+    if node_running && nodes_running && kind_ get kubeconfig --name "${CLUSTER_NAME}" > "${probe}" 2>/dev/null \
       && [[ -x ${KUBECTL} ]] \
       && "${KUBECTL}" --kubeconfig "${probe}" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
       recorded=$("${KUBECTL}" --kubeconfig "${probe}" -n kube-system get configmap "${CONFIG_RECORD}" \
         --ignore-not-found -o 'jsonpath={.data.config}' --request-timeout=10s) \
         || { rm -f "${probe}"; die "cluster '${CLUSTER_NAME}' answers, but reading kube-system/${CONFIG_RECORD} failed (above): rerun make kind-up"; }
       rm -f "${probe}"
-      if [[ ${recorded} == "$(cat "${CLUSTER_CONFIG}")" ]]; then
+      if [[ ${recorded} == "$(cat "${CLUSTER_CONFIG}")" ]] && [[ $(kind_ get nodes --name "${CLUSTER_NAME}" | wc -l) == $((KIND_WORKERS + 1)) ]]; then
         REUSE=true
         info "cluster '${CLUSTER_NAME}' exists, answers and was created from this config: reusing it"
         return 0
       fi
-      if [[ -z ${recorded} ]]; then
+      if [[ ${recorded} == "$(cat "${CLUSTER_CONFIG}")" ]]; then
+        why="was created from this config but has $(kind_ get nodes --name "${CLUSTER_NAME}" | wc -l) nodes, not $((KIND_WORKERS + 1))"
+      elif [[ -z ${recorded} ]]; then
         why="has no record of the kind config it was created from (kube-system/${CONFIG_RECORD})"
       else
         previous="${KIT_CACHE}/kind-config-${CLUSTER_NAME}.previous.yaml"
@@ -252,11 +270,12 @@ create_or_reuse_cluster() {
     fi
     kind_ delete cluster --name "${CLUSTER_NAME}" >&2
   fi
-  info "creating cluster '${CLUSTER_NAME}' from ${NODE_IMAGE} (config ${CLUSTER_CONFIG}) ..."
+  info "creating cluster '${CLUSTER_NAME}' ($((KIND_WORKERS + 1)) nodes) from ${NODE_IMAGE} (config ${CLUSTER_CONFIG}) ..."
+  # No --wait: without a CNI the nodes are NotReady until kube-router runs (the next steps).
   # kind writes its kubeconfig entry to KUBECONFIG; point it at a scratch file and write
   # ours from `kind get kubeconfig` afterwards, so the file holds exactly this cluster.
   KUBECONFIG="${KIT_CACHE}/kubeconfig.kind" kind_ create cluster --name "${CLUSTER_NAME}" \
-    --image "${NODE_IMAGE}" --config "${CLUSTER_CONFIG}" --wait 3m >&2 \
+    --image "${NODE_IMAGE}" --config "${CLUSTER_CONFIG}" >&2 \
     || die "kind create cluster failed; rerun with more detail: ${KIND} create cluster --name ${CLUSTER_NAME} --image ${NODE_IMAGE} --config ${CLUSTER_CONFIG} --retain -v 1"
   rm -f "${KIT_CACHE}/kubeconfig.kind"
 }
@@ -308,10 +327,24 @@ kubectl_and_kubeconfig() {
   info "kubeconfig at ${KIT_CACHE}/kubeconfig"
 }
 
-# ---- 12. system pods -----------------------------------------------------------------------
+# ---- 13. pod network -----------------------------------------------------------------------
+deploy_network() {
+  grep -q "image: ${KIT_KUBE_ROUTER_IMAGE}\$" "${REPO_ROOT}/deploy/kube-router/daemonset.yaml" \
+    || die "deploy/kube-router/daemonset.yaml must use image ${KIT_KUBE_ROUTER_IMAGE} (scripts/lib/versions.sh)"
+  ensure_engine
+  load_image "${KIT_KUBE_ROUTER_IMAGE}"
+  kubectl_ apply -k "${REPO_ROOT}/deploy/kube-router" >&2
+  kubectl_ -n kube-system rollout status daemonset/kube-router --timeout=180s >&2
+}
+
+# ---- 14. system pods -----------------------------------------------------------------------
+# CoreDNS on the control plane (deploy/kind/cluster.yaml says why); kubeadm's Deployment
+# already tolerates its taint.
 wait_system() {
   kubectl_ wait --for=condition=Ready node --all --timeout=180s >&2
   kubectl_ -n kube-system rollout status daemonset/kube-proxy --timeout=180s >&2
+  kubectl_ -n kube-system patch deployment coredns --type merge \
+    -p '{"spec":{"template":{"spec":{"nodeSelector":{"node-role.kubernetes.io/control-plane":""}}}}}' >&2
   kubectl_ -n kube-system rollout status deployment/coredns --timeout=180s >&2
 }
 
@@ -331,8 +364,8 @@ deploy_traefik() {
   grep -q "image: ${KIT_TRAEFIK_IMAGE}\$" "${REPO_ROOT}/deploy/traefik/deployment.yaml" \
     || die "deploy/traefik/deployment.yaml must use image ${KIT_TRAEFIK_IMAGE} (scripts/lib/versions.sh)"
   ensure_engine
-  load_image "${KIT_TRAEFIK_IMAGE}"
-  kubectl_ apply -k "${REPO_ROOT}/deploy/traefik" >&2
+  load_image "${KIT_TRAEFIK_IMAGE}" "${NODE_CONTAINER}"
+  kubectl_ apply -k "${REPO_ROOT}/deploy/kind/traefik" >&2
   kubectl_ -n traefik rollout status deployment/traefik --timeout=180s >&2
   kubectl_ wait --for=condition=Accepted gatewayclass/traefik --timeout=60s >&2
   local i
@@ -350,12 +383,12 @@ deploy_istiod() {
   grep -q "image: ${KIT_ISTIOD_IMAGE}\$" "${REPO_ROOT}/deploy/istiod/deployment.yaml" \
     || die "deploy/istiod/deployment.yaml must use image ${KIT_ISTIOD_IMAGE} (scripts/lib/versions.sh)"
   ensure_engine
-  load_image "${KIT_ISTIOD_IMAGE}"
+  load_image "${KIT_ISTIOD_IMAGE}" "${NODE_CONTAINER}"
   # The DestinationRule CRD (a proxyless client's load-balancing policy): server-side, as
   # the Gateway API's, too large for the last-applied annotation.
   kubectl_ apply --server-side --force-conflicts -k "${REPO_ROOT}/deploy/istiod/crds" >&2
   wait_established 60 destinationrules.networking.istio.io
-  kubectl_ apply -k "${REPO_ROOT}/deploy/istiod" >&2
+  kubectl_ apply -k "${REPO_ROOT}/deploy/kind/istiod" >&2
   kubectl_ -n istio-system rollout status deployment/istiod --timeout=180s >&2
   info "istiod ready: proxyless xDS on istiod.istio-system.svc:15010"
 }
@@ -402,14 +435,16 @@ main() {
   step "node image";                                        ensure_engine; node_image
   step "Traefik ${TRAEFIK_VERSION} image";                  ensure_engine; traefik_image
   step "istiod ${ISTIO_VERSION} image";                     ensure_engine; istiod_image
-  step "Debian ${DEBIAN_SUITE} base (clients image)";       ensure_engine; debian_image
+  step "Debian ${DEBIAN_SUITE} base (clients, kube-router)"; ensure_engine; debian_image
+  step "kube-router ${KUBE_ROUTER_VERSION} image";          ensure_engine; kube_router_image
   step "cluster";                                           ensure_engine; create_or_reuse_cluster
   step "kubectl and kubeconfig";                            kubectl_and_kubeconfig; record_cluster_config
-  step "node, kube-proxy and CoreDNS ready";                wait_system
+  step "pod network (kube-router)";                         deploy_network
+  step "nodes, kube-proxy and CoreDNS ready";               wait_system
   step "Gateway API ${GATEWAY_API_VERSION} CRDs";           gateway_api_crds
   step "Traefik, GatewayClass";                             deploy_traefik
   step "istiod (proxyless xDS control plane)";              deploy_istiod
-  step "our images (make images) into the node";            load_app_images
+  step "our images (make images) into the nodes";           load_app_images
   run_done
   summary
 }

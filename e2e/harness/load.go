@@ -19,6 +19,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -249,7 +250,9 @@ func (s *Suite) runJob(t testing.TB, tp Topology, name string, makeJob func(ns, 
 	job := fmt.Sprintf("load-%d-%d", time.Now().Unix()%100000, s.nextLoad())
 	jobs := s.Kube.API.BatchV1().Jobs(ns)
 	ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
-	_, err := jobs.Create(ctx, makeJob(ns, job), metav1.CreateOptions{})
+	j := makeJob(ns, job)
+	OnControlPlane(&j.Spec.Template.Spec)
+	_, err := jobs.Create(ctx, j, metav1.CreateOptions{})
 	cancel()
 	if err != nil {
 		t.Fatalf("create job %s/%s: %v", ns, job, err)
@@ -332,3 +335,17 @@ func (l *Load) Count() int64 {
 	defer l.mu.Unlock()
 	return l.calls
 }
+
+// OnControlPlane pins a load generator's pod on the control plane, which the kit's kind
+// cluster keeps tainted when it has workers (deploy/kind/cluster.yaml): the node scenarios
+// stop and cut off workers, and the load that measures them must not go too. On a
+// single-node cluster the control plane is the node.
+func OnControlPlane(spec *corev1.PodSpec) {
+	spec.NodeSelector = map[string]string{ControlPlaneLabel: ""}
+	spec.Tolerations = append(spec.Tolerations, corev1.Toleration{
+		Key: ControlPlaneLabel, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+	})
+}
+
+// ControlPlaneLabel is both the control-plane nodes' label and their taint's key (kubeadm).
+const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"

@@ -109,9 +109,8 @@ base_context() {
   sed -i '/^\[proxy_plugins/,/^$/d; /fuse-overlayfs is used for rootless/d' \
     "${ctx}/files/etc/containerd/config.toml"
   grep -q fuse "${ctx}/files/etc/containerd/config.toml" && die "could not drop fuse-overlayfs from containerd config"
-  # Single-node bridge CNI instead of kindnetd (which cannot be built offline).
-  mkdir -p "${ctx}/files/etc/cni/net.d"
-  cp "${NODE_FILES}/10-kit-bridge.conflist" "${ctx}/files/etc/cni/net.d/"
+  # No CNI config in the image: kind's kindnetd cannot be built offline, and the cluster's
+  # network daemon (deploy/kube-router, applied by kind-up) writes each node's own.
   cat > "${ctx}/Dockerfile" <<EOF
 FROM $(rootfs_image)
 COPY files/ /

@@ -24,6 +24,15 @@ node_running() {
   [[ $("${DOCKER}" inspect -f '{{.State.Running}}' "${NODE_CONTAINER}" 2>/dev/null) == true ]]
 }
 
+# nodes_running: every node container of the cluster runs and none is paused (a node-loss
+# test that died before restoring its node leaves one paused).
+nodes_running() {
+  local n
+  for n in $(kind_ get nodes --name "${CLUSTER_NAME}" 2>/dev/null); do
+    [[ $("${DOCKER}" inspect -f '{{.State.Running}} {{.State.Paused}}' "${n}" 2>/dev/null) == "true false" ]] || return 1
+  done
+}
+
 api_answers() {
   [[ -x ${KUBECTL} && -f ${KIT_CACHE}/kubeconfig ]] || return 1
   kubectl_ get --raw /readyz --request-timeout=5s >/dev/null 2>&1
@@ -55,7 +64,8 @@ require_cluster() {
   api_answers || die "the API server of '${CLUSTER_NAME}' does not answer with ${KIT_CACHE}/kubeconfig: run make kind-up"
 }
 
-# load_image IMAGE: make a local docker image available to the node's containerd.
+# load_image IMAGE [NODE]: make a local docker image available to the containerd of NODE (a
+# node container's name), or of every node.
 # `kind load docker-image` runs a plain `docker save` and imports the archive with
 # `ctr images import --all-platforms`. On Docker's containerd image store that archive lists
 # every platform of a pulled multi-platform image (Traefik's, istiod's) while only the
@@ -66,14 +76,16 @@ require_cluster() {
 # loads every time), and it works with engines older than Docker 28, whose `docker image
 # save` has no --platform (Debian's engine, which air-gapped mode starts, is one).
 load_image() {
+  local nodes=()
+  [[ -z ${2:-} ]] || nodes=(--nodes "$2")
   if [[ $(engine_image_store) == containerd ]]; then
     local dir
     dir=$(mktemp -d "${KIT_CACHE}/load-image.XXXXXX")
     logged "${KIT_LOGS}/kind-load.log" "${DOCKER}" image save --platform "linux/$(engine_arch)" -o "${dir}/image.tar" "$1"
-    logged "${KIT_LOGS}/kind-load.log" kind_ load image-archive "${dir}/image.tar" --name "${CLUSTER_NAME}"
+    logged "${KIT_LOGS}/kind-load.log" kind_ load image-archive "${dir}/image.tar" --name "${CLUSTER_NAME}" ${nodes[@]+"${nodes[@]}"}
     rm -rf "${dir}"
   else
-    logged "${KIT_LOGS}/kind-load.log" kind_ load docker-image "$1" --name "${CLUSTER_NAME}"
+    logged "${KIT_LOGS}/kind-load.log" kind_ load docker-image "$1" --name "${CLUSTER_NAME}" ${nodes[@]+"${nodes[@]}"}
   fi
 }
 

@@ -20,6 +20,9 @@ source "${REPO_ROOT}/scripts/lib/versions.sh"
 # Everything built or downloaded lives outside the repo, keyed by version.
 KIT_CACHE="${KIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/grpc-k8s-kit}"
 CLUSTER_NAME="${CLUSTER_NAME:-grpc-k8s-kit}"
+# Worker nodes beside the control plane (deploy/kind/cluster.yaml); 0 = a single node.
+KIND_WORKERS="${KIND_WORKERS:-2}"
+[[ ${KIND_WORKERS} =~ ^[0-9]$ ]] || { printf 'ERROR: KIND_WORKERS=%s: want a number of worker nodes, 0 to 9\n' "${KIND_WORKERS}" >&2; exit 2; }
 AIRGAPPED="${AIRGAPPED:-auto}"
 KIT_BIN="${KIT_CACHE}/bin"
 KIT_LOGS="${KIT_CACHE}/logs"

@@ -54,10 +54,18 @@ ISTIO_VERSION=v0.0.0-20260827124520-eed52ebb66ad   # istio.io/istio
 # Upstream mode: Istio's published image of that release, so both modes run the same commit.
 ISTIOD_UPSTREAM_IMAGE="istio/pilot:1.31.0"
 
+# The cluster's network daemon (deploy/kube-router): pod routes between nodes, each node's CNI
+# config, NetworkPolicy. v2.1.0 is the only release the Go module proxy serves here, and an old
+# one (2024-03): its service proxy is left off (kube-proxy stays), as advisory
+# GHSA-phqm-jgc3-qf8g concerns that part. Upstream mode: the project's image of the same tag.
+KUBE_ROUTER_VERSION=v2.1.0           # github.com/cloudnativelabs/kube-router/v2
+KUBE_ROUTER_UPSTREAM_IMAGE="cloudnativelabs/kube-router:${KUBE_ROUTER_VERSION}"
+
 # Local image names used in air-gapped mode (never pushed anywhere).
 KIT_NODE_IMAGE="grpc-k8s-kit/kind-node:${KUBE_VERSION}"
 KIT_TRAEFIK_IMAGE="grpc-k8s-kit/traefik:${TRAEFIK_VERSION}"
 KIT_ISTIOD_IMAGE="grpc-k8s-kit/istiod:${ISTIO_VERSION}"
 KIT_DEBIAN_IMAGE="grpc-k8s-kit/debian:${DEBIAN_SUITE}"
+KIT_KUBE_ROUTER_IMAGE="grpc-k8s-kit/kube-router:${KUBE_ROUTER_VERSION}"
 # The clients in other languages (clients/Dockerfile), built from this tree by make e2e.
 KIT_CLIENTS_IMAGE="grpc-k8s-kit/clients:dev"
