@@ -21,7 +21,7 @@ IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
 .PHONY: all build build-linux images clients-image generate proto-lint proto-breaking proto-check lint-scripts \
-        test-scripts test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e smoke clean help
+        test-scripts test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e e2e-nodes smoke clean help
 
 all: build
 
@@ -112,8 +112,11 @@ kind-down: ## delete the kind cluster
 smoke: ## a FROM scratch pod of ours Ready in the cluster and reachable from the host
 	scripts/smoke.sh
 
-e2e: ## end-to-end suite against the kind cluster
+e2e: ## end-to-end suite against the kind cluster: the suite, then the node lane
 	scripts/e2e.sh
+
+e2e-nodes: ## the node lane alone (drain, frozen, cut off a worker)
+	E2E_LANE=nodes scripts/e2e.sh
 
 clean:
 	rm -rf $(BIN)

@@ -17,6 +17,7 @@ import (
 
 	h "github.com/grpc-k8s-kit/grpc-k8s-kit/e2e/harness"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/doctor"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 )
 
 // doctorNS is the doctor's own copy of the kit: faults are injected there only, so no other
@@ -111,6 +112,12 @@ func TestDoctor(t *testing.T) {
 	t.Run("NetworkPolicy denies the client", func(t *testing.T) {
 		clientPod(t, s, "doctor-client", "doctor-client")
 		clientPod(t, s, "greeter-client", "greeter")
+		// The negative control of the traffic: before the policy, both callers get through.
+		for _, pod := range []string{"doctor-client", "greeter-client"} {
+			if sum, err := callsFrom(t, s, pod); err != nil || sum.Failed != 0 {
+				t.Fatalf("%s, no policy yet: want every call answered: %v %+v", pod, err, sum)
+			}
+		}
 		policy := filepath.Join(s.Root, "kustomize", "components", "network-policies", "networkpolicy.yaml")
 		s.Kube.Run(t, "-n", doctorNS, "apply", "-f", policy)
 		t.Cleanup(func() { s.Kube.Cleanup(t, "-n", doctorNS, "delete", "-f", policy, "--ignore-not-found") })
@@ -120,6 +127,16 @@ func TestDoctor(t *testing.T) {
 		rep := awaitDoctor(t, s, transcript, "NetworkPolicy allows the greeter", "", "", append(headless, "-from-pod", doctorNS+"/greeter-client")...)
 		if f := find(rep, doctor.CheckNetworkPolicy); f == nil || f.Severity != doctor.OK || !strings.Contains(f.Message, "grpc-servers ingress[0]") {
 			t.Errorf("greeter-client should be allowed by grpc-servers ingress[0]: %+v", f)
+		}
+		// What the traffic does agrees with the doctor: the cluster's network daemon
+		// (kube-router) enforces the policy, so the caller it denies gets no answer at all
+		// (its packets are dropped: calls end at their deadline) and the greeter is answered.
+		h.Eventually(t, 30*time.Second, 2*time.Second, "doctor-client's calls dropped by the policy", func() bool {
+			sum, _ := callsFrom(t, s, "doctor-client")
+			return sum.Calls > 0 && len(sum.Backends) == 0
+		})
+		if sum, err := callsFrom(t, s, "greeter-client"); err != nil || sum.Failed != 0 {
+			t.Errorf("greeter-client, allowed by the policy: want every call answered: %v %+v", err, sum)
 		}
 		s.Kube.Run(t, "-n", doctorNS, "delete", "-f", policy)
 		healthy(t)
@@ -212,6 +229,24 @@ spec:
 	s.Kube.RunStdin(t, pod, "apply", "-f", "-")
 	t.Cleanup(func() { s.Kube.Cleanup(t, "-n", doctorNS, "delete", "pod", name, "--ignore-not-found", "--wait=false") })
 	s.Kube.Run(t, "-n", doctorNS, "wait", "--for=condition=Ready", "pod/"+name, "--timeout=120s")
+}
+
+// callsFrom makes 3 calls to the doctor namespace's hello from inside pod (the greeter
+// image's binary, /app), each with a 2 s deadline, and returns the greeter's report.
+func callsFrom(t *testing.T, s *h.Suite, pod string) (report.Summary, error) {
+	t.Helper()
+	out, err := s.Kube.Exec("-n", doctorNS, "exec", pod, "--", "/app",
+		"-target", "dns:///hello-grpc-headless."+doctorNS+".svc.cluster.local:50051",
+		"-n", "3", "-timeout", "2s", "-retry=false", "-json", "-quiet")
+	var sum report.Summary
+	start := bytes.IndexByte(out, '{')
+	if start < 0 {
+		return sum, fmt.Errorf("no report from %s: %v: %s", pod, err, out)
+	}
+	if jerr := json.NewDecoder(bytes.NewReader(out[start:])).Decode(&sum); jerr != nil {
+		return sum, fmt.Errorf("report from %s: %v: %s", pod, jerr, out)
+	}
+	return sum, nil
 }
 
 // awaitDoctor runs the doctor until its report shows the expected state, then asserts it:

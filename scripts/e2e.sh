@@ -28,20 +28,42 @@ log "clients in other languages: ${KIT_CLIENTS_IMAGE} (clients/)"
 load_image "${KIT_CLIENTS_IMAGE}" "${NODE_CONTAINER}"   # its Jobs run on the control plane
 info "loaded ${KIT_CLIENTS_IMAGE}"
 
-log "e2e suite (go test -tags e2e ./e2e)"
+# Two lanes, one after the other on the same cluster: the suite, then the node lane
+# (TestNodes: drains, freezes and cuts off a worker, which every topology's pods share, so
+# nothing else may run beside it). E2E_LANE=suite or nodes runs one; E2E_RUN, one test.
 # -parallel 7: go test may start the seven parallel tests (five deployments of the four
 # topologies, the doctor, backend TLS) at once, whatever the host's CPU count; the suite's
-# node gate (e2e/harness) decides how many share the kind node and which goes first.
-args=(-tags e2e -count=1 -v -timeout 45m -parallel 7)
-[[ -n ${E2E_RUN:-} ]] && args+=(-run "${E2E_RUN}")
+# node gate (e2e/harness) decides how many share the nodes and which goes first.
+base=(-tags e2e -count=1 -v -timeout 45m -parallel 7)
+lanes=()
+if [[ -n ${E2E_RUN:-} ]]; then
+  lanes=("run:-run=${E2E_RUN}")
+else
+  case ${E2E_LANE:-all} in
+    all) lanes=("suite:-skip=^TestNodes\$" "nodes:-run=^TestNodes\$") ;;
+    suite) lanes=("suite:-skip=^TestNodes\$") ;;
+    nodes) lanes=("nodes:-run=^TestNodes\$") ;;
+    *) die "E2E_LANE=${E2E_LANE}: want all, suite or nodes" ;;
+  esac
+fi
 test_args=()
 [[ -n ${E2E_KEEP:-} ]] && test_args+=(-keep)
 cd "${REPO_ROOT}"
-# The whole output goes to e2e/out/go-test.log too; when a test fails, what the failed tests
-# logged is printed again at the end (lib/failed-tests.awk), next to the closing lines.
+# Each lane's whole output goes to e2e/out/go-test-<lane>.log too; when a test fails, what
+# the failed tests logged is printed again at the end (lib/failed-tests.awk), next to the
+# closing lines.
 mkdir -p e2e/out
 status=0
-KIT_CACHE="${KIT_CACHE}" KIT_CLIENTS_IMAGE="${KIT_CLIENTS_IMAGE}" DOCKER="${DOCKER}" go test "${args[@]}" ./e2e/ ${test_args[@]+-args "${test_args[@]}"} 2>&1 |
-  tee e2e/out/go-test.log || status=$?
-((status == 0)) || awk -f scripts/lib/failed-tests.awk e2e/out/go-test.log
+for lane in "${lanes[@]}"; do
+  name=${lane%%:*}
+  log "e2e lane ${name} (go test -tags e2e ${lane#*:} ./e2e)"
+  lane_status=0
+  KIT_CACHE="${KIT_CACHE}" KIT_CLIENTS_IMAGE="${KIT_CLIENTS_IMAGE}" DOCKER="${DOCKER}" \
+    go test "${base[@]}" "${lane#*:}" ./e2e/ ${test_args[@]+-args "${test_args[@]}"} 2>&1 |
+    tee "e2e/out/go-test-${name}.log" || lane_status=$?
+  if ((lane_status != 0)); then
+    awk -f scripts/lib/failed-tests.awk "e2e/out/go-test-${name}.log"
+    status=${lane_status}
+  fi
+done
 exit "${status}"

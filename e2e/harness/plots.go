@@ -52,6 +52,7 @@ type Events struct {
 	s        *Suite
 	topology string
 	events   []mark
+	table    *ResultTable // where Record adds its row
 }
 
 type mark struct {
@@ -60,7 +61,15 @@ type mark struct {
 }
 
 // NewEvents starts the record of a scenario in topology.
-func (s *Suite) NewEvents(topology string) *Events { return &Events{s: s, topology: topology} }
+func (s *Suite) NewEvents(topology string) *Events {
+	return &Events{s: s, topology: topology, table: s.Resilience}
+}
+
+// NewNodeEvents starts the record of a node event in topology: its rows go to the Nodes
+// table.
+func (s *Suite) NewNodeEvents(topology string) *Events {
+	return &Events{s: s, topology: topology, table: s.Nodes}
+}
 
 // Mark records an event now, prints it as progress and returns its time.
 func (sc *Events) Mark(label string) time.Time {
@@ -75,11 +84,11 @@ func (sc *Events) MarkAt(at time.Time, label string) {
 	sc.s.Progressf(sc.topology, "%s", label)
 }
 
-// Record adds a row to the resilience table and draws the load's timeline with the
+// Record adds a row to its table (resilience, or nodes) and draws the load's timeline with the
 // scenario's events (a load without a timeline fails the test).
 func (sc *Events) Record(t testing.TB, row string, s report.Summary, d time.Duration, note string) {
 	t.Helper()
-	sc.s.Resilience.Add(sc.topology, row, s.Failed, d, note)
+	sc.table.Add(sc.topology, row, s.Failed, d, note)
 	if s.Timeline == nil {
 		t.Errorf("%s: the load's report has no timeline", row)
 		return

@@ -40,7 +40,9 @@ type Suite struct {
 	Capacity     *CapacityTable
 	// Clients: the clients in other languages, per language and scenario.
 	Clients *ResultTable
-	Plots   *PlotIndex
+	// Nodes: the node events (drain, frozen, cut off), per topology and client settings.
+	Nodes *ResultTable
+	Plots *PlotIndex
 	// Gate admits the parallel tests to the node (NodeGate).
 	Gate *NodeGate
 
@@ -109,7 +111,8 @@ func Setup(cfg Config) (*Suite, error) {
 		Greeter: filepath.Join(out, "bin", "greeter"), Grpcurl: filepath.Join(out, "bin", "grpcurl"),
 		CertDir: filepath.Join(out, "certs"), ClientsImage: clientsImage, Docker: docker,
 		Distribution: &DistributionTable{}, Resilience: NewResultTable("failed calls"),
-		Streams: NewResultTable("messages lost"), Clients: NewResultTable("failed calls"), Capacity: &CapacityTable{}, Plots: &PlotIndex{},
+		Streams: NewResultTable("messages lost"), Clients: NewResultTable("failed calls"),
+		Nodes: NewResultTable("failed calls"), Capacity: &CapacityTable{}, Plots: &PlotIndex{},
 		Gate:  NewNodeGate(cfg.Slots, cfg.GateOrder...),
 		start: time.Now(), order: cfg.Order,
 		applied: map[string]bool{}, rendered: map[string]func() ([]byte, error){}}
@@ -155,6 +158,7 @@ func (s *Suite) Close() []error {
 		{"resilience.txt", s.Resilience.String(s.byTopology)},
 		{"streams.txt", s.Streams.String(s.byTopology)},
 		{"clients.txt", s.Clients.String(s.byTopology)},
+		{"nodes.txt", s.Nodes.String(s.byTopology)},
 	} {
 		if f.text == "" {
 			continue

@@ -57,7 +57,8 @@ ISTIOD_UPSTREAM_IMAGE="istio/pilot:1.31.0"
 # The cluster's network daemon (deploy/kube-router): pod routes between nodes, each node's CNI
 # config, NetworkPolicy. v2.1.0 is the only release the Go module proxy serves here, and an old
 # one (2024-03): its service proxy is left off (kube-proxy stays), as advisory
-# GHSA-phqm-jgc3-qf8g concerns that part. Upstream mode: the project's image of the same tag.
+# GHSA-phqm-jgc3-qf8g concerns that part. Upstream mode: the project's image of the same tag,
+# which its release workflow publishes for every tag (RELEASE.md in the module).
 KUBE_ROUTER_VERSION=v2.1.0           # github.com/cloudnativelabs/kube-router/v2
 KUBE_ROUTER_UPSTREAM_IMAGE="cloudnativelabs/kube-router:${KUBE_ROUTER_VERSION}"
 
