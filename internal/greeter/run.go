@@ -151,9 +151,12 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	if c.Timeline != "" {
 		rec = timeline.New(time.Now(), c.TimelineBucket)
 		inner := call
-		call = func(ctx context.Context) (*pb.Backend, error) {
-			b, err := inner(ctx)
-			if ctx.Err() == nil { // as the tally: calls cut by Ctrl-C are not counted
+		call = func(cctx context.Context) (*pb.Backend, error) {
+			b, err := inner(cctx)
+			// As the tally: calls cut by Ctrl-C (the run's ctx) are not counted. Not the
+			// call's own cctx: it is done too when the call's deadline passed, and those
+			// calls, DEADLINE_EXCEEDED, are counted.
+			if ctx.Err() == nil {
 				rec.Record(time.Now(), b.GetPod(), err)
 			}
 			return b, err
