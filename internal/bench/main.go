@@ -293,17 +293,17 @@ func run(ctx context.Context, o options, out io.Writer) error {
 }
 
 func unaryCall(cc *grpc.ClientConn, method string) loadgen.CallFunc {
-	return func(ctx context.Context) (*pb.Backend, error) {
+	return func(ctx context.Context) (*pb.Backend, net.Addr, error) {
 		// helloworld.Greeter's HelloRequest/HelloReply share field 1 (name, message) with
 		// ours, so one message type calls both servers.
 		var reply pb.SayHelloResponse
 		if err := cc.Invoke(ctx, method, &pb.SayHelloRequest{Name: "bench"}, &reply); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if reply.GetMessage() == "" {
-			return nil, errors.New("empty reply")
+			return nil, nil, errors.New("empty reply")
 		}
-		return &pb.Backend{Pod: method}, nil
+		return &pb.Backend{Pod: method}, nil, nil
 	}
 }
 

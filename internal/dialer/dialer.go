@@ -1,6 +1,6 @@
 // Package dialer turns the greeter's connection options into a gRPC client: target
-// checks, TLS, and the service config that carries the load-balancing policy, the retry
-// policy and client-side health checking.
+// checks, TLS, keepalive, and the service config that carries the load-balancing policy
+// (wrapped in outlier detection), the retry policy and client-side health checking.
 package dialer
 
 import (
@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // registers the client-side health checker healthCheckConfig uses
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/keepalivepolicy"
 )
 
 // LB policies the greeter offers (the -lb values).
@@ -36,6 +38,13 @@ const (
 	// is least_request_experimental.
 	LeastRequest = "least_request"
 )
+
+// OutlierDetectionPolicy is grpc-go's name of outlier detection (gRFC A50): a policy that
+// wraps the balancing policy, counts each backend's calls, and ejects a backend whose calls
+// fail, for a while. Registered by google.golang.org/grpc/xds, which xds.go imports: the
+// implementation is internal to grpc-go (internal/xds/balancer/outlierdetection) and
+// registered by internal/xds/balancer, which only grpc/xds imports.
+const OutlierDetectionPolicy = "outlier_detection_experimental"
 
 // Policies are the -lb values, in the order usage lists them.
 func Policies() []string { return []string{RoundRobin, PickFirst, WeightedRoundRobin, LeastRequest} }
@@ -141,13 +150,55 @@ type Options struct {
 	HealthService string
 	Services      []string // fully qualified services the retry policy covers
 
+	// Outlier wraps the policy in outlier detection (Outlier.Enabled), which ejects a
+	// backend whose calls fail: a pod on a lost node leaves the rotation within the
+	// deadline plus two intervals instead of when keepalive or TCP gives up. Not with
+	// pick_first (Validate says why), and not for an xds:/// target, whose control plane
+	// sends the whole policy (istiod sends no outlier detection to proxyless clients:
+	// kustomize/components/xds-least-request/README.md).
+	Outlier Outlier
+
 	TLS       bool   // use TLS (implied by CACert or Insecure)
 	CACert    string // PEM file of the CA that signed the server or ingress certificate
 	Insecure  bool   // TLS without verifying the certificate (testing only)
 	Authority string // :authority header and TLS server name (ingress/gateway host routing)
+	// Keepalive pings a connection that has read nothing for this long and closes it when
+	// the ping is not answered within KeepaliveTimeout (0: no keepalive). See
+	// DefaultKeepalive.
 	Keepalive time.Duration
-	UserAgent string
+	// KeepaliveTimeout is how long a ping may go unanswered, and grpc-go also sets it as
+	// the socket's TCP_USER_TIMEOUT (how long sent data may go unacknowledged). 0 with
+	// Keepalive on: DefaultKeepaliveTimeout.
+	KeepaliveTimeout time.Duration
+	UserAgent        string
 }
+
+// The greeter's keepalive defaults: what bounds a lost node when outlier detection cannot
+// (too few calls, pick_first) and what closes the lost node's connection in any case.
+//
+// DefaultKeepalive is 10s: grpc-go's floor (a client's keepalive Time under 10s is raised
+// to 10s, grpc-go dialoptions.go) and the kit's servers' keepalive-min-time
+// (keepalivepolicy.MinTime), so the pings never earn a GOAWAY too_many_pings from them. A
+// ping goes out only on a connection that read nothing for that long: a busy connection
+// is never pinged, an idle one every 10s (a few bytes).
+//
+// DefaultKeepaliveTimeout is 2s. The peer answers a PING from its transport's reader at
+// once, without the application, so the wait only has to cover one round trip plus the
+// scheduling delays of a busy node (a CPU-throttled pod, a GC pause): milliseconds
+// normally, 2s leaves a wide margin. The same value becomes TCP_USER_TIMEOUT (grpc-go
+// http2_client.go), so a connection whose sent bytes go unacknowledged for 2s is closed
+// too: a node that is gone (no kernel to ACK) fails its connection 2s after the first call
+// sent to it, and the retry policy resends that call (UNAVAILABLE) elsewhere. On a live
+// peer a kernel ACKs with no help from the process, and Linux retransmits an unacknowledged
+// segment after 0.2, 0.6 and 1.4s (200ms minimum RTO), so 2s cuts a healthy connection
+// only if the same segment is lost four times in a row: a partition, which is what it is
+// for. Against a frozen node whose kernel still ACKs (a stopped VM, a SIGSTOPped process)
+// only the ping finds it: the connection closes at most Keepalive + KeepaliveTimeout (12s)
+// after the last byte the peer sent.
+const (
+	DefaultKeepalive        = keepalivepolicy.MinTime
+	DefaultKeepaliveTimeout = 2 * time.Second
+)
 
 // Validate checks the options before anything is dialled, so mistakes get clear errors.
 func (o Options) Validate() error {
@@ -182,6 +233,21 @@ func (o Options) Validate() error {
 	}
 	if o.HealthCheck && o.LB == PickFirst {
 		errs = append(errs, errors.New("health-check needs round_robin, weighted_round_robin or least_request: pick_first ignores healthCheckConfig"))
+	}
+	if o.Outlier.Enabled {
+		if o.LB == PickFirst {
+			// Outlier detection compares backends over an interval, and pick_first sends
+			// every call to one backend: only one ever has calls, MinimumHosts (at least
+			// 2) is never met, and nothing would ever be ejected. pick_first stays gRPC's
+			// bare default, the kit's negative control.
+			errs = append(errs, errors.New("outlier-detection needs round_robin, weighted_round_robin or least_request: pick_first sends every call to one backend, so there is nothing to compare it with"))
+		}
+		if err := o.Outlier.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.Keepalive < 0 || o.KeepaliveTimeout < 0 {
+		errs = append(errs, errors.New("keepalive and keepalive-timeout must not be negative"))
 	}
 	if o.Insecure && o.CACert != "" {
 		errs = append(errs, errors.New("-insecure and -cacert contradict: verify with a CA, or do not verify"))
@@ -250,9 +316,11 @@ func ServiceConfig(o Options) (string, error) {
 	case LeastRequest:
 		policy["choiceCount"] = o.LeastRequestChoices
 	}
-	sc := map[string]any{
-		"loadBalancingConfig": []map[string]any{{policyName(o.LB): policy}},
+	lb := []map[string]any{{policyName(o.LB): policy}}
+	if o.Outlier.Enabled {
+		lb = []map[string]any{{OutlierDetectionPolicy: o.Outlier.config(lb)}}
 	}
+	sc := map[string]any{"loadBalancingConfig": lb}
 	if o.Retry && len(o.Services) > 0 {
 		// UNAVAILABLE: the backend could not be reached or went away (connection
 		// refused or reset, GOAWAY, a proxy's 502, 503 or 504).
@@ -310,7 +378,21 @@ func DialOptions(o Options) ([]grpc.DialOption, error) {
 		opts = append(opts, grpc.WithAuthority(o.Authority))
 	}
 	if o.Keepalive > 0 {
-		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.Keepalive, Timeout: 10 * time.Second}))
+		timeout := o.KeepaliveTimeout
+		if timeout == 0 {
+			timeout = DefaultKeepaliveTimeout
+		}
+		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: o.Keepalive, Timeout: timeout,
+			// Ping a connection with no call in flight too. Without it keepalive sleeps on
+			// a connection with no stream open, and once outlier detection has ejected a
+			// lost pod and its calls have timed out nothing is open on it (with health
+			// checking off): the dead connection stays READY until the ejection ends and
+			// the pod's next calls wait out their deadlines again. The kit's servers allow
+			// it (serverkit: KeepaliveEnforcementPolicy.PermitWithoutStream); a server
+			// that does not answers GOAWAY too_many_pings, which the greeter's hint names.
+			PermitWithoutStream: true,
+		}))
 	}
 	if o.UserAgent != "" {
 		opts = append(opts, grpc.WithUserAgent(o.UserAgent))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/balancer"
 )
 
 func TestCheckTarget(t *testing.T) {
@@ -161,5 +162,87 @@ func TestCapacityPoliciesServiceConfig(t *testing.T) {
 	}
 	if err := (Options{Target: "dns:///h:1", LB: LeastRequest, LeastRequestChoices: 1}).Validate(); err == nil || !strings.Contains(err.Error(), "lr-choices 1 out of range 2-10") {
 		t.Errorf("choiceCount 1: %v", err)
+	}
+}
+
+// Outlier detection wraps each policy the greeter offers but pick_first, grpc-go has it
+// registered (through the grpc/xds import) and parses the config, and bad knobs are
+// refused before anything is dialled.
+func TestOutlierDetectionServiceConfig(t *testing.T) {
+	if balancer.Get(OutlierDetectionPolicy) == nil {
+		t.Fatalf("%s is not registered: the import of google.golang.org/grpc/xds registers it", OutlierDetectionPolicy)
+	}
+	for _, lb := range []string{RoundRobin, WeightedRoundRobin, LeastRequest} {
+		o := Options{Target: "dns:///h:1", LB: lb, WRR: DefaultWRR(), LeastRequestChoices: DefaultLeastRequestChoices, Outlier: DefaultOutlier(),
+			HealthCheck: true, HealthService: "helloworld.Hello"}
+		if err := o.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := ServiceConfig(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			LB []map[string]struct {
+				Interval           string `json:"interval"`
+				BaseEjectionTime   string `json:"baseEjectionTime"`
+				MaxEjectionPercent int    `json:"maxEjectionPercent"`
+				Failure            struct {
+					Threshold, EnforcementPercentage, MinimumHosts, RequestVolume int
+				} `json:"failurePercentageEjection"`
+				Child []map[string]json.RawMessage `json:"childPolicy"`
+			} `json:"loadBalancingConfig"`
+		}
+		if err := json.Unmarshal([]byte(sc), &got); err != nil {
+			t.Fatal(err)
+		}
+		od, ok := got.LB[0][OutlierDetectionPolicy]
+		f := od.Failure
+		if !ok || len(got.LB) != 1 || od.Interval != "0.5s" || od.BaseEjectionTime != "30s" || od.MaxEjectionPercent != 20 ||
+			f.Threshold != 50 || f.EnforcementPercentage != 100 || f.MinimumHosts != 2 || f.RequestVolume != 10 {
+			t.Errorf("%s: outlier detection config %+v\n%s", lb, got, sc)
+		}
+		if len(od.Child) != 1 || od.Child[0][policyName(lb)] == nil {
+			t.Errorf("%s: child policy %v\n%s", lb, od.Child, sc)
+		}
+		cc, err := Dial(o)
+		if err != nil {
+			t.Fatalf("%s: grpc rejects the service config: %v\n%s", lb, err, sc)
+		}
+		cc.Close()
+	}
+
+	pf := Options{Target: "dns:///h:1", LB: PickFirst, Outlier: DefaultOutlier()}
+	if err := pf.Validate(); err == nil || !strings.Contains(err.Error(), "pick_first sends every call to one backend") {
+		t.Errorf("pick_first with outlier detection: %v", err)
+	}
+	off := Options{Target: "dns:///h:1", LB: RoundRobin}
+	if sc, _ := ServiceConfig(off); strings.Contains(sc, OutlierDetectionPolicy) {
+		t.Errorf("outlier detection off, still in the service config:\n%s", sc)
+	}
+	bad := Options{Target: "dns:///h:1", LB: RoundRobin, Outlier: Outlier{Enabled: true, Threshold: 100, MinimumHosts: 1, MaxEjectionPercent: 0}}
+	err := bad.Validate()
+	for _, want := range []string{"outlier-interval must be positive", "outlier-base-ejection must be positive", "outlier-max-ejection-percent 0 out of range",
+		"outlier-threshold 100 out of range", "outlier-min-hosts 1: at least 2", "outlier-request-volume 0"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want %q", err, want)
+		}
+	}
+}
+
+// Keepalive's timeout defaults to DefaultKeepaliveTimeout and grpc-go takes the options.
+func TestKeepaliveOptions(t *testing.T) {
+	for _, o := range []Options{
+		{Target: "dns:///h:1", LB: RoundRobin, Keepalive: DefaultKeepalive},
+		{Target: "dns:///h:1", LB: RoundRobin, Keepalive: DefaultKeepalive, KeepaliveTimeout: time.Second},
+	} {
+		cc, err := Dial(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc.Close()
+	}
+	if err := (Options{Target: "dns:///h:1", LB: RoundRobin, Keepalive: -time.Second}).Validate(); err == nil {
+		t.Error("negative keepalive accepted")
 	}
 }

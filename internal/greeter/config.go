@@ -152,7 +152,17 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 	fs.StringVar(&c.Dial.CACert, "cacert", "", "PEM CA certificate to verify the server or ingress with")
 	fs.BoolVar(&c.Dial.Insecure, "insecure", false, "TLS without certificate verification (testing only)")
 	fs.StringVar(&c.Dial.Authority, "authority", "", "value of :authority and the TLS server name (host-based routing in ingresses and gateways)")
-	fs.DurationVar(&c.Dial.Keepalive, "keepalive", 0, fmt.Sprintf("ping an idle connection this often to find dead ones (0 = off; grpc-go's floor is 10s). Must be at least the server's keepalive-min-time (%s on the kit's servers), else the server closes the connection with GOAWAY too_many_pings", keepalivepolicy.MinTime))
+	fs.DurationVar(&c.Dial.Keepalive, "keepalive", dialer.DefaultKeepalive, fmt.Sprintf("ping a connection that read nothing for this long, and close it when the ping is not answered within -keepalive-timeout: finds a dead or frozen pod's connection (0 = off; grpc-go's floor is 10s). Must be at least the server's keepalive-min-time (%s on the kit's servers), else the server closes the connection with GOAWAY too_many_pings", keepalivepolicy.MinTime))
+	fs.DurationVar(&c.Dial.KeepaliveTimeout, "keepalive-timeout", dialer.DefaultKeepaliveTimeout, "-keepalive: close the connection when a ping is not answered within this long; also the socket's TCP_USER_TIMEOUT (sent data unacknowledged this long closes it)")
+	// Outlier detection's knobs, defaults and their reasons in dialer.DefaultOutlier.
+	c.Dial.Outlier = dialer.DefaultOutlier()
+	fs.BoolVar(&c.Dial.Outlier.Enabled, "outlier-detection", c.Dial.Outlier.Enabled, "wrap the policy in outlier detection: eject, for a while, a backend most of whose calls failed in the last interval (a pod on a lost node: its calls time out), so calls stop going to it within the deadline plus two intervals (every -lb but pick_first)")
+	fs.DurationVar(&c.Dial.Outlier.Interval, "outlier-interval", c.Dial.Outlier.Interval, "outlier detection: judge the backends' calls this often")
+	fs.DurationVar(&c.Dial.Outlier.BaseEjectionTime, "outlier-base-ejection", c.Dial.Outlier.BaseEjectionTime, "outlier detection: an ejected backend stays out this long (times the ejections in a row)")
+	fs.IntVar(&c.Dial.Outlier.Threshold, "outlier-threshold", c.Dial.Outlier.Threshold, "outlier detection: eject a backend when more than this percentage of its calls in the interval failed (any status but OK)")
+	fs.IntVar(&c.Dial.Outlier.RequestVolume, "outlier-request-volume", c.Dial.Outlier.RequestVolume, "outlier detection: judge only backends that finished at least this many calls in the interval")
+	fs.IntVar(&c.Dial.Outlier.MinimumHosts, "outlier-min-hosts", c.Dial.Outlier.MinimumHosts, "outlier detection: judge nothing unless at least this many backends had that many calls (at least 2)")
+	fs.IntVar(&c.Dial.Outlier.MaxEjectionPercent, "outlier-max-ejection-percent", c.Dial.Outlier.MaxEjectionPercent, "outlier detection: eject no more while this percentage of the backends is out (the first ejection is always allowed; 20: one pod of 2 to 5)")
 	fs.DurationVar(&c.DNSMinResolve, "dns-min-resolve", 0, "shortest interval between DNS re-resolutions (0 keeps grpc-go's default of 30s)")
 	fs.Var(headerFlag{&c.Headers}, "H", "metadata header key=value, repeatable (e.g. -H x-experiment-group=canary)")
 	fs.StringVar(&service, "service", catalog.Keys()[0], "which service to call: "+strings.Join(catalog.Keys(), " or "))
@@ -228,8 +238,12 @@ Exit codes: 0 success; 1 calls failed (the single call, or every call of a run);
 
 // xdsPlaneFlags are the client policies an xDS control plane sets for an xds:/// target
 // (in its clusters and routes): asking for them on the command line would be ignored.
-var xdsPlaneFlags = []string{"lb", "health-check", "health-service", "dns-min-resolve",
-	"wrr-blackout", "wrr-weight-expiration", "wrr-weight-update", "wrr-error-penalty", "wrr-oob", "wrr-oob-period", "lr-choices", "print-service-config"}
+var xdsPlaneFlags = append([]string{"lb", "health-check", "health-service", "dns-min-resolve",
+	"wrr-blackout", "wrr-weight-expiration", "wrr-weight-update", "wrr-error-penalty", "wrr-oob", "wrr-oob-period", "lr-choices", "print-service-config",
+	"outlier-detection"}, outlierKnobs...)
+
+// outlierKnobs are outlier detection's flags other than the switch.
+var outlierKnobs = []string{"outlier-interval", "outlier-base-ejection", "outlier-threshold", "outlier-request-volume", "outlier-min-hosts", "outlier-max-ejection-percent"}
 
 // finishXDS completes the dial options of an xds:/// target: the control plane decides
 // the policies, so the flags that set them are refused rather than silently ignored. The
@@ -248,7 +262,7 @@ func finishXDS(c *Config, fs *flag.FlagSet) error {
 		}
 		c.Dial.DisableRetry = true
 	}
-	c.Dial.LB, c.Dial.Retry, c.Dial.HealthCheck = dialer.FromControlPlane, false, false
+	c.Dial.LB, c.Dial.Retry, c.Dial.HealthCheck, c.Dial.Outlier.Enabled = dialer.FromControlPlane, false, false, false
 	return errors.Join(errs...)
 }
 
@@ -268,6 +282,9 @@ func finishDial(c *Config, fs *flag.FlagSet) error {
 	if c.Dial.LB == dialer.PickFirst && !flagSet(fs, "health-check") {
 		c.Dial.HealthCheck = false // pick_first has no health checking; only complain if asked for
 	}
+	if c.Dial.LB == dialer.PickFirst && !flagSet(fs, "outlier-detection") {
+		c.Dial.Outlier.Enabled = false // nothing to compare with (dialer.Options.Validate); only complain if asked for
+	}
 	if c.Dial.CACert != "" || c.Dial.Insecure {
 		c.Dial.TLS = true
 	}
@@ -280,6 +297,19 @@ func finishDial(c *Config, fs *flag.FlagSet) error {
 	}
 	if flagSet(fs, "lr-choices") && c.Dial.LB != dialer.LeastRequest {
 		errs = append(errs, fmt.Errorf("-lr-choices applies to -lb %s only (this run uses %s)", dialer.LeastRequest, c.Dial.LB))
+	}
+	if !dialer.IsXDS(c.Dial.Target) && !c.Dial.Outlier.Enabled {
+		for _, f := range outlierKnobs {
+			if flagSet(fs, f) {
+				errs = append(errs, fmt.Errorf("-%s applies with outlier detection only (off in this run: -outlier-detection=false or -lb %s)", f, dialer.PickFirst))
+			}
+		}
+	}
+	if flagSet(fs, "keepalive-timeout") && c.Dial.Keepalive == 0 {
+		errs = append(errs, errors.New("-keepalive-timeout applies with keepalive only (-keepalive=0 turns it off)"))
+	}
+	if c.Dial.Keepalive > 0 && c.Dial.KeepaliveTimeout <= 0 {
+		errs = append(errs, errors.New("-keepalive-timeout must be positive"))
 	}
 	if err := c.Dial.Validate(); err != nil {
 		errs = append(errs, err)

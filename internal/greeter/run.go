@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -79,20 +82,24 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 }
 
 // NewCall returns a function calling method once with name. reply, when not nil,
-// receives every reply message.
+// receives every reply message. The function returns the address of the connection the
+// call went on, for a failed call too once it had one (grpc.Peer): the report attributes
+// failed calls to pods with it.
 func NewCall(cc grpc.ClientConnInterface, method catalog.Method, name string, md metadata.MD, reply func(proto.Message), opts ...grpc.CallOption) loadgen.CallFunc {
-	return func(ctx context.Context) (*pb.Backend, error) {
+	opts = slices.Clip(opts) // each call appends its own grpc.Peer: never into a shared array
+	return func(ctx context.Context) (*pb.Backend, net.Addr, error) {
 		if md.Len() > 0 {
 			ctx = metadata.NewOutgoingContext(ctx, md)
 		}
-		msg, err := method.Call(ctx, cc, name, opts...)
+		var p peer.Peer
+		msg, err := method.Call(ctx, cc, name, append(opts, grpc.Peer(&p))...)
 		if err != nil {
-			return nil, err
+			return nil, p.Addr, err
 		}
 		if reply != nil {
 			reply(msg)
 		}
-		return msg.GetBackend(), nil
+		return msg.GetBackend(), p.Addr, nil
 	}
 }
 
@@ -102,7 +109,7 @@ func single(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metad
 	ctx, cancel := context.WithTimeout(ctx, c.Plan.Timeout)
 	defer cancel()
 	t0 := time.Now()
-	b, err := call(ctx)
+	b, _, err := call(ctx)
 	lat := time.Since(t0)
 	if err != nil {
 		if h := callHint(c.Dial.Target, err); h != "" {
@@ -127,14 +134,14 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	call := NewCall(cc, c.Method, c.Name, md, nil, opts...)
 	if c.Verbose {
 		inner := call
-		call = func(ctx context.Context) (*pb.Backend, error) {
-			b, err := inner(ctx)
+		call = func(ctx context.Context) (*pb.Backend, net.Addr, error) {
+			b, addr, err := inner(ctx)
 			if err != nil {
 				fmt.Fprintf(stderr, "call: %v\n", err)
 			} else {
 				fmt.Fprintf(stderr, "call: served by %s (%s)\n", b.GetPod(), b.GetVersion())
 			}
-			return b, err
+			return b, addr, err
 		}
 	}
 	var progress func(loadgen.Progress)
@@ -151,12 +158,15 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	if c.Timeline != "" {
 		rec = timeline.New(time.Now(), c.TimelineBucket)
 		inner := call
-		call = func(ctx context.Context) (*pb.Backend, error) {
-			b, err := inner(ctx)
-			if ctx.Err() == nil { // as the tally: calls cut by Ctrl-C are not counted
+		call = func(cctx context.Context) (*pb.Backend, net.Addr, error) {
+			b, addr, err := inner(cctx)
+			// As the tally: calls cut by Ctrl-C (the run's ctx) are not counted. Not the
+			// call's own cctx: it is done too when the call's deadline passed, and those
+			// calls, DEADLINE_EXCEEDED, are counted.
+			if ctx.Err() == nil {
 				rec.Record(time.Now(), b.GetPod(), err)
 			}
-			return b, err
+			return b, addr, err
 		}
 	}
 	tally, elapsed, err := loadgen.Run(ctx, c.Plan, call, c.ProgressEvery, progress)
@@ -174,7 +184,7 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	}
 	s.Target, s.Method, s.LB = c.Dial.Target, c.FullMethod(), c.Dial.LB
 	for i := range s.Errors {
-		s.Errors[i].Hint = runHint(c.Dial.Target, s.Errors[i], len(s.Backends))
+		s.Errors[i].Hint = runHint(c.Dial.Target, s.Errors[i], s.Backends)
 	}
 	s.Assertions = report.Check(s, c.Expect)
 	if err := writeReport(stdout, c.JSON, s); err != nil {

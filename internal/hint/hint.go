@@ -33,7 +33,7 @@ func For(code codes.Code, msg string) string {
 	}
 	switch {
 	case has("too_many_pings"):
-		return fmt.Sprintf("the server closed the connection with GOAWAY too_many_pings: the client's keepalive pings more often than the server allows. Raise -keepalive to at least the server's keepalive-min-time (%s on the kit's servers, KEEPALIVE_MIN_TIME), or lower KEEPALIVE_MIN_TIME on the servers.", keepalivepolicy.MinTime)
+		return fmt.Sprintf("the server closed the connection with GOAWAY too_many_pings: the client's keepalive pings more often than the server allows (the greeter pings every %s by default, on idle connections too). Raise -keepalive to at least the server's keepalive-min-time (%s on the kit's servers, KEEPALIVE_MIN_TIME), or lower KEEPALIVE_MIN_TIME on the servers; a server that refuses pings on connections with no call (grpc-go's default enforcement) needs -keepalive=0, and then outlier detection alone takes a lost node's pod out.", keepalivepolicy.MinTime, keepalivepolicy.MinTime)
 	case has("first record does not look like a TLS handshake"):
 		return "TLS mismatch: the client speaks TLS but the server is plaintext (h2c). Drop -tls/-cacert/-insecure, or point at the TLS entry point."
 	case has("error reading server preface", "connection closed before server preface received", "http2: frame too large"):

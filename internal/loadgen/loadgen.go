@@ -5,6 +5,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,8 +14,12 @@ import (
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
-// CallFunc makes one call and returns the backend that served it.
-type CallFunc func(ctx context.Context) (*pb.Backend, error)
+// CallFunc makes one call and returns the backend that served it and, when it knows it,
+// the address of the connection the call went on (nil otherwise). A failed call returns
+// that address too when it had one (grpc.Peer sets it once a connection was picked): the
+// report attributes the failure to the backend that answered from that address
+// (report.Call).
+type CallFunc func(ctx context.Context) (b *pb.Backend, peer net.Addr, err error)
 
 // Plan of a run. The run ends when Calls calls have started, when Duration has passed,
 // or when ctx is cancelled, whichever is first. At least one of Calls and Duration is set.
@@ -99,13 +104,13 @@ func Run(ctx context.Context, p Plan, call CallFunc, interval time.Duration, onP
 			for claim() {
 				cctx, cancel := context.WithTimeout(ctx, p.Timeout)
 				t0 := time.Now()
-				b, err := call(cctx)
+				b, peer, err := call(cctx)
 				lat := time.Since(t0)
 				cancel()
 				if err != nil && ctx.Err() != nil {
 					return // interrupted by the user, not a failure of the backends
 				}
-				t.Add(b, err, lat)
+				t.Record(report.Call{Start: t0, Latency: lat, Backend: b, Peer: peer, Err: err})
 				done.Add(1)
 				if err != nil {
 					failed.Add(1)

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,11 +11,11 @@ import (
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
 )
 
-func ok(_ context.Context) (*pb.Backend, error) { return &pb.Backend{Pod: "p"}, nil }
+func ok(_ context.Context) (*pb.Backend, net.Addr, error) { return &pb.Backend{Pod: "p"}, nil, nil }
 
 func TestCountIsExact(t *testing.T) {
 	var n atomic.Int64
-	call := func(ctx context.Context) (*pb.Backend, error) { n.Add(1); return ok(ctx) }
+	call := func(ctx context.Context) (*pb.Backend, net.Addr, error) { n.Add(1); return ok(ctx) }
 	tl, _, err := Run(context.Background(), Plan{Calls: 1000, Concurrency: 7, Timeout: time.Second}, call, 0, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ func TestRatePacesCalls(t *testing.T) {
 func TestDurationAndProgress(t *testing.T) {
 	var reports atomic.Int64
 	tl, elapsed, err := Run(context.Background(), Plan{Duration: 300 * time.Millisecond, Concurrency: 2, Timeout: time.Second},
-		func(ctx context.Context) (*pb.Backend, error) { time.Sleep(time.Millisecond); return ok(ctx) },
+		func(ctx context.Context) (*pb.Backend, net.Addr, error) { time.Sleep(time.Millisecond); return ok(ctx) },
 		50*time.Millisecond, func(Progress) { reports.Add(1) })
 	if err != nil {
 		t.Fatal(err)
@@ -51,13 +52,13 @@ func TestDurationAndProgress(t *testing.T) {
 func TestCancelDoesNotCountInterruptedCalls(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var started atomic.Int64
-	call := func(cctx context.Context) (*pb.Backend, error) {
+	call := func(cctx context.Context) (*pb.Backend, net.Addr, error) {
 		if started.Add(1) < 5 {
 			return ok(cctx)
 		}
 		cancel() // the user presses Ctrl-C during call 5
 		<-cctx.Done()
-		return nil, cctx.Err()
+		return nil, nil, cctx.Err()
 	}
 	tl, _, err := Run(ctx, Plan{Calls: 100, Concurrency: 1, Timeout: time.Minute}, call, 0, nil)
 	if err != nil {
@@ -69,7 +70,7 @@ func TestCancelDoesNotCountInterruptedCalls(t *testing.T) {
 }
 
 func TestTimeoutIsAFailure(t *testing.T) {
-	call := func(ctx context.Context) (*pb.Backend, error) { <-ctx.Done(); return nil, ctx.Err() }
+	call := func(ctx context.Context) (*pb.Backend, net.Addr, error) { <-ctx.Done(); return nil, nil, ctx.Err() }
 	tl, _, _ := Run(context.Background(), Plan{Calls: 2, Concurrency: 1, Timeout: 10 * time.Millisecond}, call, 0, nil)
 	if tl.Failed() != 2 {
 		t.Fatalf("timeouts: %d failed, want 2", tl.Failed())
@@ -92,12 +93,12 @@ func TestPlanValidate(t *testing.T) {
 func TestWarmUp(t *testing.T) {
 	var i atomic.Int64
 	pods := []string{"a", "", "b", "a", "c", "b"} // "": the call fails
-	rotating := func(context.Context) (*pb.Backend, error) {
+	rotating := func(context.Context) (*pb.Backend, net.Addr, error) {
 		pod := pods[int(i.Add(1)-1)%len(pods)]
 		if pod == "" {
-			return nil, errors.New("not up yet")
+			return nil, nil, errors.New("not up yet")
 		}
-		return &pb.Backend{Pod: pod}, nil
+		return &pb.Backend{Pod: pod}, nil, nil
 	}
 	if got := WarmUp(context.Background(), rotating, 3, 5*time.Second, time.Second); got != 3 || i.Load() != 5 {
 		t.Fatalf("WarmUp to 3: %d backends after %d calls, want 3 after 5 (a, failed, b, a, c)", got, i.Load())

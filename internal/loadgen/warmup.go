@@ -16,7 +16,7 @@ func WarmUp(ctx context.Context, call CallFunc, n int, within, timeout time.Dura
 	seen := map[string]bool{}
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
-		b, err := call(cctx)
+		b, _, err := call(cctx)
 		cancel()
 		if err == nil {
 			seen[b.GetPod()] = true

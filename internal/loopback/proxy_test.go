@@ -89,7 +89,7 @@ func TestRetryPolicyRetriesProxyErrors(t *testing.T) {
 				defer cc.Close()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				b, err := helloCall(cc)(ctx)
+				b, _, err := helloCall(cc)(ctx)
 				switch {
 				case retry && err != nil:
 					t.Fatalf("with the retry policy the call failed: %v (proxy saw %d requests)", err, p.requests.Load())

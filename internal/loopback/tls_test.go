@@ -80,7 +80,7 @@ func TestHeadlessRoundRobinOverTLS(t *testing.T) {
 			if !tc.ok {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				defer cancel()
-				_, err := call(ctx)
+				_, _, err := call(ctx)
 				if err == nil || !strings.Contains(err.Error(), "wanted to match "+name) {
 					t.Fatalf("want a certificate name error (the certificate names no %s), got %v", name, err)
 				}

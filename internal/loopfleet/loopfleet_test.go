@@ -3,6 +3,7 @@ package loopfleet
 import (
 	"context"
 	"io"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -68,12 +69,12 @@ func TestGroupBehindAName(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	call := func(ctx context.Context) (*pb.Backend, error) {
+	call := func(ctx context.Context) (*pb.Backend, net.Addr, error) {
 		r, err := svc.Methods[0].Call(ctx, cc, "fleet")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return r.GetBackend(), nil
+		return r.GetBackend(), nil, nil
 	}
 	if n := loadgen.WarmUp(context.Background(), call, 3, 10*time.Second, time.Second); n != 3 {
 		t.Fatalf("%d of 3 servers answered", n)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -57,9 +59,30 @@ type BackendCount struct {
 	Calls   int64    `json:"calls"`
 	Share   float64  `json:"share"`
 	Latency *Latency `json:"latency_ms,omitempty"`
-	// FirstUnix is when the backend first answered, in Unix seconds (the clients in other
-	// languages write it; it dates a client's first call to a new pod).
+	// FirstUnix is when the backend first answered, in Unix seconds (it dates a client's
+	// first call to a new pod).
 	FirstUnix float64 `json:"first_unix,omitempty"`
+	// LastSentUnix is when the last call sent to the backend started, answered or not, in
+	// Unix seconds: after a node loss, when the client stopped sending the lost pod calls.
+	// A failed call counts here and in FailedByCode when the client knows where it went:
+	// the address of its connection (the greeter asks grpc-go for it with every call) is
+	// one that only this backend answered from. Through a proxy every call goes to the
+	// proxy's address and every pod answers from it, so no failed call is attributed and
+	// this is the last successful call. The greeter writes it and FailedByCode; the
+	// clients in other languages need not (clients/README.md).
+	LastSentUnix float64 `json:"last_sent_unix,omitempty"`
+	// FailedByCode counts the failed calls attributed to the backend (as LastSentUnix
+	// says), by status code; they are also in the report's errors. Absent when none.
+	FailedByCode CodeCounts `json:"failed_by_code,omitempty"`
+}
+
+// Failed is the number of failed calls attributed to the backend.
+func (b BackendCount) Failed() int64 {
+	var n int64
+	for _, c := range b.FailedByCode {
+		n += c
+	}
+	return n
 }
 
 // ErrorCount is how many calls failed with one status code, with a sample message and,
@@ -112,13 +135,22 @@ func (s Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "%d calls to %s via %s (%s): %d ok, %d failed in %.2fs (%.0f calls/s)\n\n",
 		s.Calls, s.Method, s.Target, s.LB, s.OK, s.Failed, s.ElapsedS, s.PerSecond)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "POD\tVERSION\tNODE\tCALLS\tSHARE\tP50 MS\tP99 MS\t")
+	// FAILED: the failed calls attributed to each pod, when any were.
+	attributed := slices.ContainsFunc(s.Backends, func(b BackendCount) bool { return b.Failed() > 0 })
+	failedCol := func(h string) string {
+		if attributed {
+			return h + "\t"
+		}
+		return ""
+	}
+	fmt.Fprintln(tw, "POD\tVERSION\tNODE\tCALLS\tSHARE\tP50 MS\tP99 MS\t"+failedCol("FAILED"))
 	for _, be := range s.Backends {
 		p50, p99 := "-", "-"
 		if l := be.Latency; l != nil {
 			p50, p99 = fmt.Sprintf("%.3f", l.P50), fmt.Sprintf("%.3f", l.P99)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t%s\t%s\t\n", be.Pod, be.Version, dash(be.Node), be.Calls, 100*be.Share, p50, p99)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t%s\t%s\t%s\n", be.Pod, be.Version, dash(be.Node), be.Calls, 100*be.Share, p50, p99,
+			failedCol(strconv.FormatInt(be.Failed(), 10)))
 	}
 	tw.Flush()
 	if len(s.Backends) > 1 {
