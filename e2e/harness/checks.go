@@ -62,13 +62,19 @@ func LastServed(s report.Summary, pod string, until time.Time) (time.Time, bool)
 
 // FirstServed is the end of the first timeline bucket in which pod answered a call.
 func FirstServed(s report.Summary, pod string) (time.Time, bool) {
+	return FirstServedAfter(s, pod, time.Time{})
+}
+
+// FirstServedAfter is the end of the first timeline bucket starting at or after since in
+// which pod answered a call.
+func FirstServedAfter(s report.Summary, pod string, since time.Time) (time.Time, bool) {
 	tl := s.Timeline
 	if tl == nil || tl.Bucket <= 0 {
 		return time.Time{}, false
 	}
 	for i, r := range tl.Rates(pod) {
-		if r > 0 {
-			return tl.Start.Add(time.Duration(i+1) * tl.Bucket), true
+		if start := tl.Start.Add(time.Duration(i) * tl.Bucket); r > 0 && !start.Before(since) {
+			return start.Add(tl.Bucket), true
 		}
 	}
 	return time.Time{}, false

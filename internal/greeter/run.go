@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -158,13 +159,16 @@ func many(ctx context.Context, c Config, cc grpc.ClientConnInterface, md metadat
 	if c.Timeline != "" {
 		rec = timeline.New(time.Now(), c.TimelineBucket)
 		inner := call
+		var sent sentTo
 		call = func(cctx context.Context) (*pb.Backend, net.Addr, error) {
+			t0 := time.Now()
 			b, addr, err := inner(cctx)
 			// As the tally: calls cut by Ctrl-C (the run's ctx) are not counted. Not the
 			// call's own cctx: it is done too when the call's deadline passed, and those
 			// calls, DEADLINE_EXCEEDED, are counted.
 			if ctx.Err() == nil {
-				rec.Record(time.Now(), b.GetPod(), err)
+				end := time.Now()
+				rec.RecordSent(end, end.Sub(t0), b.GetPod(), sent.pod(addr, b.GetPod()), err)
 			}
 			return b, addr, err
 		}
@@ -260,4 +264,38 @@ func writeProgress(w io.Writer, asJSON, stream bool, p report.Progress) {
 		return
 	}
 	fmt.Fprintln(w, p.Text(stream))
+}
+
+// sentTo learns, as calls end, which pod answers from which connection address, so that
+// the timeline can name the pod a failed call was sent to (the report attributes them the
+// same way, at the end of the run). An address more than one pod answered from (a proxy in
+// front of them) names none.
+type sentTo struct {
+	mu     sync.Mutex
+	byAddr map[string]string // "" once two pods answered from it
+}
+
+// pod records that answered (the reply's pod, "" for a failed call) came from addr, and
+// returns the one pod known to answer from addr.
+func (s *sentTo) pod(addr net.Addr, answered string) string {
+	if addr == nil {
+		return ""
+	}
+	a := addr.String()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byAddr == nil {
+		s.byAddr = map[string]string{}
+	}
+	known, seen := s.byAddr[a]
+	if answered != "" {
+		switch {
+		case !seen:
+			s.byAddr[a] = answered
+		case known != answered:
+			s.byAddr[a] = ""
+		}
+		return s.byAddr[a]
+	}
+	return known
 }

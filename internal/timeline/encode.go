@@ -95,9 +95,10 @@ type jsonPoint struct {
 }
 
 type jsonFailure struct {
-	Seconds float64 `json:"seconds"`
-	Code    string  `json:"code"`
-	Pod     string  `json:"pod,omitempty"`
+	Seconds   float64 `json:"seconds"`
+	Code      string  `json:"code"`
+	Pod       string  `json:"pod,omitempty"`
+	LatencyMs float64 `json:"latency_ms,omitempty"`
 }
 
 type jsonEvent struct {
@@ -136,7 +137,8 @@ func (s Series) WriteJSON(w io.Writer) error {
 		js.Points = append(js.Points, jp)
 	}
 	for _, f := range s.Failures {
-		js.Failures = append(js.Failures, jsonFailure{Seconds: f.Offset.Seconds(), Code: f.Code.String(), Pod: f.Pod})
+		js.Failures = append(js.Failures, jsonFailure{Seconds: f.Offset.Seconds(), Code: f.Code.String(), Pod: f.Pod,
+			LatencyMs: float64(f.Latency) / float64(time.Millisecond)})
 	}
 	for _, e := range s.Events {
 		js.Events = append(js.Events, jsonEvent{Seconds: e.Offset.Seconds(), Label: e.Label})
@@ -201,7 +203,11 @@ func ReadJSON(r io.Reader) (Series, error) {
 		if err != nil {
 			return Series{}, fmt.Errorf("timeline: reading JSON: failure %d: %w", i, err)
 		}
-		s.Failures = append(s.Failures, Failure{Offset: off, Code: code, Pod: jf.Pod})
+		lat, err := duration(jf.LatencyMs / 1000)
+		if err != nil {
+			return Series{}, fmt.Errorf("timeline: reading JSON: failure %d latency: %w", i, err)
+		}
+		s.Failures = append(s.Failures, Failure{Offset: off, Code: code, Pod: jf.Pod, Latency: lat})
 	}
 	for i, je := range js.Events {
 		off, err := duration(je.Seconds)

@@ -47,8 +47,12 @@ type Failure struct {
 	// Offset is when the call ended, relative to Series.Start.
 	Offset time.Duration
 	Code   codes.Code
-	// Pod is the pod that answered with the error, if known.
+	// Pod is the pod that answered with the error or, when none did, the pod the call was
+	// sent to, if the client knows it (RecordSent).
 	Pod string
+	// Latency is how long the call took (0 when not recorded): Offset - Latency is when
+	// it was sent.
+	Latency time.Duration
 }
 
 // Event is a labelled moment of a scenario, such as "pod killed".
@@ -120,6 +124,15 @@ func New(start time.Time, bucket time.Duration) *Recorder {
 // otherwise its gRPC code (status.Code(err)) is kept. A call that ends before
 // the recorder's start is counted at offset 0.
 func (r *Recorder) Record(at time.Time, pod string, err error) {
+	r.RecordSent(at, 0, pod, "", err)
+}
+
+// RecordSent is Record for a call whose latency is known and, for a failed call, the pod
+// it was sent to (sentTo, "" when unknown; a client that balances itself learns which pod
+// answers from which connection): its Failure keeps both, so that a node's loss shows when
+// the last call to its pods was sent. The Points count failed calls without sentTo, as
+// Record does.
+func (r *Recorder) RecordSent(at time.Time, latency time.Duration, pod, sentTo string, err error) {
 	off := max(at.Sub(r.start), 0)
 	code := status.Code(err)
 	key := pointKey{bucket: int64(off / r.bucket), pod: pod, code: code}
@@ -131,7 +144,11 @@ func (r *Recorder) Record(at time.Time, pod string, err error) {
 		return
 	}
 	if len(r.failures) < MaxFailures {
-		r.failures = append(r.failures, Failure{Offset: off, Code: code, Pod: pod})
+		f := Failure{Offset: off, Code: code, Pod: pod, Latency: latency}
+		if f.Pod == "" {
+			f.Pod = sentTo
+		}
+		r.failures = append(r.failures, f)
 	} else {
 		r.dropped++
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -355,5 +356,38 @@ func TestSeriesEmbedsInJSON(t *testing.T) {
 	}
 	if back.Timeline == nil || back.Timeline.Calls() != 2 || back.Timeline.Failed() != 1 || len(back.Timeline.Events) != 1 {
 		t.Fatalf("round trip: %+v from %s", back.Timeline, b)
+	}
+}
+
+// A failed call recorded with the pod it was sent to and its latency keeps both in its
+// Failure, through JSON too; its Point stays pod-less, and a pod's answer wins over sentTo.
+func TestRecordSent(t *testing.T) {
+	start := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	r := New(start, time.Second)
+	deadline := status.Error(codes.DeadlineExceeded, "deadline")
+	r.RecordSent(start.Add(3*time.Second), time.Second, "", "pod-b", deadline)
+	r.RecordSent(start.Add(4*time.Second), 2*time.Millisecond, "pod-a", "pod-b", status.Error(codes.InvalidArgument, "bad"))
+	r.RecordSent(start.Add(5*time.Second), 3*time.Millisecond, "pod-a", "pod-a", nil)
+	s := r.Series()
+	want := []Failure{
+		{Offset: 3 * time.Second, Code: codes.DeadlineExceeded, Pod: "pod-b", Latency: time.Second},
+		{Offset: 4 * time.Second, Code: codes.InvalidArgument, Pod: "pod-a", Latency: 2 * time.Millisecond},
+	}
+	if !slices.Equal(s.Failures, want) {
+		t.Fatalf("failures %+v, want %+v", s.Failures, want)
+	}
+	if got := s.Rates("pod-b"); slices.ContainsFunc(got, func(r float64) bool { return r != 0 }) || !slices.Equal(s.Pods, []string{"pod-a"}) {
+		t.Errorf("pod-b answered nothing: rates %v, pods %v", got, s.Pods)
+	}
+	var b bytes.Buffer
+	if err := s.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadJSON(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back.Failures, want) {
+		t.Errorf("after JSON: %+v, want %+v", back.Failures, want)
 	}
 }
