@@ -90,10 +90,16 @@ const nodeLoadRate = 50
 // fails at it, and outlier detection ejects the pod on those failures.
 const nodeDeadline = time.Second
 
+// nodeLoadCallers: the greeter's callers each wait for their call, and a call to a lost
+// pod holds one until its deadline: a third of 50 calls/s for 1 s holds about 17. With
+// fewer the whole load slows to the lost pod's pace and outlier detection, which judges
+// calls per interval, sees too few to act on.
+const nodeLoadCallers = 32
+
 // nodeLoadArgs: a paced load long enough for any node event (loss, NotReady, restore,
 // Ready, traffic back), with its timeline for the plots.
 func nodeLoadArgs(extra ...string) []string {
-	return append([]string{"-duration=6m", "-c=4", "-rate=" + strconv.Itoa(nodeLoadRate),
+	return append([]string{"-duration=6m", "-c=" + strconv.Itoa(nodeLoadCallers), "-rate=" + strconv.Itoa(nodeLoadRate),
 		"-timeout=" + nodeDeadline.String(), "-warmup=3s", "-json", "-progress=500ms", "-timeline=-",
 		"-timeline-bucket=250ms"}, extra...)
 }
