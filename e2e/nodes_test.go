@@ -121,7 +121,7 @@ func startNodeLoads(t *testing.T, s *h.Suite, tps []h.Topology, event string, wi
 		if entry, args, ok := defaultsLoad(tp); ok && withDefaults {
 			nl.defaults = nodeLoad(t, s, tp, entry, event+", defaults", args)
 		}
-		nl.streams = nodeLoad(t, s, tp, tp.Entry, event+", streams", streamArgs("-duration=6m", "-timeout="+nodeDeadline.String()))
+		nl.streams = nodeLoad(t, s, tp, tp.Entry, event+", streams", streamArgs("-duration=6m"))
 		out = append(out, nl)
 	}
 	for _, nl := range out {
