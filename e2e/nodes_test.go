@@ -69,6 +69,10 @@ func nodeTopologies() []h.Topology {
 func deployForNodes(t *testing.T, s *h.Suite, tps []h.Topology) {
 	for _, tp := range tps {
 		s.Apply(t, tp.Overlay)
+		if tp.Balancer == h.BalancerProxy {
+			// The proxies' TLS listeners read the suite's certificate from this Secret.
+			createTLSSecret(t, s, tp.Namespace)
+		}
 	}
 	var wg sync.WaitGroup
 	for _, tp := range tps {
