@@ -117,7 +117,14 @@ func nodeReady(t *testing.T, s *h.Suite, tp h.Topology) {
 // loads share the 2-core machine with three nodes; at 50/s each of 3 pods still gets a
 // call every 60 ms, finer than every figure measured here (250 ms samples, seconds of
 // windows).
+//
+// The kit's loads run at 100: outlier detection judges a pod only once it finished
+// -outlier-request-volume (10) calls in an interval (0.5 s), 20 calls/s per pod; at 50/s
+// over 3 pods (17 each) it never acted and the frozen pod kept its calls until keepalive
+// closed the connection (11.1 s).
 const nodeLoadRate = 50
+
+const nodeKitRate = 100
 
 // nodeDeadline is the per-call deadline of every node load, the kit's recommendation for
 // a call like Hello whose p99 is milliseconds (docs/resilience.md): a call to a lost pod
@@ -125,10 +132,10 @@ const nodeLoadRate = 50
 const nodeDeadline = time.Second
 
 // nodeLoadCallers: the greeter's callers each wait for their call, and a call to a lost
-// pod holds one until its deadline: a third of 50 calls/s for 1 s holds about 17. With
+// pod holds one until its deadline: a third of 100 calls/s for 1 s holds about 33. With
 // fewer the whole load slows to the lost pod's pace and outlier detection, which judges
 // calls per interval, sees too few to act on.
-const nodeLoadCallers = 32
+const nodeLoadCallers = 64
 
 // nodeLoadArgs: a paced load long enough for any node event (loss, NotReady, restore,
 // Ready, traffic back), with its timeline for the plots.
@@ -151,7 +158,7 @@ func startNodeLoads(t *testing.T, s *h.Suite, tps []h.Topology, event string, de
 	var out []*nodeLoads
 	for _, tp := range tps {
 		nl := &nodeLoads{tp: tp}
-		nl.kit = nodeLoad(t, s, tp, tp.Entry, event+", kit settings", nodeLoadArgs(deadline, tp.Retry(true)...))
+		nl.kit = nodeLoad(t, s, tp, tp.Entry, event+", kit settings", nodeLoadArgs(deadline, append(tp.Retry(true), "-rate="+strconv.Itoa(nodeKitRate))...))
 		if entry, args, ok := defaultsLoad(tp, deadline); ok && withDefaults {
 			nl.defaults = nodeLoad(t, s, tp, entry, event+", defaults", args)
 		}
