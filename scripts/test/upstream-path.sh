@@ -206,6 +206,13 @@ run "${TMP}/bin" "${SETUP}"'cp "$(cluster_config)" "'"${REC}"'"; create_or_reuse
 expect "cluster created from this config: reused" ok "REUSE=true" "created from this config: reusing it"
 expect_call "cluster created from this config: not deleted" '!^kind (delete|create) cluster'
 
+run "${TMP}/bin" "${SETUP}"'echo "WORKERS=$(grep -c "^- role: worker$" "$(cluster_config)")"' KIND_WORKERS=2
+expect "cluster config: KIND_WORKERS=2 adds two workers to the nodes list" ok "WORKERS=2"
+
+run "${TMP}/bin" "${SETUP}"'cp "$(cluster_config)" "'"${REC}"'"; create_or_reuse_cluster; echo "REUSE=${REUSE}"' "${EXISTING[@]}" STUB_WORKERS=0
+expect "cluster from this config with another node count: recreated, saying why" ok "REUSE=false" "has 1 nodes, not 3"
+expect_call "cluster with another node count: deleted" '^kind delete cluster --name grpc-k8s-kit$'
+
 run "${TMP}/bin" "${SETUP}"'grep -v GRPCContainerProbeTLS "$(cluster_config)" > "'"${REC}"'"; create_or_reuse_cluster; echo "REUSE=${REUSE}"; record_cluster_config' "${EXISTING[@]}"
 expect "cluster created without the feature gate: recreated, saying why" ok "REUSE=false" \
   "was created from another kind config" "kind-config-grpc-k8s-kit.previous.yaml" "recorded the kind config"

@@ -86,7 +86,11 @@ case "$1" in
     exit 1 ;;
   inspect)
     engine
-    case "$*" in *State.Running*) [ "${STUB_NODE_RUNNING:-0}" = 1 ] && { echo true; exit 0; } ;; esac
+    # The node containers: running (STUB_NODE_RUNNING=1), and never paused.
+    case "$*" in
+      *State.Paused*) [ "${STUB_NODE_RUNNING:-0}" = 1 ] && { echo "true false"; exit 0; } ;;
+      *State.Running*) [ "${STUB_NODE_RUNNING:-0}" = 1 ] && { echo true; exit 0; } ;;
+    esac
     echo "Error: No such object" >&2
     exit 1 ;;
   image)
@@ -111,6 +115,10 @@ case "$1 ${2:-}" in
   "version "*) echo "kind v0.33.0 go0.0-stub linux/amd64" ;;
   "get kubeconfig") printf 'apiVersion: v1\nkind: Config\ncurrent-context: kind-grpc-k8s-kit\n' ;;
   "get clusters") [ -z "${STUB_CLUSTER:-}" ] || echo "${STUB_CLUSTER}" ;;
+  # The cluster's node containers: a control plane and STUB_WORKERS workers (default 2).
+  "get nodes") [ -z "${STUB_CLUSTER:-}" ] || {
+    echo "${STUB_CLUSTER}-control-plane"; i=0
+    while [ "$i" -lt "${STUB_WORKERS:-2}" ]; do i=$((i + 1)); echo "${STUB_CLUSTER}-worker$([ $i -gt 1 ] && echo $i)"; done; } ;;
 esac
 exit 0
 EOF
