@@ -20,8 +20,8 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 )
 
-// TestNodes is the node lane (make e2e runs it after the other tests, on its own:
-// scripts/e2e.sh): a worker is drained, frozen and cut off while every topology runs loads
+// TestNodes is the node lane (E2E_LANE=nodes make e2e runs it on its own, never beside the
+// other tests: scripts/e2e.sh): a worker is drained, frozen and cut off while every topology runs loads
 // with pods on it. One event serves the four topologies at once, each measured with the
 // kit's settings and with the defaults beside them (the negative control).
 func TestNodes(t *testing.T) {

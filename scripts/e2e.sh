@@ -56,7 +56,7 @@ cd "${REPO_ROOT}"
 # closing lines.
 mkdir -p e2e/out
 status=0
-for lane in "${lanes[@]}"; do
+for lane in ${lanes[@]+"${lanes[@]}"}; do
   name=${lane%%:*}
   log "e2e lane ${name} (go test -tags e2e ${lane#*:} ./e2e)"
   lane_status=0
