@@ -110,6 +110,13 @@ func TestAdminComponent(t *testing.T) {
 					}
 					delete(c.Resources.Requests, corev1.ResourceCPU)
 				}
+				// The spread over nodes, a requirement in the e2e (shared-node), back to the
+				// templates' preference; TestRender checks the e2e's.
+				for i := range d.Spec.Template.Spec.TopologySpreadConstraints {
+					if c := &d.Spec.Template.Spec.TopologySpreadConstraints[i]; c.TopologyKey == corev1.LabelHostname {
+						c.WhenUnsatisfiable, c.NodeTaintsPolicy = corev1.ScheduleAnyway, nil
+					}
+				}
 			}
 			for _, o := range plain {
 				if d, ok := o.Obj.(*appsv1.Deployment); ok {

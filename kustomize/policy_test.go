@@ -49,7 +49,12 @@ func (f *findings) add(o object, field, format string, args ...any) {
 // check runs every policy on a render. complete marks a render that is applied as a
 // whole: then every reference must resolve inside it and every namespace must be one it
 // creates.
-func check(objs []object, complete bool) []string {
+func check(objs []object, complete bool) []string { return checkSpread(objs, complete, false) }
+
+// checkSpread is check for a render that is the e2e's when e2e is true: its servers may
+// spread over nodes as a requirement (e2e/components/shared-node), not only as the
+// templates' preference.
+func checkSpread(objs []object, complete, e2e bool) []string {
 	var f findings
 	for _, o := range objs {
 		if spec, meta, path := podTemplate(o); spec != nil {
@@ -58,7 +63,7 @@ func check(objs []object, complete bool) []string {
 		switch x := o.Obj.(type) {
 		case *appsv1.Deployment:
 			checkServer(&f, o, &x.Spec.Template.Spec)
-			checkNodeSpread(&f, o, x)
+			checkNodeSpread(&f, o, x, e2e)
 		case *corev1.Service:
 			checkService(&f, o, x, selectsTLSServer(objs, o.Namespace, x))
 		case *corev1.Namespace:

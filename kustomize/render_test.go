@@ -248,7 +248,7 @@ func TestRender(t *testing.T) {
 			for _, o := range objs {
 				t.Log(o)
 			}
-			for _, f := range check(objs, tg.complete) {
+			for _, f := range checkSpread(objs, tg.complete, strings.HasPrefix(tg.name, "e2e/")) {
 				t.Error(f)
 			}
 		})

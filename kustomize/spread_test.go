@@ -19,14 +19,19 @@ import (
 // preference (ScheduleAnyway): a template must schedule every replica on any cluster,
 // and DoNotSchedule leaves pods Pending when the nodes cannot keep the spread. greeter
 // doctor's nodes check says when pods landed together anyway.
-func checkNodeSpread(f *findings, o object, d *appsv1.Deployment) {
+//
+// e2e: an e2e render, which may also have e2e/components/shared-node's requirement
+// instead: DoNotSchedule with nodeTaintsPolicy Honor (a cordoned or tainted node is no
+// place to spread to), never DoNotSchedule alone.
+func checkNodeSpread(f *findings, o object, d *appsv1.Deployment, e2e bool) {
 	path := "spec.template.spec.topologySpreadConstraints"
 	for i, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
 		if c.TopologyKey != corev1.LabelHostname {
 			continue
 		}
 		field := fmt.Sprintf("%s[%d]", path, i)
-		if c.WhenUnsatisfiable != corev1.ScheduleAnyway {
+		required := c.WhenUnsatisfiable == corev1.DoNotSchedule && c.NodeTaintsPolicy != nil && *c.NodeTaintsPolicy == corev1.NodeInclusionPolicyHonor
+		if c.WhenUnsatisfiable != corev1.ScheduleAnyway && !(e2e && required) {
 			f.add(o, field+".whenUnsatisfiable", "%s, want ScheduleAnyway: DoNotSchedule leaves pods Pending when the nodes cannot keep the spread", c.WhenUnsatisfiable)
 		}
 		if sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector); err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
