@@ -64,8 +64,8 @@ func (s *Suite) PodsOn(t testing.TB, ns, node string) []string {
 	return names
 }
 
-// ServingEndpoints counts, over ns's EndpointSlices, the endpoints of pods whose
-// ready condition is true, by pod name.
+// ServingEndpoints is, over ns's EndpointSlices, the set of pods whose endpoint
+// is ready, by pod name.
 func (k *Kube) ServingEndpoints(ns string) (map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
 	defer cancel()
