@@ -101,14 +101,12 @@ func hasCanary(t *testing.T, s *h.Suite, tp h.Topology) bool {
 // nodeReady is Suite.Ready with the node lane's second canary pod.
 func nodeReady(t *testing.T, s *h.Suite, tp h.Topology) {
 	s.WaitPodsReady(t, tp.Namespace, 3)
+	n := tp.Backends
 	if hasCanary(t, s, tp) {
 		s.Kube.Rollout(t, tp.Namespace, "hello-v2")
+		n++
 	}
 	if !tp.Entry.InCluster {
-		n := tp.Backends
-		if hasCanary(t, s, tp) {
-			n++
-		}
 		s.WaitBackends(t, tp.Name, n, s.HostArgs(tp.Entry)...)
 	}
 }
