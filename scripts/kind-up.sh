@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make kind-up: create (or reuse) the kind cluster with Traefik, Gateway API CRDs, the
-# GatewayClass and istiod (the proxyless topology's xDS control plane), ready for make
-# smoke / make e2e.
+# GatewayClass, istiod (the proxyless topology's xDS control plane) and the metrics pipeline
+# (the Prometheus Operator and a Prometheus), ready for make smoke / make e2e.
 #
 # Environment:
 #   AIRGAPPED     auto (default): on a Debian-like Linux host, upstream images if all three can
@@ -15,7 +15,8 @@
 #   KIND_WORKERS  worker nodes beside the control plane (default 2; 0 = one node for all)
 #   DOCKER        the docker CLI to use (default: docker from PATH)
 #
-# Cold air-gapped runs compile Kubernetes, Traefik, istiod, etcd and CoreDNS: see
+# Cold air-gapped runs compile Kubernetes, Traefik, istiod, Prometheus, its operator, etcd and
+# CoreDNS: see
 # scripts/TIMINGS.md for the figures, deploy/kind/README.md for the steps.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -23,7 +24,7 @@ source "${REPO_ROOT}/scripts/lib/engine.sh"
 source "${REPO_ROOT}/scripts/lib/cluster.sh"
 source "${REPO_ROOT}/scripts/lib/host.sh"
 
-STEP_TOTAL=19
+STEP_TOTAL=23
 MODE=""          # airgapped | upstream
 MODE_REASON=""
 REUSE=false      # an existing, healthy cluster is reused
@@ -130,7 +131,7 @@ choose_mode() {
   [[ ${MODE} != airgapped ]] || require_airgap_host
 }
 
-# ---- 5-9. images ---------------------------------------------------------------------------
+# ---- 5-13. images ---------------------------------------------------------------------------
 airgap_only() {
   if [[ ${MODE} != airgapped ]]; then
     info "not needed in upstream mode"
@@ -185,7 +186,36 @@ debian_image() { kit_image build-debian-base.sh "${DEBIAN_UPSTREAM_IMAGE}" "${KI
 # The network daemon of both modes (deploy/kube-router, deploy/kind/cluster.yaml says why).
 kube_router_image() { kit_image build-kube-router.sh "${KUBE_ROUTER_UPSTREAM_IMAGE}" "${KIT_KUBE_ROUTER_IMAGE}"; }
 
-# ---- 10. cluster ----------------------------------------------------------------------------
+# The metrics pipeline's server (deploy/kind/prometheus).
+prometheus_image() { kit_image build-prometheus.sh "${PROMETHEUS_UPSTREAM_IMAGE}" "${KIT_PROMETHEUS_IMAGE}"; }
+
+# upstream_operator_image VAR: the image the Prometheus Operator publishes for
+# PROMETHEUS_OPERATOR_VERSION, VAR (IMAGE_OPERATOR or IMAGE_RELOADER) naming which: the
+# repository as the module's own Makefile sets it, the tag the release's (its RELEASE.md).
+upstream_operator_image() {
+  local module=github.com/prometheus-operator/prometheus-operator dir repo
+  dir=$(module_dir "${module}@${PROMETHEUS_OPERATOR_VERSION}") || true
+  [[ -n ${dir} && -f ${dir}/Makefile ]] || die "cannot download ${module}@${PROMETHEUS_OPERATOR_VERSION}" \
+    "from the Go module proxy (GOPROXY=$(go env GOPROXY)): its Makefile names the operator's published images"
+  repo=$(awk -F '[?]?=' -v var="$1" '$1 == var { print $2; exit }' "${dir}/Makefile")
+  [[ -n ${repo} ]] || die "${module}@${PROMETHEUS_OPERATOR_VERSION}: its Makefile no longer sets $1"
+  echo "${repo}:${PROMETHEUS_OPERATOR_VERSION}"
+}
+
+# The operator (deploy/prometheus-operator) and the config reloader it adds to Prometheus pods.
+prometheus_operator_images() {
+  if [[ ${MODE} == airgapped ]]; then
+    "${REPO_ROOT}/scripts/airgap/build-prometheus-operator.sh" image
+    return 0
+  fi
+  local operator reloader
+  operator=$(upstream_operator_image IMAGE_OPERATOR)
+  reloader=$(upstream_operator_image IMAGE_RELOADER)
+  kit_image - "${operator}" "${KIT_PROMETHEUS_OPERATOR_IMAGE}"
+  kit_image - "${reloader}" "${KIT_CONFIG_RELOADER_IMAGE}"
+}
+
+# ---- 14. cluster ----------------------------------------------------------------------------
 # cluster_config: deploy/kind/cluster.yaml plus the patches this host needs.
 cluster_config() {
   local out="${KIT_CACHE}/kind-config-${CLUSTER_NAME}.yaml" i
@@ -288,7 +318,7 @@ record_cluster_config() {
   info "recorded the kind config in kube-system/${CONFIG_RECORD}"
 }
 
-# ---- 11. kubectl and kubeconfig ------------------------------------------------------------
+# ---- 15. kubectl and kubeconfig ------------------------------------------------------------
 # host_kubectl: the physical path of the host's own kubectl, never the kit's: ${KIT_BIN} is
 # left out of PATH wherever it appears (common.sh puts it first, and users add it too), and a
 # kubectl that resolves into ${KIT_BIN} is refused (linking it would make a symlink loop).
@@ -327,7 +357,7 @@ kubectl_and_kubeconfig() {
   info "kubeconfig at ${KIT_CACHE}/kubeconfig"
 }
 
-# ---- 13. pod network -----------------------------------------------------------------------
+# ---- 16. pod network -----------------------------------------------------------------------
 deploy_network() {
   grep -q "image: ${KIT_KUBE_ROUTER_IMAGE}\$" "${REPO_ROOT}/deploy/kube-router/daemonset.yaml" \
     || die "deploy/kube-router/daemonset.yaml must use image ${KIT_KUBE_ROUTER_IMAGE} (scripts/lib/versions.sh)"
@@ -337,7 +367,7 @@ deploy_network() {
   kubectl_ -n kube-system rollout status daemonset/kube-router --timeout=180s >&2
 }
 
-# ---- 14. system pods -----------------------------------------------------------------------
+# ---- 17. system pods -----------------------------------------------------------------------
 # CoreDNS on the control plane (deploy/kind/cluster.yaml says why); kubeadm's Deployment
 # already tolerates its taint.
 wait_system() {
@@ -348,7 +378,7 @@ wait_system() {
   kubectl_ -n kube-system rollout status deployment/coredns --timeout=180s >&2
 }
 
-# ---- 13. Gateway API CRDs ------------------------------------------------------------------
+# ---- 18. Gateway API CRDs ------------------------------------------------------------------
 gateway_api_crds() {
   # Server-side apply: the CRDs are too large for the last-applied annotation.
   kubectl_ apply --server-side --force-conflicts -k "${REPO_ROOT}/deploy/gateway-api" >&2
@@ -359,7 +389,7 @@ gateway_api_crds() {
     referencegrants.gateway.networking.k8s.io tlsroutes.gateway.networking.k8s.io
 }
 
-# ---- 14. Traefik ---------------------------------------------------------------------------
+# ---- 19. Traefik ---------------------------------------------------------------------------
 deploy_traefik() {
   grep -q "image: ${KIT_TRAEFIK_IMAGE}\$" "${REPO_ROOT}/deploy/traefik/deployment.yaml" \
     || die "deploy/traefik/deployment.yaml must use image ${KIT_TRAEFIK_IMAGE} (scripts/lib/versions.sh)"
@@ -378,7 +408,7 @@ deploy_traefik() {
   info "Traefik ready; ping answers on http://127.0.0.1:9080/ping"
 }
 
-# ---- 15. istiod --------------------------------------------------------------------------
+# ---- 20. istiod --------------------------------------------------------------------------
 deploy_istiod() {
   grep -q "image: ${KIT_ISTIOD_IMAGE}\$" "${REPO_ROOT}/deploy/istiod/deployment.yaml" \
     || die "deploy/istiod/deployment.yaml must use image ${KIT_ISTIOD_IMAGE} (scripts/lib/versions.sh)"
@@ -393,7 +423,66 @@ deploy_istiod() {
   info "istiod ready: proxyless xDS on istiod.istio-system.svc:15010"
 }
 
-# ---- 16. our images -------------------------------------------------------------------------
+# ---- 21. Prometheus Operator -----------------------------------------------------------------
+# Its CRDs (server-side: the Prometheus CRD is far too large for the last-applied
+# annotation), then the operator on the control plane. The config reloader's image goes to
+# the control plane too: the operator adds it to the Prometheus pod, which runs there.
+PROMETHEUS_OPERATOR_CRDS="${REPO_ROOT}/deploy/prometheus-operator/crds"
+deploy_prometheus_operator() {
+  local f crds=()
+  grep -q "image: ${KIT_PROMETHEUS_OPERATOR_IMAGE}\$" "${REPO_ROOT}/deploy/prometheus-operator/deployment.yaml" \
+    || die "deploy/prometheus-operator/deployment.yaml must use image ${KIT_PROMETHEUS_OPERATOR_IMAGE} (scripts/lib/versions.sh)"
+  grep -q -- "--prometheus-config-reloader=${KIT_CONFIG_RELOADER_IMAGE}\$" "${REPO_ROOT}/deploy/prometheus-operator/deployment.yaml" \
+    || die "deploy/prometheus-operator/deployment.yaml must pass --prometheus-config-reloader=${KIT_CONFIG_RELOADER_IMAGE} (scripts/lib/versions.sh)"
+  grep -q "^# ${PROMETHEUS_OPERATOR_VERSION}): generated by" "${PROMETHEUS_OPERATOR_CRDS}/kustomization.yaml" \
+    || die "deploy/prometheus-operator/crds is not of ${PROMETHEUS_OPERATOR_VERSION}: run scripts/update-prometheus-operator-crds.sh"
+  ensure_engine
+  load_image "${KIT_PROMETHEUS_OPERATOR_IMAGE}" "${NODE_CONTAINER}"
+  load_image "${KIT_CONFIG_RELOADER_IMAGE}" "${NODE_CONTAINER}"
+  kubectl_ apply --server-side --force-conflicts -k "${PROMETHEUS_OPERATOR_CRDS}" >&2
+  # monitoring.coreos.com_<plural>.yaml holds the CRD <plural>.monitoring.coreos.com.
+  for f in "${PROMETHEUS_OPERATOR_CRDS}"/monitoring.coreos.com_*.yaml; do
+    f=${f##*_}
+    crds+=("${f%.yaml}.monitoring.coreos.com")
+  done
+  wait_established 60 ${crds[@]+"${crds[@]}"}
+  kubectl_ apply -k "${REPO_ROOT}/deploy/kind/prometheus-operator" >&2
+  kubectl_ -n monitoring rollout status deployment/prometheus-operator --timeout=180s >&2
+  info "Prometheus Operator ready (its Prometheus controller, and the kubelet Service kube-system/kubelet)"
+}
+
+# ---- 22. Prometheus --------------------------------------------------------------------------
+# The Prometheus object; the operator makes its StatefulSet. Ready when the object reports
+# Available and its API answers from the host, as the e2e will query it.
+PROMETHEUS_HOST_URL=http://127.0.0.1:30083
+deploy_prometheus() {
+  local f="${REPO_ROOT}/deploy/kind/prometheus/prometheus.yaml" i status=""
+  grep -q "^  image: ${KIT_PROMETHEUS_IMAGE}\$" "${f}" \
+    || die "deploy/kind/prometheus/prometheus.yaml must use image ${KIT_PROMETHEUS_IMAGE} (scripts/lib/versions.sh)"
+  grep -q "^  version: ${PROMETHEUS_RELEASE}\$" "${f}" \
+    || die "deploy/kind/prometheus/prometheus.yaml must say version: ${PROMETHEUS_RELEASE}, the release its image holds (scripts/lib/versions.sh)"
+  ensure_engine
+  load_image "${KIT_PROMETHEUS_IMAGE}" "${NODE_CONTAINER}"
+  kubectl_ apply -k "${REPO_ROOT}/deploy/kind/prometheus" >&2
+  # Not kubectl wait: the object has no status.conditions until the operator first
+  # reconciles it, and kubectl wait fails at once on that instead of waiting.
+  for ((i = 0; i < 180; i++)); do
+    status=$(kubectl_ -n monitoring get prometheus grpc-kit \
+      -o 'jsonpath={.status.conditions[?(@.type=="Available")].status}' 2>/dev/null) || true
+    [[ ${status} == True ]] && break
+    sleep 1
+  done
+  [[ ${status} == True ]] || die "Prometheus monitoring/grpc-kit is not Available after 180s: kubectl -n monitoring describe prometheus grpc-kit; kubectl -n monitoring logs deploy/prometheus-operator"
+  for ((i = 0; i < 30; i++)); do
+    curl -fsS --max-time 2 "${PROMETHEUS_HOST_URL}/-/ready" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  curl -fsS --max-time 2 "${PROMETHEUS_HOST_URL}/-/ready" >/dev/null \
+    || die "Prometheus is Available in the cluster but ${PROMETHEUS_HOST_URL}/-/ready does not answer from the host"
+  info "Prometheus ready; its HTTP API answers on ${PROMETHEUS_HOST_URL}/api/v1/"
+}
+
+# ---- 23. our images -------------------------------------------------------------------------
 # The kustomize manifests run grpc-k8s-kit/{hello,goodbye,greeter}:dev with IfNotPresent: load
 # whichever `make images` has built (kind skips those the node already has).
 APP_IMAGES=(grpc-k8s-kit/hello:dev grpc-k8s-kit/goodbye:dev grpc-k8s-kit/greeter:dev)
@@ -419,6 +508,7 @@ Cluster '${CLUSTER_NAME}' is up ($([[ ${REUSE} == true ]] && echo reused || echo
   export PATH=${KIT_BIN}:\$PATH      # kubectl ${KUBE_VERSION} and kind ${KIND_VERSION}
   kubectl get pods -A
 Host ports (127.0.0.1 only): Traefik web (h2c) 8000, websecure (TLS) 8443, ping 9080;
+Prometheus' HTTP API ${PROMETHEUS_HOST_URL}/api/v1/ (no UI);
 NodePorts 30080-30084 are published on the same host ports. See deploy/kind/README.md.
 EOF
 }
@@ -437,6 +527,8 @@ main() {
   step "istiod ${ISTIO_VERSION} image";                     ensure_engine; istiod_image
   step "Debian ${DEBIAN_SUITE} base (clients, kube-router)"; ensure_engine; debian_image
   step "kube-router ${KUBE_ROUTER_VERSION} image";          ensure_engine; kube_router_image
+  step "Prometheus ${PROMETHEUS_RELEASE} image";             ensure_engine; prometheus_image
+  step "Prometheus Operator ${PROMETHEUS_OPERATOR_VERSION} images"; ensure_engine; prometheus_operator_images
   step "cluster";                                           ensure_engine; create_or_reuse_cluster
   step "kubectl and kubeconfig";                            kubectl_and_kubeconfig; record_cluster_config
   step "pod network (kube-router)";                         deploy_network
@@ -444,6 +536,8 @@ main() {
   step "Gateway API ${GATEWAY_API_VERSION} CRDs";           gateway_api_crds
   step "Traefik, GatewayClass";                             deploy_traefik
   step "istiod (proxyless xDS control plane)";              deploy_istiod
+  step "Prometheus Operator and its CRDs";                  deploy_prometheus_operator
+  step "Prometheus (the kit's targets, cAdvisor)";          deploy_prometheus
   step "our images (make images) into the nodes";           load_app_images
   run_done
   summary

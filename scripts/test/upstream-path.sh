@@ -69,7 +69,7 @@ run "${TMP}/bin" 'choose_mode; echo "MODE=${MODE}"' AIRGAPPED=0
 expect "mode: AIRGAPPED=0: upstream without probing" ok "MODE=upstream"
 expect_call "mode: AIRGAPPED=0: no registry probe" '!^docker manifest'
 
-run "${TMP}/bin" 'pull traefik:v0' STUB_UNAME_S=Darwin
+run "${TMP}/bin" 'pull traefik:v0' STUB_UNAME_S=Darwin STUB_UNPULLABLE=traefik
 expect "pull fails on macOS: the advice is not AIRGAPPED=1 (impossible there)" fail "cannot pull traefik:v0" "!AIRGAPPED=1"
 
 # Defect 4: kind's node image for Kubernetes 1.35+ does not boot on cgroup v1.
@@ -179,6 +179,55 @@ run "${TMP}/bin" 'cp "'"${TMP}"'/kubectl-crd" "${KUBECTL}"; wait_established 2 n
 expect "CRD never Established: fails after its limit, naming it" fail \
   "never-established.example.com is not Established after 2s"
 rm -f "${TMP}/crd-count" "${KB}/kubectl"
+
+# The Prometheus Operator's images, upstream: the repositories its module's Makefile names
+# (kind-up writes no registry name), the release's tag, re-tagged to the kit's local names.
+mkdir -p "${TMP}/po-module"
+printf 'IMAGE_OPERATOR?=example.invalid/po/prometheus-operator\nIMAGE_RELOADER?=example.invalid/po/prometheus-config-reloader\n' \
+  > "${TMP}/po-module/Makefile"
+run "${TMP}/bin" 'MODE=upstream; prometheus_operator_images' STUB_MODDIR="${TMP}/po-module"
+expect "operator images, upstream: pulled as the module's Makefile names them" ok
+expect_call "operator images, upstream: the operator's image at the pinned tag" \
+  '^docker pull example\.invalid/po/prometheus-operator:v[0-9]+\.[0-9]+\.[0-9]+$'
+expect_call "operator images, upstream: the config reloader's, re-tagged to the name the operator's flag gives" \
+  '^docker tag example\.invalid/po/prometheus-config-reloader:(v[0-9.]+) grpc-k8s-kit/prometheus-config-reloader:\1$'
+run "${TMP}/bin" 'MODE=upstream; prometheus_operator_images'
+expect "operator images, upstream, module not downloadable: stops naming the module" fail \
+  "cannot download github.com/prometheus-operator/prometheus-operator@v"
+expect_call "operator images, upstream, module not downloadable: nothing pulled" '!^docker pull'
+printf 'IMAGE_OPERATOR?=example.invalid/po/prometheus-operator\n' > "${TMP}/po-module/Makefile"
+run "${TMP}/bin" 'MODE=upstream; prometheus_operator_images' STUB_MODDIR="${TMP}/po-module"
+expect "operator images, upstream, Makefile without IMAGE_RELOADER: stops saying so" fail \
+  "its Makefile no longer sets IMAGE_RELOADER"
+
+# The metrics pipeline's steps check that the manifests name the images versions.sh builds
+# (each version is written there once), and wait for every CRD they apply. This kubectl
+# answers True to every query and records its calls.
+cat > "${TMP}/kubectl-true" <<'EOF'
+#!/bin/sh
+echo "kubectl $*" >> "${STUB_LOG}"
+case "$*" in *jsonpath=*) printf True ;; esac
+exit 0
+EOF
+chmod +x "${TMP}/kubectl-true"
+SETUP_TRUE='cp "'"${TMP}"'/kubectl-true" "${KUBECTL}"; '
+run "${TMP}/bin" "${SETUP_TRUE}"'deploy_prometheus_operator' STUB_CLUSTER=grpc-k8s-kit
+expect "operator step: CRDs, then the operator" ok "Prometheus Operator ready"
+expect_call "operator step: CRDs applied server-side" \
+  '^kubectl .* apply --server-side --force-conflicts -k [^ ]*/deploy/prometheus-operator/crds$'
+for crd in prometheuses servicemonitors podmonitors probes prometheusrules; do
+  expect_call "operator step: waits for the CRD ${crd}" "get crd/${crd}\.monitoring\.coreos\.com "
+done
+expect_call "operator step: images loaded into the control plane only" \
+  '^kind load docker-image grpc-k8s-kit/prometheus-config-reloader:v[0-9.]+ --name grpc-k8s-kit --nodes grpc-k8s-kit-control-plane$'
+run "${TMP}/bin" "${SETUP_TRUE}"'KIT_PROMETHEUS_OPERATOR_IMAGE=grpc-k8s-kit/prometheus-operator:v9.9.9; deploy_prometheus_operator'
+expect "operator step: a deployment.yaml naming another image stops it" fail \
+  "must use image grpc-k8s-kit/prometheus-operator:v9.9.9"
+expect_call "operator step: another image: nothing applied" '!apply'
+run "${TMP}/bin" "${SETUP_TRUE}"'PROMETHEUS_RELEASE=v9.9.9; deploy_prometheus'
+expect "Prometheus step: a Prometheus object of another release stops it" fail "must say version: v9.9.9"
+expect_call "Prometheus step: another release: nothing applied" '!apply'
+rm -f "${TMP}/cache/bin/kubectl"
 
 # A cluster is reused only if it was created from this run's kind config (recorded in the
 # cluster): the feature gates and port mappings apply only at creation. This kubectl answers

@@ -24,6 +24,8 @@ case "$1 ${2:-}" in
   "version "*) echo "go version go0.0-stub ${STUB_GOOS:-linux}/${STUB_GOARCH:-amd64}" ;;
   "env GOARCH") echo "${STUB_GOARCH:-amd64}" ;;
   "env GOOS") echo "${STUB_GOOS:-linux}" ;;
+  # A module's directory: STUB_MODDIR, for every module (none when unset: a download failed).
+  "mod download") [ -z "${STUB_MODDIR:-}" ] || printf '{"Dir": "%s"}\n' "${STUB_MODDIR}" ;;
 esac
 exit 0
 EOF
@@ -43,7 +45,7 @@ EOF
 # STUB_SERVER_VERSION, STUB_OS (STUB_OLD_ENGINE=1: an engine too old for those fields); the
 # client is STUB_CLIENT_VERSION. No local images; no containers, but a running kind node
 # when STUB_NODE_RUNNING=1. Registry per STUB_REGISTRY (ok | hang | nohost | ratelimit); a reference
-# containing STUB_UNPULLABLE is refused whatever STUB_REGISTRY says.
+# containing STUB_UNPULLABLE is refused whatever STUB_REGISTRY says, by manifest inspect and pull.
 cat > "${STUBS}/docker" <<'EOF'
 #!/bin/sh
 # One line a call: a multi-line --format is logged with its newlines as spaces.
@@ -84,6 +86,11 @@ case "$1" in
       ratelimit) echo "toomanyrequests: You have reached your unauthenticated pull rate limit." >&2; exit 1 ;;
     esac
     exit 1 ;;
+  pull)
+    engine
+    case "$2" in *"${STUB_UNPULLABLE:-none at all}"*) echo "Error response from daemon: manifest unknown" >&2; exit 1 ;; esac
+    exit 0 ;;
+  tag) engine; exit 0 ;;
   inspect)
     engine
     # The node containers: running (STUB_NODE_RUNNING=1), and never paused.
