@@ -40,7 +40,7 @@ expect_call "Docker Desktop-like Mac, PROBE=1: probes istiod's image too" '^dock
 
 run "${MAC}" 'doctor_main' "${COLIMA[@]}"
 expect "colima-like Mac (2 CPUs, 2 GiB): the memory problem, its number and the fix" fail \
-  "PROBLEM: the engine has 1965 MiB of memory" "2306 MiB" "colima start --cpu 2 --memory 4" "classic"
+  "PROBLEM: the engine has 1965 MiB of memory" "2578 MiB" "colima start --cpu 2 --memory 4" "classic"
 
 run "${DEB}" 'doctor_main' "${CGV1[@]}"
 expect "cgroup v1 Debian host: auto chooses air-gapped, and why" ok "v1" "airgapped" \

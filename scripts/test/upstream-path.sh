@@ -121,7 +121,7 @@ rm -f "${KB}/kubectl"
 # Defect 5: colima's default VM (2 CPUs, 2 GiB) is too small for the cluster and make e2e.
 run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=2061381632 STUB_OS="Ubuntu 24.04 LTS"
 expect "resources: 2 CPUs and 2 GiB (colima's default): refused early, with the number and the fix" fail \
-  "1965 MiB" "2306 MiB" "colima start --cpu 2 --memory 4"
+  "1965 MiB" "2578 MiB" "colima start --cpu 2 --memory 4"
 run "${TMP}/bin" 'preflight_engine' STUB_NCPU=1 STUB_MEM=8589934592
 expect "resources: 1 CPU: refused early, with the number" fail "1 CPU" "2 CPUs"
 run "${TMP}/bin" 'preflight_engine' STUB_NCPU=2 STUB_MEM=3221225472
