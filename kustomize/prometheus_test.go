@@ -218,7 +218,7 @@ func checkPrometheus(objs, monitors []object, version, release string, hostPorts
 		if s, ok := o.Obj.(*corev1.Service); ok && s.Spec.Type == corev1.ServiceTypeNodePort {
 			for _, port := range s.Spec.Ports {
 				if hostPorts[port.NodePort] != "127.0.0.1" {
-					f.add(o, "spec.ports["+port.Name+"].nodePort", "%d is not published by %s on 127.0.0.1", port.NodePort, kindConfig)
+					f.add(o, "spec.ports["+port.Name+"].nodePort", "%d is not published by %s on 127.0.0.1, same port", port.NodePort, kindConfig)
 				}
 			}
 		}
@@ -226,7 +226,8 @@ func checkPrometheus(objs, monitors []object, version, release string, hostPorts
 	return f
 }
 
-// kindHostPorts: containerPort → listenAddress of the control plane's extraPortMappings.
+// kindHostPorts: containerPort → listenAddress of the control plane's extraPortMappings
+// that publish a node port on the same host port (kind-up reaches Prometheus there).
 func kindHostPorts() (map[int32]string, error) {
 	data, err := os.ReadFile(kindConfig)
 	if err != nil {
@@ -237,6 +238,7 @@ func kindHostPorts() (map[int32]string, error) {
 			Role              string `json:"role"`
 			ExtraPortMappings []struct {
 				ContainerPort int32  `json:"containerPort"`
+				HostPort      int32  `json:"hostPort"`
 				ListenAddress string `json:"listenAddress"`
 			} `json:"extraPortMappings"`
 		} `json:"nodes"`
@@ -247,7 +249,9 @@ func kindHostPorts() (map[int32]string, error) {
 	out := map[int32]string{}
 	for _, n := range cfg.Nodes {
 		for _, m := range n.ExtraPortMappings {
-			out[m.ContainerPort] = m.ListenAddress
+			if m.HostPort == m.ContainerPort {
+				out[m.ContainerPort] = m.ListenAddress
+			}
 		}
 	}
 	return out, nil

@@ -16,8 +16,7 @@
 #   DOCKER        the docker CLI to use (default: docker from PATH)
 #
 # Cold air-gapped runs compile Kubernetes, Traefik, istiod, Prometheus, its operator, etcd and
-# CoreDNS: see
-# scripts/TIMINGS.md for the figures, deploy/kind/README.md for the steps.
+# CoreDNS: see scripts/TIMINGS.md for the figures, deploy/kind/README.md for the steps.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "${REPO_ROOT}/scripts/lib/engine.sh"
@@ -453,10 +452,13 @@ deploy_prometheus_operator() {
 
 # ---- 22. Prometheus --------------------------------------------------------------------------
 # The Prometheus object; the operator makes its StatefulSet. Ready when the object reports
-# Available and its API answers from the host, as the e2e will query it.
-PROMETHEUS_HOST_URL=http://127.0.0.1:30083
+# Available and its API answers from the host, as the e2e will query it: on the NodePort of
+# deploy/kind/prometheus/service.yaml, which deploy/kind/cluster.yaml publishes on the same
+# port of 127.0.0.1 (kustomize/prometheus_test.go checks).
+PROMETHEUS_HOST_URL="http://127.0.0.1:$(sed -n 's/.*nodePort: *\([0-9][0-9]*\).*/\1/p' "${REPO_ROOT}/deploy/kind/prometheus/service.yaml")"
 deploy_prometheus() {
-  local f="${REPO_ROOT}/deploy/kind/prometheus/prometheus.yaml" i status=""
+  local f="${REPO_ROOT}/deploy/kind/prometheus/prometheus.yaml" i status="" deadline
+  [[ ${PROMETHEUS_HOST_URL} =~ :[0-9]+$ ]] || die "deploy/kind/prometheus/service.yaml names no nodePort: the host reaches Prometheus there"
   grep -q "^  image: ${KIT_PROMETHEUS_IMAGE}\$" "${f}" \
     || die "deploy/kind/prometheus/prometheus.yaml must use image ${KIT_PROMETHEUS_IMAGE} (scripts/lib/versions.sh)"
   grep -q "^  version: ${PROMETHEUS_RELEASE}\$" "${f}" \
@@ -466,10 +468,11 @@ deploy_prometheus() {
   kubectl_ apply -k "${REPO_ROOT}/deploy/kind/prometheus" >&2
   # Not kubectl wait: the object has no status.conditions until the operator first
   # reconciles it, and kubectl wait fails at once on that instead of waiting.
-  for ((i = 0; i < 180; i++)); do
+  deadline=$(($(date +%s) + 180))
+  while :; do
     status=$(kubectl_ -n monitoring get prometheus grpc-kit \
       -o 'jsonpath={.status.conditions[?(@.type=="Available")].status}' 2>/dev/null) || true
-    [[ ${status} == True ]] && break
+    [[ ${status} != True && $(date +%s) -lt ${deadline} ]] || break
     sleep 1
   done
   [[ ${status} == True ]] || die "Prometheus monitoring/grpc-kit is not Available after 180s: kubectl -n monitoring describe prometheus grpc-kit; kubectl -n monitoring logs deploy/prometheus-operator"
