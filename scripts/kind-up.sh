@@ -207,11 +207,14 @@ prometheus_operator_images() {
     "${REPO_ROOT}/scripts/airgap/build-prometheus-operator.sh" image
     return 0
   fi
+  # Upstream: what kit_image does, for two images the module names.
   local operator reloader
   operator=$(upstream_operator_image IMAGE_OPERATOR)
   reloader=$(upstream_operator_image IMAGE_RELOADER)
-  kit_image - "${operator}" "${KIT_PROMETHEUS_OPERATOR_IMAGE}"
-  kit_image - "${reloader}" "${KIT_CONFIG_RELOADER_IMAGE}"
+  pull "${operator}"
+  "${DOCKER}" tag "${operator}" "${KIT_PROMETHEUS_OPERATOR_IMAGE}"
+  pull "${reloader}"
+  "${DOCKER}" tag "${reloader}" "${KIT_CONFIG_RELOADER_IMAGE}"
 }
 
 # ---- 14. cluster ----------------------------------------------------------------------------
