@@ -112,7 +112,7 @@ kind-down: ## delete the kind cluster
 smoke: ## a FROM scratch pod of ours Ready in the cluster and reachable from the host
 	scripts/smoke.sh
 
-e2e: ## end-to-end suite against the kind cluster (E2E_LANE=all adds the node lane)
+e2e: ## end-to-end: the suite, then the node lane (E2E_LANE=suite or nodes: one of them)
 	scripts/e2e.sh
 
 e2e-nodes: ## the node lane alone (drain, frozen, cut off a worker)

@@ -54,14 +54,37 @@ func (k *Kube) NodeReady(name string) (bool, error) {
 // PodsOn are the hello pods (all versions) of ns that run on node, sorted.
 func (s *Suite) PodsOn(t testing.TB, ns, node string) []string {
 	t.Helper()
+	return s.podsOn(t, ns, "app.kubernetes.io/name=hello", node)
+}
+
+// podsOn is the names of the pods of ns matching selector that run on node and are not
+// being deleted, sorted.
+func (s *Suite) podsOn(t testing.TB, ns, selector, node string) []string {
+	t.Helper()
 	var names []string
-	for _, p := range s.Kube.Pods(t, ns, "app.kubernetes.io/name=hello") {
+	for _, p := range s.Kube.Pods(t, ns, selector) {
 		if p.Spec.NodeName == node && p.DeletionTimestamp == nil {
 			names = append(names, p.Name)
 		}
 	}
 	slices.Sort(names)
 	return names
+}
+
+// DeploymentPodsOn is PodsOn for the pods of Deployment deploy (by its own selector).
+func (s *Suite) DeploymentPodsOn(t testing.TB, ns, deploy, node string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
+	defer cancel()
+	d, err := s.Kube.API.AppsV1().Deployments(ns).Get(ctx, deploy, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get deployment %s/%s: %v", ns, deploy, err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		t.Fatalf("deployment %s/%s: selector: %v", ns, deploy, err)
+	}
+	return s.podsOn(t, ns, sel.String(), node)
 }
 
 // ServingEndpoints is, over ns's EndpointSlices, the set of pods whose endpoint
