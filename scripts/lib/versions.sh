@@ -62,6 +62,11 @@ ISTIOD_UPSTREAM_IMAGE="istio/pilot:1.31.0"
 KUBE_ROUTER_VERSION=v2.1.0           # github.com/cloudnativelabs/kube-router/v2
 KUBE_ROUTER_UPSTREAM_IMAGE="cloudnativelabs/kube-router:${KUBE_ROUTER_VERSION}"
 
+# promtool, Prometheus' rule checker and unit-test runner, built by scripts/build-promtool.sh
+# for make test: it evaluates kustomize/components/prometheus-rule's rules on test series
+# (kustomize/alerts_test.go). The Go module of Prometheus 3.16.0 (its VERSION file).
+PROMETHEUS_VERSION=v0.316.0          # github.com/prometheus/prometheus
+
 # Local image names used in air-gapped mode (never pushed anywhere).
 KIT_NODE_IMAGE="grpc-k8s-kit/kind-node:${KUBE_VERSION}"
 KIT_TRAEFIK_IMAGE="grpc-k8s-kit/traefik:${TRAEFIK_VERSION}"
