@@ -555,16 +555,23 @@ type lostFigures struct {
 	toLost, elsewhere int
 	// back: the first call a lost pod answered after the restore (0: none).
 	back time.Duration
+	// longest: the longest any call of the load took, failed or answered (a failed call
+	// waits at most its deadline).
+	longest time.Duration
 }
 
 // figures reads a load's timeline for a node lost at loss and restored at restored.
 func figures(sum report.Summary, lostPods []string, loss, restored time.Time) lostFigures {
 	var f lostFigures
+	if sum.Latency != nil {
+		f.longest = time.Duration(sum.Latency.Max * float64(time.Millisecond))
+	}
 	tl := sum.Timeline
 	if tl == nil {
 		return f
 	}
 	for _, x := range tl.Failures {
+		f.longest = max(f.longest, x.Latency)
 		end := tl.Start.Add(x.Offset)
 		if end.Before(loss) || !end.Before(restored) {
 			continue
@@ -616,7 +623,8 @@ func (f lostFigures) note(tp h.Topology) string {
 			parts = append(parts, "no failed call attributed to a lost pod")
 		}
 	}
-	parts = append(parts, fmt.Sprintf("last failure +%.1f s", f.lastFailed.Seconds()))
+	parts = append(parts, fmt.Sprintf("last failure +%.1f s", f.lastFailed.Seconds()),
+		fmt.Sprintf("longest call %.2f s", f.longest.Seconds()))
 	if f.back > 0 {
 		parts = append(parts, fmt.Sprintf("traffic back %.1f s after the restore", f.back.Seconds()))
 	} else {
