@@ -1,11 +1,8 @@
 package doctor
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +25,7 @@ import (
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loopfleet"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
@@ -436,14 +434,12 @@ func TestQueriedMetricsAreExported(t *testing.T) {
 	cfg := serverkit.Config{ListenHost: "127.0.0.1", Port: 0, HTTPPort: 0, ShutdownTimeout: time.Second,
 		KeepaliveTime: 30 * time.Second, KeepaliveTimeout: 10 * time.Second, KeepaliveMinTime: 5 * time.Second,
 		MaxRecvMsgSize: 4096, MaxConcurrentStreams: 100, LogLevel: "error", LogFormat: "text"}
-	srv, err := serverkit.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), serving.Server(catalog.Hello(), identity.Identity{Pod: "hello-1"}, nil))
+	srv, err := loopfleet.Serve(cfg, nil, serving.Server(catalog.Hello(), identity.Identity{Pod: "hello-1"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { _ = srv.Stop() })
+	ctx := t.Context() // done before the cleanups: the open stream ends before the drain
 
 	cc, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
