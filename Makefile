@@ -21,7 +21,7 @@ IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
 .PHONY: all build build-linux images clients-image generate proto-lint proto-breaking proto-check lint-scripts \
-        test-scripts test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e e2e-nodes smoke clean help
+        test-scripts promtool test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e e2e-nodes smoke clean help
 
 all: build
 
@@ -77,14 +77,20 @@ lint-scripts: ## shellcheck every shell script
 test-scripts: ## scripts/test/*.sh: kind-up's laptop path and doctor-host on stub hosts; bash 3.2 constructs; the Makefile under make 3.81; make e2e's failure digest
 	@for t in scripts/test/*.sh; do echo "==> $$t"; bash "$$t" || exit 1; done
 
-test: proto-check lint-scripts test-scripts ## the whole offline suite (what CI runs first), with scripts/airgap/k8s/apicheck (the cluster's Kubernetes source)
+# promtool: the rule tests (kustomize/alerts_test.go) run the PrometheusRule in Prometheus'
+# own evaluator. Built once per version into the kit's cache (scripts/TIMINGS.md has how long);
+# after that this only finds it.
+promtool: ## build promtool (Prometheus' rule checker) into the kit's cache, once per version
+	@scripts/build-promtool.sh >/dev/null
+
+test: proto-check lint-scripts test-scripts promtool ## the whole offline suite (what CI runs first), with scripts/airgap/k8s/apicheck (the cluster's Kubernetes source)
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags e2e ./e2e/harness/
 	cd scripts/airgap/k8s && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-test-short: ## unit and render tests; leaves out the loopback integration tests (internal/loopback)
+test-short: promtool ## unit and render tests; leaves out the loopback integration tests (internal/loopback)
 	$(GO) test -short ./...
 
 bench: ## our Hello server vs grpc-go's example greeter_server, same load
@@ -112,7 +118,7 @@ kind-down: ## delete the kind cluster
 smoke: ## a FROM scratch pod of ours Ready in the cluster and reachable from the host
 	scripts/smoke.sh
 
-e2e: ## end-to-end suite against the kind cluster (E2E_LANE=all adds the node lane)
+e2e: ## end-to-end: the suite, then the node lane (E2E_LANE=suite or nodes: one of them)
 	scripts/e2e.sh
 
 e2e-nodes: ## the node lane alone (drain, frozen, cut off a worker)

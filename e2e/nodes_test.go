@@ -310,38 +310,45 @@ func nodeDrain(t *testing.T, s *h.Suite, tps []h.Topology, workers []string) {
 	}
 }
 
-// spreadOverWorkers makes every topology have hello pods on each worker (after a drain
-// they all sit on one) and returns the worker a node event then takes: every topology has
-// servers there.
+// spreadOverWorkers makes every hello Deployment of every topology (hello, and the canary
+// hello-v2 where there is one) have pods on each worker (after a drain they all sit on
+// one) and returns the worker a node event then takes: every Deployment has servers
+// there and elsewhere. Checked per Deployment: the canary's two pods together on the
+// victim would take the route's 10 % with them, a failure no client setting can help.
 func spreadOverWorkers(t *testing.T, s *h.Suite, tps []h.Topology, workers []string) string {
-	spread := func() bool {
+	deployments := func(tp h.Topology) []string {
+		if hasCanary(t, s, tp) {
+			return []string{"hello", "hello-v2"}
+		}
+		return []string{"hello"}
+	}
+	unspread := func() []string {
+		var missing []string
 		for _, tp := range tps {
-			for _, w := range workers {
-				if len(s.PodsOn(t, tp.Namespace, w)) == 0 {
-					return false
+			for _, d := range deployments(tp) {
+				for _, w := range workers {
+					if len(s.DeploymentPodsOn(t, tp.Namespace, d, w)) == 0 {
+						missing = append(missing, fmt.Sprintf("%s: %s on %s", tp.Name, d, w))
+					}
 				}
 			}
 		}
-		return true
+		return missing
 	}
-	if !spread() {
-		// The scheduler spreads pods only when it places them (topologySpreadConstraints,
-		// ScheduleAnyway): a restart places them again.
+	if len(unspread()) > 0 {
+		// The scheduler spreads pods only when it places them (topologySpreadConstraints):
+		// a restart places them again.
 		for _, tp := range tps {
-			s.Kube.Run(t, "-n", tp.Namespace, "rollout", "restart", "deployment/hello")
+			for _, d := range deployments(tp) {
+				s.Kube.Run(t, "-n", tp.Namespace, "rollout", "restart", "deployment/"+d)
+			}
 		}
 		for _, tp := range tps {
 			s.Kube.Rollout(t, tp.Namespace, "hello")
 			nodeReady(t, s, tp)
 		}
-		if !spread() {
-			var where []string
-			for _, tp := range tps {
-				for _, w := range workers {
-					where = append(where, fmt.Sprintf("%s on %s: %v", tp.Name, w, s.PodsOn(t, tp.Namespace, w)))
-				}
-			}
-			t.Fatalf("after a restart the hello pods still do not run on every worker: %s", strings.Join(where, "; "))
+		if missing := unspread(); len(missing) > 0 {
+			t.Fatalf("after a restart these hello Deployments still have no pod on a worker: %s", strings.Join(missing, "; "))
 		}
 	}
 	return workers[len(workers)-1]
@@ -478,6 +485,10 @@ func nodeSilent(t *testing.T, s *h.Suite, tps []h.Topology, ev silentEvent, vict
 			def = figures(dsum, pods, loss, restored)
 			evs[tp.Name].Record(t, ev.name+", defaults", dsum, def.stopped(tp), def.note(tp)+"; "+where+h.FailedCodes(dsum))
 		}
+		// What the failures said, one example per code: the table has only the counts.
+		for _, er := range sums[0].Errors {
+			t.Logf("%s: %s, kit settings: %d %s, e.g. %q", tp.Name, ev.name, er.Count, er.Code, er.Example)
+		}
 		nl.streams.StopNow()
 		ss := nl.streams.StreamResult(t)
 		s.Nodes.Add(tp.Name, ev.name+", streams (kit settings)", ss.Lost, streamGapSeconds(ss), streamNote(ss))
@@ -512,6 +523,15 @@ func checkNodeLoss(t *testing.T, tp h.Topology, event string, kit, def lostFigur
 			t.Errorf("%s: %s, kit settings: a call failed %.1f s after the loss, bound %.1f s (endpoints removed + %s + deadline %s + %s)", tp.Name, event, kit.lastFailed.Seconds(), bound.Seconds(), traefikThrottle, nodeDeadline, proxyMargin)
 		}
 	}
+	// A client that balances itself fails only calls it sent to the lost pods. The
+	// allowance: calls in flight on a lost pod's connection when it closes end UNAVAILABLE
+	// and are retried elsewhere, where the rest of their deadline may run out; there are
+	// never more of those than the calls a load has in flight, rate × deadline. More means
+	// calls failed that no lost pod explains (the canary's every pod on the lost node did
+	// that: its 10 % of the calls failed for the whole loss).
+	if inFlight := int(nodeKitRate * nodeDeadline.Seconds()); tp.Balancer != h.BalancerProxy && kit.elsewhere > inFlight {
+		t.Errorf("%s: %s, kit settings: %d failed calls were not sent to a lost pod (allowance %d: the calls in flight)", tp.Name, event, kit.elsewhere, inFlight)
+	}
 	// The negative control: with the defaults, the lost pods' calls go on failing after the
 	// kit's settings stopped them, for as long as the node is gone (a client without
 	// keepalive never learns; Traefik's defaults wait for the endpoints).
@@ -530,18 +550,28 @@ type lostFigures struct {
 	attributed bool
 	// lastFailed: when the last failed call ended, after the loss, before the restore.
 	lastFailed time.Duration
+	// toLost and elsewhere: the failed calls between the loss and the restore that were
+	// sent to a lost pod, and those that were not (no pod, or a pod that was not lost).
+	toLost, elsewhere int
 	// back: the first call a lost pod answered after the restore (0: none).
 	back time.Duration
+	// longest: the longest any call of the load took, failed or answered (a failed call
+	// waits at most its deadline).
+	longest time.Duration
 }
 
 // figures reads a load's timeline for a node lost at loss and restored at restored.
 func figures(sum report.Summary, lostPods []string, loss, restored time.Time) lostFigures {
 	var f lostFigures
+	if sum.Latency != nil {
+		f.longest = time.Duration(sum.Latency.Max * float64(time.Millisecond))
+	}
 	tl := sum.Timeline
 	if tl == nil {
 		return f
 	}
 	for _, x := range tl.Failures {
+		f.longest = max(f.longest, x.Latency)
 		end := tl.Start.Add(x.Offset)
 		if end.Before(loss) || !end.Before(restored) {
 			continue
@@ -549,7 +579,10 @@ func figures(sum report.Summary, lostPods []string, loss, restored time.Time) lo
 		f.lastFailed = max(f.lastFailed, end.Sub(loss))
 		if slices.Contains(lostPods, x.Pod) {
 			f.attributed = true
+			f.toLost++
 			f.lastSent = max(f.lastSent, end.Add(-x.Latency).Sub(loss))
+		} else {
+			f.elsewhere++
 		}
 	}
 	if at := firstServedAfter(sum, lostPods, restored); !at.IsZero() {
@@ -583,13 +616,15 @@ func (f lostFigures) stopped(tp h.Topology) time.Duration {
 func (f lostFigures) note(tp h.Topology) string {
 	var parts []string
 	if tp.Balancer != h.BalancerProxy {
+		parts = append(parts, fmt.Sprintf("%d failed sent to lost pods, %d elsewhere", f.toLost, f.elsewhere))
 		if f.attributed {
 			parts = append(parts, fmt.Sprintf("last call to a lost pod sent +%.1f s", f.lastSent.Seconds()))
 		} else {
 			parts = append(parts, "no failed call attributed to a lost pod")
 		}
 	}
-	parts = append(parts, fmt.Sprintf("last failure +%.1f s", f.lastFailed.Seconds()))
+	parts = append(parts, fmt.Sprintf("last failure +%.1f s", f.lastFailed.Seconds()),
+		fmt.Sprintf("longest call %.2f s", f.longest.Seconds()))
 	if f.back > 0 {
 		parts = append(parts, fmt.Sprintf("traffic back %.1f s after the restore", f.back.Seconds()))
 	} else {

@@ -193,7 +193,9 @@ var targets = []target{
 	{name: "overlays/gateway-api/backends", dir: "overlays/gateway-api/backends"},
 	{name: "overlays/gateway-api/reference-grant", dir: "overlays/gateway-api/reference-grant"},
 	{name: "base+components/network-policies", components: []string{"components/network-policies"}},
-	{name: "base+components/prometheus-rule", components: []string{"components/prometheus-rule"}},
+	{name: "base+components/prometheus-rule", components: []string{ruleComponent}},
+	// What the e2e suite would apply for its alert tests: the rules made fast.
+	{name: "base+components/prometheus-rule+e2e/components/fast-alerts", components: []string{ruleComponent, fastAlertsComponent}},
 	{name: "base+components/mesh-gamma", components: []string{"components/mesh-gamma"}},
 	{name: "base+components/mesh-gamma+xds-least-request", components: []string{"components/mesh-gamma", "components/xds-least-request"}},
 	{name: "base+components/admin-endpoint-for-tests", components: []string{adminComponent}},

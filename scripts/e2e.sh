@@ -30,9 +30,9 @@ info "loaded ${KIT_CLIENTS_IMAGE}"
 
 # Two lanes on the same cluster: the suite, and the node lane (TestNodes: drains, freezes
 # and cuts off a worker, which every topology's pods share, so nothing else may run beside
-# it). make e2e runs the suite; E2E_LANE=nodes (make e2e-nodes) the node lane, E2E_LANE=all
-# both, one after the other. The node lane is not in make e2e yet: its cut-off event does
-# not pass (docs/results/e2e.md#nodes-drained-frozen-cut-off). E2E_RUN runs one test.
+# it). make e2e runs both, one after the other (E2E_LANE=all); E2E_LANE=suite the suite
+# alone, E2E_LANE=nodes (make e2e-nodes) the node lane alone. Both lanes run even when the
+# first fails, so one run reports both. E2E_RUN runs one test.
 # -parallel 7: go test may start the seven parallel tests (five deployments of the four
 # topologies, the doctor, backend TLS) at once, whatever the host's CPU count; the suite's
 # node gate (e2e/harness) decides how many share the nodes and which goes first.
@@ -41,7 +41,7 @@ lanes=()
 if [[ -n ${E2E_RUN:-} ]]; then
   lanes=("run:-run=${E2E_RUN}")
 else
-  case ${E2E_LANE:-suite} in
+  case ${E2E_LANE:-all} in
     all) lanes=("suite:-skip=^TestNodes\$" "nodes:-run=^TestNodes\$") ;;
     suite) lanes=("suite:-skip=^TestNodes\$") ;;
     nodes) lanes=("nodes:-run=^TestNodes\$") ;;
@@ -56,6 +56,7 @@ cd "${REPO_ROOT}"
 # closing lines.
 mkdir -p e2e/out
 status=0
+verdicts=()
 for lane in ${lanes[@]+"${lanes[@]}"}; do
   name=${lane%%:*}
   log "e2e lane ${name} (go test -tags e2e ${lane#*:} ./e2e)"
@@ -66,6 +67,11 @@ for lane in ${lanes[@]+"${lanes[@]}"}; do
   if ((lane_status != 0)); then
     awk -f scripts/lib/failed-tests.awk "e2e/out/go-test-${name}.log"
     status=${lane_status}
+    verdicts+=("lane ${name}: FAIL (exit ${lane_status}), e2e/out/go-test-${name}.log")
+  else
+    verdicts+=("lane ${name}: ok")
   fi
 done
+# One closing line per lane, so the last lines of the run speak for all of them.
+for v in ${verdicts[@]+"${verdicts[@]}"}; do log "${v}"; done
 exit "${status}"

@@ -393,3 +393,40 @@ func (k *Kube) Cleanup(t testing.TB, args ...string) {
 		t.Logf("cleanup: kubectl %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 }
+
+// waitTerminatingNamespaces waits until no namespace is being deleted: the suite deletes
+// its topologies without waiting (Close), and the next run or lane applying the same
+// overlay into a namespace still terminating is refused ("unable to create new content
+// in namespace ... because it is being terminated").
+func (k *Kube) waitTerminatingNamespaces(timeout time.Duration) error {
+	start := time.Now()
+	deadline := start.Add(timeout)
+	var waited []string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
+		l, err := k.API.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("list namespaces: %w", err)
+		}
+		var terminating []string
+		for _, ns := range l.Items {
+			if ns.DeletionTimestamp != nil {
+				terminating = append(terminating, ns.Name)
+			}
+		}
+		if len(terminating) == 0 {
+			if len(waited) > 0 {
+				fmt.Printf("e2e setup: waited %.0f s for namespaces %v to be deleted\n", time.Since(start).Seconds(), waited)
+			}
+			return nil
+		}
+		if waited == nil {
+			waited = terminating
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("namespaces %v are still being deleted after %s: see kubectl get ns and their remaining objects", terminating, timeout)
+		}
+		time.Sleep(time.Second)
+	}
+}

@@ -54,14 +54,37 @@ func (k *Kube) NodeReady(name string) (bool, error) {
 // PodsOn are the hello pods (all versions) of ns that run on node, sorted.
 func (s *Suite) PodsOn(t testing.TB, ns, node string) []string {
 	t.Helper()
+	return s.podsOn(t, ns, "app.kubernetes.io/name=hello", node)
+}
+
+// podsOn is the names of the pods of ns matching selector that run on node and are not
+// being deleted, sorted.
+func (s *Suite) podsOn(t testing.TB, ns, selector, node string) []string {
+	t.Helper()
 	var names []string
-	for _, p := range s.Kube.Pods(t, ns, "app.kubernetes.io/name=hello") {
+	for _, p := range s.Kube.Pods(t, ns, selector) {
 		if p.Spec.NodeName == node && p.DeletionTimestamp == nil {
 			names = append(names, p.Name)
 		}
 	}
 	slices.Sort(names)
 	return names
+}
+
+// DeploymentPodsOn is PodsOn for the pods of Deployment deploy (by its own selector).
+func (s *Suite) DeploymentPodsOn(t testing.TB, ns, deploy, node string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
+	defer cancel()
+	d, err := s.Kube.API.AppsV1().Deployments(ns).Get(ctx, deploy, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get deployment %s/%s: %v", ns, deploy, err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		t.Fatalf("deployment %s/%s: selector: %v", ns, deploy, err)
+	}
+	return s.podsOn(t, ns, sel.String(), node)
 }
 
 // ServingEndpoints is, over ns's EndpointSlices, the set of pods whose endpoint
@@ -179,13 +202,32 @@ func (s *Suite) NodeDocker(t testing.TB, args ...string) {
 	}
 }
 
-// CutOffRules are the iptables rules that drop all of a kind node's traffic on its one
-// interface, in both directions, as a partition or a dead link does: nothing comes back, no
-// RST, no ICMP. raw PREROUTING sees every packet in before conntrack; mangle POSTROUTING
-// every packet out, after routing. Neither kube-proxy nor kube-router writes those chains.
-var CutOffRules = [][]string{
-	{"-t", "raw", "PREROUTING", "-i", "eth0", "-j", "DROP"},
-	{"-t", "mangle", "POSTROUTING", "-o", "eth0", "-j", "DROP"},
+// cutOffRule is one iptables rule of CutOffRules, for the binary of its address family.
+type cutOffRule struct {
+	cmd          string // iptables or ip6tables
+	table, chain string
+	match        []string
+}
+
+// CutOffRules are the rules that drop all of a kind node's traffic on its one interface, in
+// both directions, as a partition or a dead link does: nothing comes back, no RST, no ICMP.
+// raw PREROUTING sees every packet in before conntrack; mangle POSTROUTING every packet out,
+// after routing. Neither kube-proxy nor kube-router writes those chains. Both families:
+// kind's network is dual-stack, and with IPv4 alone dropped the kubelet reconnects to the
+// API server over IPv6 and the node stays Ready.
+var CutOffRules = func() []cutOffRule {
+	var rules []cutOffRule
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		rules = append(rules,
+			cutOffRule{cmd, "raw", "PREROUTING", []string{"-i", "eth0", "-j", "DROP"}},
+			cutOffRule{cmd, "mangle", "POSTROUTING", []string{"-o", "eth0", "-j", "DROP"}})
+	}
+	return rules
+}()
+
+// args is the docker exec command line that applies op (-I, -D, -C) to r on node.
+func (r cutOffRule) args(node, op string) []string {
+	return append([]string{"exec", node, r.cmd, "-t", r.table, op, r.chain}, r.match...)
 }
 
 // CutOff inserts (restore false) or deletes (restore true) CutOffRules on node.
@@ -196,8 +238,7 @@ func (s *Suite) CutOff(t testing.TB, node string, restore bool) {
 		op = "-D"
 	}
 	for _, r := range CutOffRules {
-		args := append([]string{"exec", node, "iptables", r[0], r[1], op}, r[2:]...)
-		s.NodeDocker(t, args...)
+		s.NodeDocker(t, r.args(node, op)...)
 	}
 }
 
@@ -212,10 +253,8 @@ func (s *Suite) RestoreNode(t testing.TB, node string) {
 		}
 	}
 	for _, r := range CutOffRules {
-		check := append([]string{"exec", node, "iptables", r[0], r[1], "-C"}, r[2:]...)
-		if exec.Command(s.Docker, check...).Run() == nil {
-			del := append([]string{"exec", node, "iptables", r[0], r[1], "-D"}, r[2:]...)
-			if o, err := exec.Command(s.Docker, del...).CombinedOutput(); err != nil {
+		if exec.Command(s.Docker, r.args(node, "-C")...).Run() == nil {
+			if o, err := exec.Command(s.Docker, r.args(node, "-D")...).CombinedOutput(); err != nil {
 				t.Errorf("restore %s's traffic: %v: %s", node, err, o)
 			}
 		}

@@ -139,8 +139,17 @@ func Setup(cfg Config) (*Suite, error) {
 	if err := bundle.Write(s.CertDir); err != nil {
 		return nil, err
 	}
+	if err := k.waitTerminatingNamespaces(namespacesGoneWithin); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
+
+// namespacesGoneWithin bounds how long a run waits for the namespaces an earlier run (or
+// the lane before it) deleted: the namespace controller deletes their pods, which may
+// take their whole grace period (40 s in the templates), then the rest; 3 minutes leaves
+// the busy machine more than twice that, twice over. Setup prints how long it waited.
+const namespacesGoneWithin = 3 * time.Minute
 
 // Close writes the plot index and the tables (printed, and into e2e/out), and unless Keep,
 // deletes the overlays this run applied: a focused run (E2E_RUN=TestDoctor) must not

@@ -30,8 +30,12 @@ type Config struct {
 	TLS     bool   // the client uses TLS
 	LB      string // the client's LB policy
 
+	// Prometheus is the base URL of a Prometheus that scrapes the pods: the metrics checks
+	// read the live balance and error rate there. "" skips them.
+	Prometheus string
+
 	ClusterDomain string
-	Timeout       time.Duration // per gRPC or DNS exchange
+	Timeout       time.Duration // per gRPC, DNS or Prometheus exchange
 	JSON          bool
 	Verbose       bool
 }
@@ -50,12 +54,13 @@ func ParseFlags(args []string, usage io.Writer) (Config, error) {
 	fs.StringVar(&c.FromPod, "from-pod", "", "[namespace/]pod the client runs in: the NetworkPolicy check says whether it may connect")
 	fs.BoolVar(&c.TLS, "tls", false, "the client uses TLS (a plaintext server is then reported as a mismatch)")
 	fs.StringVar(&c.LB, "lb", dialer.RoundRobin, "the client's LB policy: round_robin, pick_first, or xds for a proxyless client (xds:/// target, routes from istiod)")
+	fs.StringVar(&c.Prometheus, "prometheus", "", "base URL of a Prometheus that scrapes the pods (http://localhost:9090 through kubectl port-forward): checks the live balance, error rate and scrape targets from the servers' metrics")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
-	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "bound of each gRPC or DNS exchange")
+	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "bound of each gRPC, DNS or Prometheus exchange")
 	fs.BoolVar(&c.JSON, "json", false, "print the findings as JSON")
 	fs.BoolVar(&c.Verbose, "v", false, "print evidence under every finding, not only warnings and errors")
 	fs.Usage = func() {
-		fmt.Fprint(usage, `Usage: greeter doctor -service NAME [-namespace NS] [-port P] [-from-pod [NS/]POD] [-tls] [-lb POLICY] [-json]
+		fmt.Fprint(usage, `Usage: greeter doctor -service NAME [-namespace NS] [-port P] [-from-pod [NS/]POD] [-tls] [-lb POLICY] [-prometheus URL] [-json]
 
 Looks at a live cluster and says why gRPC calls to a Service fail or do not balance:
 the Service (selector, headless or not vs the client's LB policy, port -> targetPort ->
@@ -65,7 +70,10 @@ annotation), its endpoints (and why pods are not ready), each pod over
 gRPC through port-forward (listening, plaintext vs TLS, health, reflection), DNS as
 CoreDNS answers it, the NetworkPolicies selecting the pods (evaluated from the
 objects, not by sending traffic), and the GRPCRoutes whose parent is the Service (GAMMA):
-what a proxyless xDS client (-lb xds) rejects or drops of them.
+what a proxyless xDS client (-lb xds) rejects or drops of them. With -prometheus, what the
+pods did with real calls, from the servers' own metrics: pods of a Deployment that get no
+or too few calls, server errors above the kit's alert, streams held on some pods only,
+and pods Prometheus does not scrape.
 
 Flags:
 `)
@@ -96,6 +104,11 @@ or kubeconfig, 3 at least one error finding.
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-timeout %s: must be positive", c.Timeout))
+	}
+	if c.Prometheus != "" {
+		if err := CheckPrometheusURL(c.Prometheus); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)

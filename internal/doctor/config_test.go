@@ -17,12 +17,13 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	c, err := ParseFlags([]string{"-n", "grpc-kit-doctor", "--service", "hello-grpc", "-port", "50051", "-from-pod", "ns/p", "-tls", "-lb", "pick_first", "-json"}, &bytes.Buffer{})
+	c, err := ParseFlags([]string{"-n", "grpc-kit-doctor", "--service", "hello-grpc", "-port", "50051", "-from-pod", "ns/p", "-tls", "-lb", "pick_first", "-json",
+		"-prometheus", "http://localhost:9090/prometheus"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{Namespace: "grpc-kit-doctor", Service: "hello-grpc", Port: 50051, FromPod: "ns/p", TLS: true, LB: "pick_first", JSON: true,
-		ClusterDomain: "cluster.local", Timeout: 5 * time.Second}
+		Prometheus: "http://localhost:9090/prometheus", ClusterDomain: "cluster.local", Timeout: 5 * time.Second}
 	if c != want {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
@@ -36,6 +37,12 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-service", "x", "-timeout", "0s"}, "must be positive"},
 		{[]string{"-service", "x", "extra"}, "unexpected arguments"},
 		{[]string{"-nope"}, "not defined"},
+		// -prometheus takes the server's base URL; each of these would fail every query.
+		{[]string{"-service", "x", "-prometheus", "localhost:9090"}, `-prometheus "localhost:9090": want the server's base URL`},
+		{[]string{"-service", "x", "-prometheus", "http://"}, "want the server's base URL"},
+		{[]string{"-service", "x", "-prometheus", "ftp://prom:9090"}, "want the server's base URL"},
+		{[]string{"-service", "x", "-prometheus", "http://prom:9090/api/v1/query?query=up"}, "want the server's base URL"},
+		{[]string{"-service", "x", "-prometheus", "http://prom:90 90"}, "-prometheus"},
 	} {
 		_, err := ParseFlags(tc.args, &bytes.Buffer{})
 		if !errors.Is(err, exitcode.ErrUsage) || exitcode.Of(err) != 2 || !strings.Contains(err.Error(), tc.want) {
@@ -43,7 +50,7 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 	var usage bytes.Buffer
-	if _, err := ParseFlags([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) || !strings.Contains(usage.String(), "Exit codes") {
+	if _, err := ParseFlags([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) || !strings.Contains(usage.String(), "Exit codes") || !strings.Contains(usage.String(), "-prometheus URL") {
 		t.Errorf("-h: %v\n%s", err, usage.String())
 	}
 }
@@ -68,6 +75,25 @@ func TestRunBadKubeconfigIsUsage(t *testing.T) {
 	err = Run(context.Background(), Config{Kubeconfig: bad, Service: "x", LB: "round_robin", Timeout: time.Second}, &bytes.Buffer{})
 	if exitcode.Of(err) != 2 || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("unknown context: %v (exit %d)", err, exitcode.Of(err))
+	}
+}
+
+// A Config built in code (the e2e suite's) skips ParseFlags: Run still refuses a bad
+// -prometheus as usage, before it asks anything of the cluster.
+func TestRunBadPrometheusURLIsUsage(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {}}]
+contexts: [{name: c, context: {cluster: c, user: u, namespace: kit}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := Run(context.Background(), Config{Kubeconfig: kubeconfig, Service: "x", LB: "round_robin", Timeout: time.Second, Prometheus: "prometheus:9090"}, &bytes.Buffer{})
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), `-prometheus "prometheus:9090"`) {
+		t.Errorf("bad -prometheus: %v (exit %d), want a usage error naming it", err, exitcode.Of(err))
 	}
 }
 

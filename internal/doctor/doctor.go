@@ -1,7 +1,8 @@
 // Package doctor diagnoses a gRPC Service in a live cluster: it reads the Service, its
 // pods, EndpointSlices, events and NetworkPolicies with client-go, talks gRPC to every pod
-// through port-forward, asks CoreDNS what the Service name resolves to, and turns what it
-// saw into findings that name the cause and the fix.
+// through port-forward, asks CoreDNS what the Service name resolves to, optionally asks
+// Prometheus what the pods did with real calls (metrics.go), and turns what it saw into
+// findings that name the cause and the fix.
 //
 // Checks run from the Service down to the wire, and a check that finds the cause records
 // it: later checks that would only see the consequence (no endpoints after a selector
@@ -13,6 +14,7 @@ import (
 	"context"
 	"net"
 
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -31,7 +33,10 @@ type Doctor struct {
 	// proxyless xDS clients; nil skips them.
 	Gateway gatewayclient.Interface
 	Dial    DialFunc
-	Cfg     Config // Namespace must be set
+	// Prometheus answers the metrics checks (metrics.go): NewPrometheus(Cfg.Prometheus);
+	// nil skips them.
+	Prometheus promv1.API
+	Cfg        Config // Namespace must be set
 }
 
 // Upstream causes already reported as errors; downstream checks consult them.
@@ -41,6 +46,7 @@ const (
 	causeNoReady  = "noReady"  // no endpoint is ready
 	causeTLS      = "tls"      // client and server disagree on TLS
 	causeProbeTLS = "probeTLS" // no pod is Ready: native gRPC readiness probes that do not speak what the port speaks
+	causeOnePod   = "onePod"   // the client's policy over a ClusterIP Service sends every call of a client to one pod
 )
 
 // state is what one diagnosis learnt so far, passed from check to check.
@@ -56,6 +62,7 @@ type state struct {
 	causes  map[string]bool
 	// probeTLSWhy: with causeProbeTLS, why the readiness probes fail, as checkEndpoints says it.
 	probeTLSWhy string
+	workloads   []*workload // the pods' controllers (nodes.go), once read; nil until then
 }
 
 // target is the Service's targetPort resolved in one pod.
@@ -88,6 +95,9 @@ func (s *state) pod(name string) *corev1.Pod {
 // is in the findings.
 func (d *Doctor) Diagnose(ctx context.Context) (Report, error) {
 	rep := Report{Subject: Subject{Namespace: d.Cfg.Namespace, Service: d.Cfg.Service, LB: d.Cfg.LB, TLS: d.Cfg.TLS, FromPod: d.Cfg.FromPod}}
+	if d.Prometheus != nil {
+		rep.Subject.Prometheus = d.Cfg.Prometheus
+	}
 	st := &state{rep: &rep, targets: map[string]target{}, probes: map[string]*probe{}, causes: map[string]bool{}}
 	if err := d.checkService(ctx, st); err != nil || st.svc == nil || st.port == nil {
 		return rep, err
@@ -108,6 +118,7 @@ func (d *Doctor) Diagnose(ctx context.Context) (Report, error) {
 		d.checkDNS,
 		d.checkNetworkPolicy,
 		d.checkMeshRoutes,
+		d.checkMetrics, // -prometheus: what the pods did with real calls, read last (metrics.go)
 	} {
 		if err := check(ctx, st); err != nil {
 			return rep, err

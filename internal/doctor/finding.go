@@ -79,6 +79,8 @@ type Subject struct {
 	LB        string `json:"lb"`
 	TLS       bool   `json:"tls"`
 	FromPod   string `json:"fromPod,omitempty"`
+	// Prometheus is the server the metrics checks asked (-prometheus), if any.
+	Prometheus string `json:"prometheus,omitempty"`
 }
 
 // Report is the whole diagnosis.
@@ -87,6 +89,8 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	Errors   int       `json:"errors"`
 	Warnings int       `json:"warnings"`
+	// Metrics are the numbers the metrics checks judged (-prometheus), per pod.
+	Metrics *Metrics `json:"metrics,omitempty"`
 }
 
 func (r *Report) add(f Finding) {
@@ -128,6 +132,9 @@ func (r Report) WriteText(w io.Writer, verbose bool) error {
 	fmt.Fprintf(&b, ", client %s %s", s.LB, tls)
 	if s.FromPod != "" {
 		fmt.Fprintf(&b, " from pod %s", s.FromPod)
+	}
+	if s.Prometheus != "" {
+		fmt.Fprintf(&b, ", metrics from %s", s.Prometheus)
 	}
 	b.WriteString("\n")
 	for _, f := range r.Findings {

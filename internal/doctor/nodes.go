@@ -71,13 +71,25 @@ func (d *Doctor) checkNodeLoss(ctx context.Context, st *state) error {
 	if len(st.pods) == 0 || st.causes[causeSelector] {
 		return nil
 	}
-	ws := d.workloads(ctx, st)
+	ws := d.workloadsOnce(ctx, st)
 	if len(ws) == 0 {
 		return nil
 	}
 	d.checkSpread(ctx, st, ws)
 	d.checkBudgets(ctx, st, ws)
 	return nil
+}
+
+// workloadsOnce is workloads, read from the API once per diagnosis: the node-loss and
+// metrics checks both group the pods by Deployment.
+func (d *Doctor) workloadsOnce(ctx context.Context, st *state) []*workload {
+	if st.workloads == nil {
+		st.workloads = d.workloads(ctx, st)
+		if st.workloads == nil {
+			st.workloads = []*workload{}
+		}
+	}
+	return st.workloads
 }
 
 // workloads groups the Service's pods by their controller, resolving ReplicaSets to their

@@ -43,6 +43,11 @@ func Run(ctx context.Context, c Config, stdout io.Writer) error {
 	defer pd.Close()
 
 	d := &Doctor{Kube: cs, Gateway: gw, Dial: pd.Dial, Cfg: c}
+	if c.Prometheus != "" {
+		if d.Prometheus, err = NewPrometheus(c.Prometheus); err != nil {
+			return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+		}
+	}
 	rep, err := d.Diagnose(ctx)
 	if err != nil {
 		return fmt.Errorf("diagnose %s/%s: %w", c.Namespace, c.Service, err)

@@ -190,6 +190,9 @@ func (d *Doctor) checkBalancing(ctx context.Context, st *state) error {
 		if e := st.front.elsewhereEvidence(svc.Name); e != "" {
 			f.Evidence = append(f.Evidence, e)
 		}
+		if f.Severity == Error {
+			st.causes[causeOnePod] = true
+		}
 		st.add(f)
 	}
 	return nil

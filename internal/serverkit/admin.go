@@ -12,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/faultinject"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/statuscode"
 )
 
 // httpHandler serves the side port. It is never exposed through a Service: only the
@@ -26,6 +28,10 @@ import (
 //	                                     --admin (off by default: it is unauthenticated)
 //	GET  /admin/slow                     the latency and CPU added to every call, as JSON
 //	POST /admin/slow?latency=20ms&cpu=0  change them (either or both; 0 is off); only with --admin
+//	GET  /admin/errors                   the calls failed on purpose: code, fraction, count, as JSON
+//	POST /admin/errors?code=UNAVAILABLE&fraction=0.5  fail that fraction of the calls of the
+//	                                     kit's services with that code (fraction=0 is off);
+//	                                     only with --admin
 //	GET  /admin/load                     the load the server reports with ORCA now, as JSON
 //	GET  /debug/pprof/...                Go profiles, only with --pprof
 func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
@@ -84,6 +90,23 @@ func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 		s.log.Info("slowdown changed through the admin endpoint", "latency", set.Latency.String(), "cpu", set.CPU.String(), "remote", r.RemoteAddr)
 		s.writeSlow(w, r)
 	})
+	mux.HandleFunc("GET /admin/errors", s.writeErrors)
+	mux.HandleFunc("POST /admin/errors", func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.AdminEnabled {
+			http.Error(w, "admin endpoint off: start the server with --admin (ADMIN=true) to inject errors", http.StatusForbidden)
+			return
+		}
+		set, err := parseErrors(r, s.faults.Get())
+		if err == nil {
+			err = s.faults.Set(set)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.log.Info("injected errors changed through the admin endpoint", "code", statuscode.Canonical(set.Code), "fraction", set.Fraction, "remote", r.RemoteAddr)
+		s.writeErrors(w, r)
+	})
 	mux.HandleFunc("GET /admin/load", func(w http.ResponseWriter, _ *http.Request) {
 		if s.load == nil {
 			http.Error(w, "ORCA load reports are off (-orca=false)", http.StatusNotFound)
@@ -114,6 +137,32 @@ func parseSlow(r *http.Request, cur slowdown.Setting) (slowdown.Setting, error) 
 	}
 	return cur, errors.Join(errs...)
 }
+
+// parseErrors reads POST /admin/errors' code and fraction over cur: a parameter left out
+// keeps its value (fraction=0 alone turns the knob off).
+func parseErrors(r *http.Request, cur faultinject.Setting) (faultinject.Setting, error) {
+	code, frac := r.FormValue("code"), r.FormValue("fraction")
+	if code == "" && frac == "" {
+		return cur, errors.New("give code, fraction or both, e.g. POST /admin/errors?code=UNAVAILABLE&fraction=0.5 (fraction=0 turns it off)")
+	}
+	var errs []error
+	if code != "" {
+		c, err := faultinject.ParseCode(code)
+		errs = append(errs, err)
+		cur.Code = c
+	}
+	if frac != "" {
+		f, err := faultinject.ParseFraction(frac)
+		errs = append(errs, err)
+		cur.Fraction = f
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cur, err
+	}
+	return cur, cur.Validate()
+}
+
+func (s *Server) writeErrors(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.faults) }
 
 func (s *Server) writeSlow(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.slow.Get()) }
 

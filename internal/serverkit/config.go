@@ -80,7 +80,7 @@ type Config struct {
 	SlowCPU     time.Duration
 
 	EchoMetadata string // comma-separated request metadata keys replies echo
-	AdminEnabled bool   // POST /admin/health flips health, POST /admin/slow slows calls (demos, tests); off by default: it is unauthenticated
+	AdminEnabled bool   // POST /admin/health flips health, /admin/slow slows calls, /admin/errors fails them (demos, tests); off by default: it is unauthenticated
 	Pprof        bool   // /debug/pprof on the HTTP port
 	LogLevel     string // debug, info, warn, error
 	LogFormat    string // json or text
@@ -143,7 +143,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.DurationVar(&c.SlowLatency, "slow-latency", 0, "add this latency to every call of the service, e.g. 20ms (demos and tests of one slow pod; POST /admin/slow changes it at run time; 0 = off)")
 	fs.DurationVar(&c.SlowCPU, "slow-cpu", 0, "spin a CPU for this long in every call of the service before -slow-latency (0 = off)")
 	fs.StringVar(&c.EchoMetadata, "echo-metadata", "x-experiment-group,x-routed-by", "request metadata keys replies echo in request_metadata (comma-separated; empty for none)")
-	fs.BoolVar(&c.AdminEnabled, "admin", false, "allow POST /admin/health and POST /admin/slow on the HTTP port to flip health and slow the server down (demos, failover tests). Unauthenticated: whoever reaches the HTTP port can take the server out of rotation, so keep it off in production")
+	fs.BoolVar(&c.AdminEnabled, "admin", false, "allow POST /admin/health, POST /admin/slow and POST /admin/errors on the HTTP port to flip health, slow the server down and fail calls on purpose (demos, failover and alert tests). Unauthenticated: whoever reaches the HTTP port can take the server out of rotation, so keep it off in production")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof on the HTTP port")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")

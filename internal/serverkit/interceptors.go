@@ -17,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/faultinject"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
 )
 
@@ -26,15 +27,16 @@ import (
 // a chain of five did, in the same order, outermost first: metrics (every call counted,
 // including panics turned into errors), logging (health checks skipped: probes and
 // client-side health checks would drown the log; and lazily, see callKit), then, for the
-// calls of the kit's services only (not health checks), the ORCA load meter and the
-// slowdown, and recovery (innermost, so a panic becomes codes.Internal that the metrics,
-// the log and the load meter see, and the process lives on). One function instead of a
+// calls of the kit's services only (not health checks), the ORCA load meter, the injected
+// errors and the slowdown (the test knobs of the admin endpoint), and recovery
+// (innermost, so a panic becomes codes.Internal that the metrics, the log and the load
+// meter see, and the process lives on). One function instead of a
 // chain: grpc-go allocates a closure per link of a chain on every call, each link adds
 // stack depth, and the features share one clock reading instead of taking four.
 //
 // Streaming calls keep go-grpc-middleware's chain: metrics, logging (not health
 // watches), recovery.
-func middleware(log *slog.Logger, metrics *serverMetrics, load *loadMeter, slow *slowdown.Knob) (*callKit, []grpc.ServerOption) {
+func middleware(log *slog.Logger, metrics *serverMetrics, load *loadMeter, slow *slowdown.Knob, faults *faultinject.Knob) (*callKit, []grpc.ServerOption) {
 	lg := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
@@ -61,7 +63,7 @@ func middleware(log *slog.Logger, metrics *serverMetrics, load *loadMeter, slow 
 		log.ErrorContext(ctx, "panic in handler recovered", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error: the server recovered from a panic (see its log)")
 	}
-	kit := &callKit{log: log, logged: logging.UnaryServerInterceptor(lg, logOpts...), metrics: metrics, load: load, slow: slow, recovered: rec}
+	kit := &callKit{log: log, logged: logging.UnaryServerInterceptor(lg, logOpts...), metrics: metrics, load: load, slow: slow, faults: faults, recovered: rec}
 	return kit, []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(kit.unary), // alone in the chain, grpc-go calls it directly (server.go:1218)
 		grpc.ChainStreamInterceptor(
@@ -79,8 +81,9 @@ type callKit struct {
 	log       *slog.Logger
 	logged    grpc.UnaryServerInterceptor // go-grpc-middleware's logging, for the calls that are logged
 	metrics   *serverMetrics
-	load      *loadMeter     // nil without ORCA
-	slow      *slowdown.Knob // never nil
+	load      *loadMeter        // nil without ORCA
+	slow      *slowdown.Knob    // never nil
+	faults    *faultinject.Knob // never nil
 	recovered func(ctx context.Context, p any) error
 	// methods: every method's metric series and whether it is a health check, set by
 	// setMethods once the services are registered, read by every call.
@@ -89,7 +92,7 @@ type callKit struct {
 
 type kitMethod struct {
 	metrics *methodMetrics
-	health  bool // grpc.health.v1.Health: no log line, no ORCA accounting, no slowdown
+	health  bool // grpc.health.v1.Health: no log line, no ORCA accounting, no test knob
 }
 
 // setMethods resolves the methods g serves (their metric series at zero, as the
@@ -124,7 +127,7 @@ func splitMethod(fullMethod string) (service, method string) {
 	return "unknown", "unknown"
 }
 
-// unary: metrics, logging, ORCA load meter, slowdown, recovery (middleware).
+// unary: metrics, logging, ORCA load meter, injected errors, slowdown, recovery (middleware).
 //
 // Logging is lazy: the handler runs first, and go-grpc-middleware's logging interceptor
 // is handed the finished call only when its log line would be written at the logger's
@@ -146,7 +149,7 @@ func (k *callKit) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 		if k.load != nil {
 			k.load.setTrailer(ctx, start)
 		}
-		resp, err = k.slowHandle(ctx, req, handler)
+		resp, err = k.knobHandle(ctx, req, handler)
 	}
 	took := time.Since(start)
 	if err == nil {
@@ -174,8 +177,13 @@ func (k *callKit) logCall(ctx context.Context, start time.Time, req any, info *g
 	return k.logged(context.WithValue(ctx, callStartKey{}, start), req, info, done)
 }
 
-// slowHandle applies the slowdown (POST /admin/slow), then handles the call.
-func (k *callKit) slowHandle(ctx context.Context, req any, handler grpc.UnaryHandler) (any, error) {
+// knobHandle applies the test knobs, then handles the call: an injected error (POST
+// /admin/errors) ends the call at once, as a pod failing fast would; else the slowdown
+// (POST /admin/slow).
+func (k *callKit) knobHandle(ctx context.Context, req any, handler grpc.UnaryHandler) (any, error) {
+	if err := k.faults.Fail(); err != nil {
+		return nil, err
+	}
 	if err := k.slow.Apply(ctx); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/faultinject"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/validate"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
@@ -70,7 +71,7 @@ func BenchmarkInterceptor(b *testing.B) {
 	prov := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	rec := recovery.UnaryServerInterceptor()
 
-	kit, _ := middleware(log, newServerMetrics(), newLoadMeter(), knob)
+	kit, _ := middleware(log, newServerMetrics(), newLoadMeter(), knob, &faultinject.Knob{})
 	kit.methods.Store(&map[string]*kitMethod{info.FullMethod: {metrics: kit.metrics.forMethod(interceptors.Unary, "helloworld.Hello", "SayHello")}})
 
 	cases := []struct {

@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/faultinject"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/hello"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
@@ -61,7 +62,7 @@ func TestMetricsMatchProvider(t *testing.T) {
 	}, func(g *grpc.Server) { theirs.InitializeMetrics(g) })
 
 	ours := newServerMetrics()
-	kit, opts := middleware(slog.New(slog.NewTextHandler(io.Discard, nil)), ours, nil, slowdown.New(slowdown.Setting{}))
+	kit, opts := middleware(slog.New(slog.NewTextHandler(io.Discard, nil)), ours, nil, slowdown.New(slowdown.Setting{}), &faultinject.Knob{})
 	ourCC := serve(opts, kit.setMethods)
 
 	calls := func(cc *grpc.ClientConn) {

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/orca"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/faultinject"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/slowdown"
 )
 
@@ -47,9 +48,10 @@ type Server struct {
 	draining atomic.Bool
 	stopping atomic.Bool // the listener is being closed on purpose
 
-	slow *slowdown.Knob // added latency and CPU per call (POST /admin/slow)
-	ages *connAges      // when each connection was accepted, for streams; nil without MaxConnectionAge
-	load *loadMeter     // ORCA load reports; nil with -orca=false
+	slow   *slowdown.Knob    // added latency and CPU per call (POST /admin/slow)
+	faults *faultinject.Knob // calls failed on purpose (POST /admin/errors)
+	ages   *connAges         // when each connection was accepted, for streams; nil without MaxConnectionAge
+	load   *loadMeter        // ORCA load reports; nil with -orca=false
 }
 
 // generation is one grpc.Server and the listener the accept loop feeds it through.
@@ -71,7 +73,7 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 		}
 	}
 
-	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}, slow: slowdown.New(cfg.slowdown()), ages: newConnAges(cfg)}
+	s := &Server{cfg: cfg, log: log, health: newDrainableHealth(), names: []string{""}, slow: slowdown.New(cfg.slowdown()), faults: &faultinject.Knob{}, ages: newConnAges(cfg)}
 	if cfg.ORCA {
 		s.load = newLoadMeter()
 	}
@@ -92,14 +94,14 @@ func New(cfg Config, log *slog.Logger, services ...Service) (*Server, error) {
 			PermitWithoutStream: true, // clients may keep idle connections warm with pings
 		}),
 	}
-	kit, mw := middleware(log, metrics, s.load, s.slow)
+	kit, mw := middleware(log, metrics, s.load, s.slow, s.faults)
 	opts = append(opts, mw...)
 	if s.load != nil {
 		opts = append(opts, grpc.ChainStreamInterceptor(endOOBOnDrain(s.health.ended())))
 	}
 	// Innermost: the kit's own streams end after StreamMaxAge and when the drain ends the
 	// health watches, with the reconnect status (streams.go).
-	opts = append(opts, grpc.ChainStreamInterceptor(newStreamGuard(cfg, services, s.health.ended(), s.ages).intercept))
+	opts = append(opts, grpc.ChainStreamInterceptor(newStreamGuard(cfg, services, s.health.ended(), s.ages, s.faults).intercept))
 	if cfg.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/faultinject"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/streamkit"
 )
 
@@ -48,7 +49,8 @@ const connEndMargin = 5 * time.Second
 const streamJitter = 0.1
 
 // streamGuard applies the kit's stream rules to the streaming methods of the kit's
-// services (health watches, ORCA and reflection streams have their own): at most
+// services (health watches, ORCA and reflection streams have their own): an injected
+// error (POST /admin/errors) ends a stream as it opens, as for a unary call; at most
 // MaxStreamsPerConn open per client connection, at most StreamMaxRate messages a second
 // from the client, the limits in the stream's context for the handler (server streams
 // check their interval against them), and the end after StreamMaxAge or at the drain.
@@ -58,6 +60,7 @@ type streamGuard struct {
 	perConn  int           // 0 = no bound (beyond MaxConcurrentStreams)
 	limits   streamkit.Limits
 	drained  <-chan struct{} // closed when the drain ends streams (with the health watches)
+	faults   *faultinject.Knob
 	// ages and connEnd bound a stream by its connection's life (nil/0: no bound).
 	ages    *connAges
 	connEnd time.Duration
@@ -66,8 +69,8 @@ type streamGuard struct {
 	open map[string]int // open streams per client connection (its remote address)
 }
 
-func newStreamGuard(cfg Config, services []Service, drained <-chan struct{}, ages *connAges) *streamGuard {
-	g := &streamGuard{maxAge: cfg.StreamMaxAge, perConn: cfg.MaxStreamsPerConn, drained: drained, open: map[string]int{},
+func newStreamGuard(cfg Config, services []Service, drained <-chan struct{}, ages *connAges, faults *faultinject.Knob) *streamGuard {
+	g := &streamGuard{maxAge: cfg.StreamMaxAge, perConn: cfg.MaxStreamsPerConn, drained: drained, faults: faults, open: map[string]int{},
 		limits: streamkit.Limits{MaxRate: cfg.StreamMaxRate, Flag: "--stream-max-rate / STREAM_MAX_RATE"}}
 	if ages != nil {
 		g.ages, g.connEnd = ages, connStreamEnd(cfg.MaxConnectionAge, cfg.MaxConnectionAgeGrace)
@@ -201,6 +204,9 @@ func (c *connAges) accepted(addr string, now time.Time) (time.Time, bool) {
 func (g *streamGuard) intercept(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if !g.ours(info.FullMethod) {
 		return handler(srv, ss)
+	}
+	if err := g.faults.Fail(); err != nil {
+		return err
 	}
 	release, ok := g.acquire(ss.Context())
 	if !ok {

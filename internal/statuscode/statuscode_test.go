@@ -24,3 +24,20 @@ func TestParseReadsWhatStringWrites(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonical(t *testing.T) {
+	for c, want := range map[codes.Code]string{
+		codes.OK: "OK", codes.Unavailable: "UNAVAILABLE", codes.InvalidArgument: "INVALID_ARGUMENT",
+		codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.Canceled: "CANCELLED", codes.DataLoss: "DATA_LOSS", codes.Code(20): "Code(20)",
+	} {
+		if got := Canonical(c); got != want {
+			t.Errorf("Canonical(%v) = %q, want %q", c, got, want)
+		}
+	}
+	// Every known code round-trips through Parse.
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if got, err := Parse(Canonical(c)); err != nil || got != c {
+			t.Errorf("Parse(Canonical(%v)) = %v, %v", c, got, err)
+		}
+	}
+}

@@ -3,9 +3,9 @@
 # except computing the paths below.
 #
 # Bash 3.2 or newer (macOS's /bin/bash): this file, the rest of lib/, kind-up.sh, kind-down.sh,
-# e2e.sh, smoke.sh, doctor-host.sh and scripts/test, so the upstream path and make test run
-# wherever Docker, Go and bash do. Only the air-gapped builders in airgap/ (Linux only) may use
-# bash 4. scripts/test/bash32.sh checks.
+# e2e.sh, smoke.sh, doctor-host.sh, build-promtool.sh and scripts/test, so the upstream path
+# and make test run wherever Docker, Go and bash do. Only the air-gapped builders in airgap/
+# (Linux only) may use bash 4. scripts/test/bash32.sh checks.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 

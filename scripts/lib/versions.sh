@@ -62,22 +62,25 @@ ISTIOD_UPSTREAM_IMAGE="istio/pilot:1.31.0"
 KUBE_ROUTER_VERSION=v2.1.0           # github.com/cloudnativelabs/kube-router/v2
 KUBE_ROUTER_UPSTREAM_IMAGE="cloudnativelabs/kube-router:${KUBE_ROUTER_VERSION}"
 
-# The metrics pipeline (deploy/prometheus-operator, deploy/kind/prometheus): Prometheus and
-# the Prometheus Operator, built air-gapped from their Go modules
-# (scripts/airgap/build-prometheus.sh, build-prometheus-operator.sh).
+# Prometheus: the metrics pipeline's server (deploy/kind/prometheus; the image built
+# air-gapped by scripts/airgap/build-prometheus.sh), and promtool, Prometheus' rule checker
+# and unit-test runner, built by scripts/build-promtool.sh for make test: it evaluates
+# kustomize/components/prometheus-rule's rules on test series (kustomize/alerts_test.go).
 # Prometheus tags its Go module v0.3MM.P for the server release 3.MM.P (its
-# scripts/get_module_version.sh): PROMETHEUS_RELEASE is derived, and the builder checks it
-# against the module's VERSION file. Upstream mode: the image the project publishes to Docker
-# Hub for that release (its Makefile.common: DOCKER_REPO prom; RELEASE.md).
-PROMETHEUS_VERSION=v0.316.0          # github.com/prometheus/prometheus (promtool too)
+# scripts/get_module_version.sh): PROMETHEUS_RELEASE is derived, and the image builder checks
+# it against the module's VERSION file. Upstream mode: the image the project publishes to
+# Docker Hub for that release (its Makefile.common: DOCKER_REPO prom; RELEASE.md).
+PROMETHEUS_VERSION=v0.316.0          # github.com/prometheus/prometheus
 PROMETHEUS_MINOR=${PROMETHEUS_VERSION#v0.}; PROMETHEUS_MINOR=${PROMETHEUS_MINOR%%.*}
 PROMETHEUS_RELEASE="v${PROMETHEUS_MINOR:0:1}.$((10#${PROMETHEUS_MINOR:1})).${PROMETHEUS_VERSION##*.}"
 PROMETHEUS_UPSTREAM_IMAGE="prom/prometheus:${PROMETHEUS_RELEASE}"
-# The operator's module serves v0.85.0 only here. Its CRDs are committed in
-# deploy/prometheus-operator/crds (scripts/update-prometheus-operator-crds.sh). Upstream mode:
-# the operator's and config reloader's images of the same tag, at the repositories its own
-# Makefile names (IMAGE_OPERATOR, IMAGE_RELOADER; RELEASE.md: every tag is published there),
-# read from the module by kind-up (upstream_operator_image), so no registry is written here.
+# The Prometheus Operator (deploy/prometheus-operator; its images built air-gapped by
+# scripts/airgap/build-prometheus-operator.sh). Its module serves v0.85.0 only here. Its CRDs
+# are committed in deploy/prometheus-operator/crds (scripts/update-prometheus-operator-crds.sh).
+# Upstream mode: the operator's and config reloader's images of the same tag, at the
+# repositories its own Makefile names (IMAGE_OPERATOR, IMAGE_RELOADER; RELEASE.md: every tag
+# is published there), read from the module by kind-up (upstream_operator_image), so no
+# registry is written here.
 PROMETHEUS_OPERATOR_VERSION=v0.85.0  # github.com/prometheus-operator/prometheus-operator
 
 # Local image names used in air-gapped mode (never pushed anywhere).
