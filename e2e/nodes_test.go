@@ -316,12 +316,14 @@ func nodeDrain(t *testing.T, s *h.Suite, tps []h.Topology, workers []string) {
 // there and elsewhere. Checked per Deployment: the canary's two pods together on the
 // victim would take the route's 10 % with them, a failure no client setting can help.
 func spreadOverWorkers(t *testing.T, s *h.Suite, tps []h.Topology, workers []string) string {
-	deployments := func(tp h.Topology) []string {
+	deps := map[string][]string{} // each topology's hello Deployments, asked once
+	for _, tp := range tps {
+		deps[tp.Name] = []string{"hello"}
 		if hasCanary(t, s, tp) {
-			return []string{"hello", "hello-v2"}
+			deps[tp.Name] = append(deps[tp.Name], "hello-v2")
 		}
-		return []string{"hello"}
 	}
+	deployments := func(tp h.Topology) []string { return deps[tp.Name] }
 	unspread := func() []string {
 		var missing []string
 		for _, tp := range tps {

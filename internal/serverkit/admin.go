@@ -53,11 +53,7 @@ func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("GET /admin/health", s.writeStatuses)
-	mux.HandleFunc("POST /admin/health", func(w http.ResponseWriter, r *http.Request) {
-		if !s.cfg.AdminEnabled {
-			http.Error(w, "admin endpoint off: start the server with --admin (ADMIN=true) to flip health", http.StatusForbidden)
-			return
-		}
+	mux.HandleFunc("POST /admin/health", s.adminOnly("flip health", func(w http.ResponseWriter, r *http.Request) {
 		want := r.FormValue("status")
 		switch want {
 		case "SERVING", "NOT_SERVING":
@@ -72,13 +68,9 @@ func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 		s.SetServing(want == "SERVING")
 		s.log.Info("health flipped through the admin endpoint", "status", want, "remote", r.RemoteAddr)
 		s.writeStatuses(w, r)
-	})
+	}))
 	mux.HandleFunc("GET /admin/slow", s.writeSlow)
-	mux.HandleFunc("POST /admin/slow", func(w http.ResponseWriter, r *http.Request) {
-		if !s.cfg.AdminEnabled {
-			http.Error(w, "admin endpoint off: start the server with --admin (ADMIN=true) to slow it down", http.StatusForbidden)
-			return
-		}
+	mux.HandleFunc("POST /admin/slow", s.adminOnly("slow it down", func(w http.ResponseWriter, r *http.Request) {
 		set, err := parseSlow(r, s.slow.Get())
 		if err == nil {
 			err = s.slow.Set(set)
@@ -89,13 +81,9 @@ func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 		}
 		s.log.Info("slowdown changed through the admin endpoint", "latency", set.Latency.String(), "cpu", set.CPU.String(), "remote", r.RemoteAddr)
 		s.writeSlow(w, r)
-	})
+	}))
 	mux.HandleFunc("GET /admin/errors", s.writeErrors)
-	mux.HandleFunc("POST /admin/errors", func(w http.ResponseWriter, r *http.Request) {
-		if !s.cfg.AdminEnabled {
-			http.Error(w, "admin endpoint off: start the server with --admin (ADMIN=true) to inject errors", http.StatusForbidden)
-			return
-		}
+	mux.HandleFunc("POST /admin/errors", s.adminOnly("inject errors", func(w http.ResponseWriter, r *http.Request) {
 		set, err := parseErrors(r, s.faults.Get())
 		if err == nil {
 			err = s.faults.Set(set)
@@ -106,7 +94,7 @@ func (s *Server) httpHandler(reg *prometheus.Registry) http.Handler {
 		}
 		s.log.Info("injected errors changed through the admin endpoint", "code", statuscode.Canonical(set.Code), "fraction", set.Fraction, "remote", r.RemoteAddr)
 		s.writeErrors(w, r)
-	})
+	}))
 	mux.HandleFunc("GET /admin/load", func(w http.ResponseWriter, _ *http.Request) {
 		if s.load == nil {
 			http.Error(w, "ORCA load reports are off (-orca=false)", http.StatusNotFound)
@@ -193,4 +181,16 @@ func (s *Server) writeStatuses(w http.ResponseWriter, r *http.Request) {
 		out[key] = s.status(r.Context(), n)
 	}
 	writeJSON(w, out)
+}
+
+// adminOnly serves h only when the admin endpoint is on (--admin, ADMIN=true); otherwise
+// every request is refused with 403 and what would have turned it on to do what.
+func (s *Server) adminOnly(what string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.AdminEnabled {
+			http.Error(w, "admin endpoint off: start the server with --admin (ADMIN=true) to "+what, http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	}
 }
