@@ -106,7 +106,7 @@ or kubeconfig, 3 at least one error finding.
 		errs = append(errs, fmt.Errorf("-timeout %s: must be positive", c.Timeout))
 	}
 	if c.Prometheus != "" {
-		if err := CheckPrometheusURL(c.Prometheus); err != nil {
+		if err := checkPrometheusURL(c.Prometheus); err != nil {
 			errs = append(errs, err)
 		}
 	}

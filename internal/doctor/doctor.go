@@ -33,7 +33,7 @@ type Doctor struct {
 	// proxyless xDS clients; nil skips them.
 	Gateway gatewayclient.Interface
 	Dial    DialFunc
-	// Prometheus answers the metrics checks (metrics.go): NewPrometheus(Cfg.Prometheus);
+	// Prometheus answers the metrics checks (metrics.go): promapi.New(Cfg.Prometheus);
 	// nil skips them.
 	Prometheus promv1.API
 	Cfg        Config // Namespace must be set

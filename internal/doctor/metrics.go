@@ -12,11 +12,12 @@ import (
 	"strings"
 	"time"
 
-	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/promapi"
 )
 
 // The live balance, from the servers' own metrics in Prometheus (-prometheus). The other
@@ -43,10 +44,9 @@ import (
 // sends calls over them. Open streams are the closest thing: long-lived calls, each pinned
 // to the connection, hence the pod, it opened on.
 //
-// The client is client_golang's api/prometheus/v1: a module the kit requires already; it
-// decodes results into prometheus/common's model types (a dependency already), posts the
-// query with a GET fallback as Prometheus' own tools do, and returns typed API errors, so a
-// refused query (bad_data) and a URL that is not the API (a 404) get different fixes.
+// The client is internal/promapi (client_golang's api/prometheus/v1), whose typed API
+// errors let a refused query (bad_data) and a URL that is not the API (a 404) get
+// different fixes (unreachable).
 
 // The metrics checks. Declared here rather than with the others in finding.go, so that
 // this file carries the whole feature.
@@ -120,27 +120,10 @@ type PodMetrics struct {
 	OpenStreams float64  `json:"openStreams"`
 }
 
-// NewPrometheus returns a client of the Prometheus HTTP API whose base URL is addr.
-func NewPrometheus(addr string) (promv1.API, error) {
-	if err := CheckPrometheusURL(addr); err != nil {
-		return nil, err
-	}
-	c, err := promapi.NewClient(promapi.Config{Address: addr})
-	if err != nil {
-		return nil, fmt.Errorf("prometheus client for %s: %w", addr, err)
-	}
-	return promv1.NewAPI(c), nil
-}
-
-// CheckPrometheusURL accepts the base URL of a Prometheus server: http or https, a host,
-// an optional path prefix (a Prometheus served under /prometheus), nothing else.
-func CheckPrometheusURL(addr string) error {
-	u, err := url.Parse(addr)
-	if err != nil {
-		return fmt.Errorf("-prometheus %q: %w", addr, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("-prometheus %q: want the server's base URL, http(s)://HOST[:PORT][/PREFIX]", addr)
+// checkPrometheusURL is promapi.CheckURL for the -prometheus flag.
+func checkPrometheusURL(addr string) error {
+	if err := promapi.CheckURL(addr); err != nil {
+		return fmt.Errorf("-prometheus %w", err)
 	}
 	return nil
 }
@@ -200,19 +183,7 @@ func (s *podSample) errors(r ErrorRateRule) float64 {
 func (d *Doctor) query(ctx context.Context, q string) (model.Vector, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.Cfg.Timeout)
 	defer cancel()
-	v, warnings, _, err := d.Prometheus.Query(ctx, q, time.Time{})
-	if err != nil {
-		return nil, warnings, fmt.Errorf("query %s: %w", q, err)
-	}
-	vec, ok := v.(model.Vector)
-	if !ok {
-		kind := "nothing"
-		if v != nil {
-			kind = "a " + v.Type().String()
-		}
-		return nil, warnings, fmt.Errorf("query %s: answered %s, want a vector", q, kind)
-	}
-	return vec, warnings, nil
+	return promapi.Vector(ctx, d.Prometheus, q, time.Time{})
 }
 
 // checkMetrics runs the metrics checks when -prometheus is set. What Prometheus fails to

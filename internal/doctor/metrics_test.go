@@ -26,6 +26,7 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/catalog"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/identity"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/loopfleet"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/promapi"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serverkit"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/serving"
 	pb "github.com/grpc-k8s-kit/grpc-k8s-kit/proto/helloworld"
@@ -175,7 +176,7 @@ func promDiagnose(t *testing.T, f *fixture, addr string, objs ...runtime.Object)
 	objs = append(objs, kitPDB(int32(len(f.pods)), int32(len(f.pods))))
 	d := f.doctor(svc.Name, Config{Prometheus: addr}, append(objs, svc, slice(svc.Name, f.pods...))...)
 	var err error
-	if d.Prometheus, err = NewPrometheus(addr); err != nil {
+	if d.Prometheus, err = promapi.New(addr); err != nil {
 		t.Fatal(err)
 	}
 	return diagnose(t, d)
@@ -420,7 +421,7 @@ func TestMetricsSkewExplainedByBalancing(t *testing.T) {
 	f.records[fqdn(svc.Name)] = []string{svc.Spec.ClusterIP}
 	d := f.doctor(svc.Name, Config{Prometheus: p.srv.URL}, append(deployment("hello", f.pods...), svc, slice(svc.Name, f.pods...))...)
 	var err error
-	if d.Prometheus, err = NewPrometheus(p.srv.URL); err != nil {
+	if d.Prometheus, err = promapi.New(p.srv.URL); err != nil {
 		t.Fatal(err)
 	}
 	rep := diagnose(t, d)

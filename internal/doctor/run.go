@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/exitcode"
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/poddial"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/promapi"
 )
 
 // Run loads the kubeconfig as kubectl does, diagnoses c's Service, and writes the report
@@ -44,7 +45,10 @@ func Run(ctx context.Context, c Config, stdout io.Writer) error {
 
 	d := &Doctor{Kube: cs, Gateway: gw, Dial: pd.Dial, Cfg: c}
 	if c.Prometheus != "" {
-		if d.Prometheus, err = NewPrometheus(c.Prometheus); err != nil {
+		if err := checkPrometheusURL(c.Prometheus); err != nil {
+			return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+		}
+		if d.Prometheus, err = promapi.New(c.Prometheus); err != nil {
 			return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 		}
 	}
