@@ -54,9 +54,9 @@ const (
 // drawn as red glyphs at y = 0; the legend gives each code's total, such
 // as "failed: Unavailable (12)".
 func Render(s timeline.Series, title, path string) error {
-	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
-	if format != "svg" && format != "png" {
-		return fmt.Errorf("plot: rendering %s: unsupported format %q, want .svg or .png", path, filepath.Ext(path))
+	format, err := formatOf(path)
+	if err != nil {
+		return err
 	}
 	if s.Bucket <= 0 {
 		return fmt.Errorf("plot: rendering %s: series has bucket %v, want a positive one", path, s.Bucket)
@@ -65,7 +65,12 @@ func Render(s timeline.Series, title, path string) error {
 	if err != nil {
 		return fmt.Errorf("plot: rendering %s: %w", path, err)
 	}
+	return write(p, legend, format, path)
+}
 
+// write draws p with its legend outside it on the right into the file at path, in format
+// (svg or png), replacing the file.
+func write(p *gplot.Plot, legend gplot.Legend, format, path string) error {
 	// Measure the legend on a scratch canvas to lay out the picture.
 	legend.Left = true
 	legend.Top = true
@@ -109,6 +114,15 @@ func Render(s timeline.Series, title, path string) error {
 		return fmt.Errorf("plot: writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// formatOf is the picture format path's extension asks for: svg or png.
+func formatOf(path string) (string, error) {
+	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
+	if format != "svg" && format != "png" {
+		return "", fmt.Errorf("plot: rendering %s: unsupported format %q, want .svg or .png", path, filepath.Ext(path))
+	}
+	return format, nil
 }
 
 // palette has no red: red is for failures. (Tableau 10 without its red.)
