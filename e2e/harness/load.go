@@ -68,12 +68,19 @@ type Load struct {
 	// deleted).
 	StopNow func()
 
+	// Pod is the load Job's pod (empty for a load on the host): its container's metrics
+	// are the client's.
+	Pod string
+
 	mu    sync.Mutex
 	calls int64         // from the latest progress line
 	more  chan struct{} // closed and replaced on every progress line
 	ended error         // why the load ended without a report, once it has
 	done  chan loadResult
 	res   *loadResult
+	// reported receives the report of a Job's greeter as soon as its log holds it whole,
+	// before the container exits (-linger keeps it up after the report).
+	reported chan []byte
 }
 
 // loadResult is the greeter's JSON report, parsed by result (a call load) or
@@ -84,7 +91,8 @@ type loadResult struct {
 }
 
 func newLoad(name string) *Load {
-	return &Load{name: name, started: time.Now(), more: make(chan struct{}), done: make(chan loadResult, 1)}
+	return &Load{name: name, started: time.Now(), more: make(chan struct{}), done: make(chan loadResult, 1),
+		reported: make(chan []byte, 1)}
 }
 
 // read consumes the greeter's output: progress lines update the call count, everything
@@ -112,6 +120,9 @@ func (l *Load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
 		}
 		rest.WriteString(line)
 		rest.WriteByte('\n')
+		if reportOut == nil && (line == "}" || strings.HasPrefix(line, "{") && strings.HasSuffix(line, "}")) {
+			l.offerReport(rest.Bytes())
+		}
 	}
 	werr := wait()
 	out := rest.Bytes()
@@ -131,6 +142,43 @@ func (l *Load) read(r io.Reader, reportOut *bytes.Buffer, wait func() error) {
 	l.more = nil
 	l.mu.Unlock()
 	l.done <- res
+}
+
+// offerReport hands the report on to Report once the log read so far holds a whole JSON
+// object: the greeter writes its report indented, so only a line "}" (or a report on one
+// line) can end it, and only those lines are tried.
+func (l *Load) offerReport(out []byte) {
+	start, end := bytes.IndexByte(out, '{'), bytes.LastIndexByte(out, '}')
+	if start < 0 || end < start || !json.Valid(out[start:end+1]) {
+		return
+	}
+	select {
+	case l.reported <- bytes.Clone(out[start : end+1]):
+	default: // offered already
+	}
+}
+
+// Report waits for a Job load's report and returns it as soon as the greeter has printed
+// it, while the greeter may still linger (-linger): the cost lane keeps the client's
+// container up after its load until Prometheus has scraped its last figures. A load that
+// ends without a report fails the test, as Result does.
+func (l *Load) Report(t testing.TB) report.Summary {
+	t.Helper()
+	var raw []byte
+	select {
+	case raw = <-l.reported:
+	case r := <-l.done:
+		l.res = &r
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		raw = r.raw
+	}
+	var s report.Summary
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatalf("load %s: report: %v: %s", l.name, err, raw)
+	}
+	return s
 }
 
 // WaitCalls blocks until the load has made n calls. A load that ends first fails the test.
@@ -233,9 +281,20 @@ func (s *Suite) StartLoad(t testing.TB, tp Topology, name string, extra ...strin
 // (SIGTERM), which then prints its report into that log.
 func (s *Suite) JobLoad(t testing.TB, tp Topology, name string, args ...string) *Load {
 	t.Helper()
+	return s.JobLoadWith(t, tp, name, nil, args...)
+}
+
+// JobLoadWith is JobLoad with edit applied to the Job before it is created: what one load
+// needs that the overlay's Job lacks (a volume with a CA certificate, say).
+func (s *Suite) JobLoadWith(t testing.TB, tp Topology, name string, edit func(*batchv1.Job), args ...string) *Load {
+	t.Helper()
 	flags := append(append([]string{"-target=" + tp.Entry.Target, "-linger=" + JobLinger.String()}, tp.Entry.JobArgs...), args...)
 	return s.runJob(t, tp, name, func(ns, job string) *batchv1.Job {
-		return s.loadJob(t, tp.Entry.JobOverlay, ns, job, flags)
+		j := s.loadJob(t, tp.Entry.JobOverlay, ns, job, flags)
+		if edit != nil {
+			edit(j)
+		}
+		return j
 	})
 }
 
@@ -287,6 +346,7 @@ func (s *Suite) runJob(t testing.TB, tp Topology, name string, makeJob func(ns, 
 	}()
 	l := newLoad(name)
 	l.StopNow = stopJob
+	l.Pod = pod
 	go l.read(pr, nil, func() error {
 		defer cancel()
 		if err := <-followed; err != nil {

@@ -42,6 +42,8 @@ type Suite struct {
 	Clients *ResultTable
 	// Nodes: the node events (drain, frozen, cut off), per topology and client settings.
 	Nodes *ResultTable
+	// Cost: the cost lane's figures, per topology under one fixed load.
+	Cost  *CostTable
 	Plots *PlotIndex
 	// Gate admits the parallel tests to the node (NodeGate).
 	Gate *NodeGate
@@ -112,7 +114,7 @@ func Setup(cfg Config) (*Suite, error) {
 		CertDir: filepath.Join(out, "certs"), ClientsImage: clientsImage, Docker: docker,
 		Distribution: &DistributionTable{}, Resilience: NewResultTable("failed calls"),
 		Streams: NewResultTable("messages lost"), Clients: NewResultTable("failed calls"),
-		Nodes: NewResultTable("failed calls"), Capacity: &CapacityTable{}, Plots: &PlotIndex{},
+		Nodes: NewResultTable("failed calls"), Cost: &CostTable{}, Capacity: &CapacityTable{}, Plots: &PlotIndex{},
 		Gate:  NewNodeGate(cfg.Slots, cfg.GateOrder...),
 		start: time.Now(), order: cfg.Order,
 		applied: map[string]bool{}, rendered: map[string]func() ([]byte, error){}}
@@ -168,6 +170,7 @@ func (s *Suite) Close() []error {
 		{"streams.txt", s.Streams.String(s.byTopology)},
 		{"clients.txt", s.Clients.String(s.byTopology)},
 		{"nodes.txt", s.Nodes.String(s.byTopology)},
+		{"cost.txt", s.Cost.String()},
 	} {
 		if f.text == "" {
 			continue
