@@ -21,7 +21,7 @@ IMAGE_TAG     ?= dev
 BINARIES      := hello goodbye greeter
 
 .PHONY: all build build-linux images clients-image generate proto-lint proto-breaking proto-check lint-scripts \
-        test-scripts promtool test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e e2e-nodes smoke clean help
+        test-scripts promtool test test-short bench demo certs backend-certs doctor-host kind-up kind-down e2e e2e-nodes e2e-cost smoke clean help
 
 all: build
 
@@ -118,11 +118,14 @@ kind-down: ## delete the kind cluster
 smoke: ## a FROM scratch pod of ours Ready in the cluster and reachable from the host
 	scripts/smoke.sh
 
-e2e: ## end-to-end: the suite, then the node lane (E2E_LANE=suite or nodes: one of them)
+e2e: ## end-to-end: the suite, the node lane, the cost lane (E2E_LANE=suite, nodes or cost: one of them)
 	scripts/e2e.sh
 
 e2e-nodes: ## the node lane alone (drain, frozen, cut off a worker)
 	E2E_LANE=nodes scripts/e2e.sh
+
+e2e-cost: ## the cost lane alone (the same load through each topology: latency, CPU and memory per component)
+	E2E_LANE=cost scripts/e2e.sh
 
 clean:
 	rm -rf $(BIN)

@@ -65,27 +65,38 @@ func nodeTopologies() []h.Topology {
 }
 
 // deployForNodes applies every topology's overlay at once and waits until each serves
-// from all its backends.
+// from all its backends, the canary with two pods (below).
 func deployForNodes(t *testing.T, s *h.Suite, tps []h.Topology) {
+	// The canary, hello-v2, is one pod in the templates: a drain evicts it before its
+	// replacement is Ready, and the route's 10 % has no endpoint meanwhile (measured: 13
+	// calls failed through xDS, "no targets to pick from"). No budget can help a single
+	// replica. Here it runs two, spread over the workers like the others.
+	deployTopologies(t, s, tps, 2)
+}
+
+// deployTopologies applies every topology's overlay at once (kubectl apply flags in
+// extra), scales the canary where there is one to canaries pods (0: as the overlay has
+// it), and waits until each topology serves from all its backends.
+func deployTopologies(t *testing.T, s *h.Suite, tps []h.Topology, canaries int, extra ...string) {
 	for _, tp := range tps {
-		s.Apply(t, tp.Overlay)
+		s.Apply(t, tp.Overlay, extra...)
 		if tp.Balancer == h.BalancerProxy {
 			// The proxies' TLS listeners read the suite's certificate from this Secret.
 			createTLSSecret(t, s, tp.Namespace)
 		}
 	}
-	// The canary, hello-v2, is one pod in the templates: a drain evicts it before its
-	// replacement is Ready, and the route's 10 % has no endpoint meanwhile (measured: 13
-	// calls failed through xDS, "no targets to pick from"). No budget can help a single
-	// replica. Here it runs two, spread over the workers like the others.
-	for _, tp := range tps {
-		if hasCanary(t, s, tp) {
-			s.Kube.Run(t, "-n", tp.Namespace, "scale", "deployment/hello-v2", "--replicas=2")
+	more := 0
+	if canaries > 0 {
+		for _, tp := range tps {
+			if hasCanary(t, s, tp) {
+				s.Kube.Run(t, "-n", tp.Namespace, "scale", "deployment/hello-v2", fmt.Sprintf("--replicas=%d", canaries))
+			}
 		}
+		more = canaries - 1 // Backends counts the overlay's one canary pod
 	}
 	var wg sync.WaitGroup
 	for _, tp := range tps {
-		wg.Go(func() { nodeReady(t, s, tp) })
+		wg.Go(func() { nodeReady(t, s, tp, more) })
 	}
 	wg.Wait()
 }
@@ -98,13 +109,14 @@ func hasCanary(t *testing.T, s *h.Suite, tp h.Topology) bool {
 	return err == nil
 }
 
-// nodeReady is Suite.Ready with the node lane's second canary pod.
-func nodeReady(t *testing.T, s *h.Suite, tp h.Topology) {
+// nodeReady is Suite.Ready with extra canary pods beyond the overlay's one (the node
+// lane's second).
+func nodeReady(t *testing.T, s *h.Suite, tp h.Topology, extra int) {
 	s.WaitPodsReady(t, tp.Namespace, 3)
 	n := tp.Backends
 	if hasCanary(t, s, tp) {
 		s.Kube.Rollout(t, tp.Namespace, "hello-v2")
-		n++
+		n += extra
 	}
 	if !tp.Entry.InCluster {
 		s.WaitBackends(t, tp.Name, n, s.HostArgs(tp.Entry)...)
@@ -347,7 +359,7 @@ func spreadOverWorkers(t *testing.T, s *h.Suite, tps []h.Topology, workers []str
 		}
 		for _, tp := range tps {
 			s.Kube.Rollout(t, tp.Namespace, "hello")
-			nodeReady(t, s, tp)
+			nodeReady(t, s, tp, 1)
 		}
 		if missing := unspread(); len(missing) > 0 {
 			t.Fatalf("after a restart these hello Deployments still have no pod on a worker: %s", strings.Join(missing, "; "))

@@ -28,11 +28,13 @@ log "clients in other languages: ${KIT_CLIENTS_IMAGE} (clients/)"
 load_image "${KIT_CLIENTS_IMAGE}" "${NODE_CONTAINER}"   # its Jobs run on the control plane
 info "loaded ${KIT_CLIENTS_IMAGE}"
 
-# Two lanes on the same cluster: the suite, and the node lane (TestNodes: drains, freezes
-# and cuts off a worker, which every topology's pods share, so nothing else may run beside
-# it). make e2e runs both, one after the other (E2E_LANE=all); E2E_LANE=suite the suite
-# alone, E2E_LANE=nodes (make e2e-nodes) the node lane alone. Both lanes run even when the
-# first fails, so one run reports both. E2E_RUN runs one test.
+# Three lanes on the same cluster, one after the other: the suite; the node lane
+# (TestNodes: drains, freezes and cuts off a worker, which every topology's pods share, so
+# nothing else may run beside it); the cost lane (TestCost: the same load through each
+# topology, one at a time, its CPU and memory read from Prometheus, which any other load
+# would add to). make e2e runs all three (E2E_LANE=all); E2E_LANE=suite, nodes (make
+# e2e-nodes) or cost (make e2e-cost) one of them. Every lane runs even when an earlier one
+# failed, so one run reports them all. E2E_RUN runs one test.
 # -parallel 7: go test may start the seven parallel tests (five deployments of the four
 # topologies, the doctor, backend TLS) at once, whatever the host's CPU count; the suite's
 # node gate (e2e/harness) decides how many share the nodes and which goes first.
@@ -41,11 +43,15 @@ lanes=()
 if [[ -n ${E2E_RUN:-} ]]; then
   lanes=("run:-run=${E2E_RUN}")
 else
+  lane_suite="suite:-skip=^(TestNodes|TestCost)\$"
+  lane_nodes="nodes:-run=^TestNodes\$"
+  lane_cost="cost:-run=^TestCost\$"
   case ${E2E_LANE:-all} in
-    all) lanes=("suite:-skip=^TestNodes\$" "nodes:-run=^TestNodes\$") ;;
-    suite) lanes=("suite:-skip=^TestNodes\$") ;;
-    nodes) lanes=("nodes:-run=^TestNodes\$") ;;
-    *) die "E2E_LANE=${E2E_LANE}: want all, suite or nodes" ;;
+    all) lanes=("${lane_suite}" "${lane_nodes}" "${lane_cost}") ;;
+    suite) lanes=("${lane_suite}") ;;
+    nodes) lanes=("${lane_nodes}") ;;
+    cost) lanes=("${lane_cost}") ;;
+    *) die "E2E_LANE=${E2E_LANE}: want all, suite, nodes or cost" ;;
   esac
 fi
 test_args=()
