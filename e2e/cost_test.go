@@ -109,6 +109,7 @@ func TestCost(t *testing.T) {
 	deployTopologies(t, s, tps, 0, "-l", "app.kubernetes.io/name!=greeter")
 	s.Progressf("cost", "%d topologies deployed in %s", len(tps), time.Since(began).Round(time.Second))
 
+	deployed := time.Now()
 	// Every container measured before a load must have a sample from before it.
 	for _, tp := range tps {
 		prom.WaitScraped(t, h.Containers{Namespace: tp.Namespace, Container: "hello", Pods: podNames(s.Kube.Pods(t, tp.Namespace, "app.kubernetes.io/name=hello"))}, costFirstScrape)
@@ -117,6 +118,10 @@ func TestCost(t *testing.T) {
 		prom.WaitScraped(t, c, costFirstScrape)
 	}
 	rows := costRows(t, s, tps)
+	// The first load's window reaches back to a sample up to a scrape interval and
+	// cAdvisor's lag before it: the deploy's last work (Traefik loading the routes, the
+	// calls that waited for its backends) must be out of it.
+	time.Sleep(time.Until(deployed.Add(h.ScrapeInterval + h.CAdvisorLag)))
 	planned := int64(costRate * costDuration.Seconds())
 	s.Cost.SetLoad(fmt.Sprintf("Load: %d calls/s over %d callers for %s (%d calls) per topology, one topology at a time, from a Job on the control plane. "+
 		"CPU: increase of container_cpu_usage_seconds_total between the cAdvisor samples that bracket the load (up to %s of idle use on each side); memory: highest working set meanwhile.",
