@@ -150,7 +150,8 @@ func (p *Prom) usage(ctx context.Context, c Containers, start, end time.Time) (U
 		return Usage{}, err
 	}
 	if len(cpu) == 0 {
-		return Usage{}, fmt.Errorf("%s: no container_cpu_usage_seconds_total series between %s and %s", c, from.Format(time.TimeOnly), to.Format(time.TimeOnly))
+		// A container that started moments ago may not have been scraped yet.
+		return Usage{}, fmt.Errorf("%s: %w: no container_cpu_usage_seconds_total series between %s and %s", c, errNotYet, from.Format(time.TimeOnly), to.Format(time.TimeOnly))
 	}
 	var u Usage
 	pods := map[string]bool{}
@@ -217,16 +218,19 @@ func (p *Prom) usage(ctx context.Context, c Containers, start, end time.Time) (U
 // series with it.
 func (p *Prom) WaitUsage(t testing.TB, c Containers, start, end time.Time, timeout time.Duration) Usage {
 	t.Helper()
-	var u Usage
-	var last error
-	Eventually(t, time.Until(end.Add(CAdvisorLag))+timeout, time.Second, fmt.Sprintf("Prometheus' samples of %s around %s–%s", c, start.Format(time.TimeOnly), end.Format(time.TimeOnly)), func() bool {
-		u, last = p.usage(context.Background(), c, start, end)
-		if last != nil && !errors.Is(last, errNotYet) {
-			t.Fatalf("container figures: %v", last)
+	deadline := end.Add(CAdvisorLag + timeout)
+	for {
+		u, err := p.usage(context.Background(), c, start, end)
+		switch {
+		case err == nil:
+			return u
+		case !errors.Is(err, errNotYet):
+			t.Fatalf("container figures: %v", err)
+		case time.Now().After(deadline):
+			t.Fatalf("container figures: %v, %s after the interval's end", err, CAdvisorLag+timeout)
 		}
-		return last == nil
-	})
-	return u
+		time.Sleep(time.Second)
+	}
 }
 
 // WaitScraped waits until Prometheus holds a CPU sample of every container of c (of at
