@@ -66,15 +66,15 @@ func sharedComponents() map[string]h.Containers {
 	}
 }
 
-// The goals for the client-side topologies (headless, proxyless): they add no hop,
-// so their p50 and their servers' CPU per call are within 10 % of the direct baseline's
-// in the same run. Judged one-sided, as what a topology adds: faster than the baseline
-// passes. costAssertGoals makes a miss fail the test; see docs/results/e2e.md ("Cost")
-// for why it is off.
-const (
-	costGoal        = 1.10
-	costAssertGoals = false
-)
+// costGoal is the goal for the client-side topologies (headless, proxyless): they
+// add no hop, so their p50 and their servers' CPU per call are within 10 % of the direct
+// baseline's in the same run. Judged one-sided, as what a topology adds: faster than the
+// baseline passes. The table gives the verdict; the test does not assert it: on the
+// kit's 2-core VM it was missed in every run, and the baseline is why. Its one pod takes
+// all the calls, and the same pod at a third of the rate (what each of three pods gets)
+// costs about as much more per call as the spread load does (docs/results/e2e.md, "Cost",
+// has the figures).
+const costGoal = 1.10
 
 // costOffPath bounds what a component does for calls that do not go through it: over a
 // load that does not use Traefik, Traefik's CPU per call is under this share of its CPU
@@ -326,8 +326,8 @@ func checkCostRow(t *testing.T, m measuredRow, planned int64) {
 	}
 }
 
-// judgeCost adds the rows to the table with the goals' verdict, and asserts the negative
-// controls: a component off the path does next to nothing per call.
+// judgeCost adds the rows to the table with the goals' verdict (costGoal), and asserts the
+// negative controls: a component off the path does next to nothing per call.
 func judgeCost(t *testing.T, s *h.Suite, ms []measuredRow) {
 	t.Helper()
 	row := func(m measuredRow) h.CostRow {
@@ -358,9 +358,7 @@ func judgeCost(t *testing.T, s *h.Suite, ms []measuredRow) {
 				verdict += "met"
 			} else {
 				verdict += "not met"
-				if costAssertGoals {
-					t.Errorf("%s: %s: %s", m.name, strings.Join(misses, ", "), verdict)
-				}
+				t.Logf("%s: goal not met: %s", m.name, strings.Join(misses, ", "))
 			}
 			r.Goals = verdict
 		}
