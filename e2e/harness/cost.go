@@ -129,13 +129,13 @@ func (s *Suite) WriteCostPlot() error {
 	var stacks []plot.Stack
 	for _, role := range CostRoles() {
 		st := plot.Stack{Label: role}
-		any := false
+		present := false
 		for _, r := range rows {
 			v, ok := r.PerCall10k(role)
-			any = any || ok
+			present = present || ok
 			st.Values = append(st.Values, v)
 		}
-		if any {
+		if present {
 			stacks = append(stacks, st)
 		}
 	}
