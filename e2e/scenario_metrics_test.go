@@ -42,8 +42,18 @@ const (
 	// detection ejects a pod (dialer.DefaultOutlier): a pod failing more would leave the
 	// client's rotation within a second, its errors with it, and no alert would have a
 	// reason to fire (which is what outlier detection is for).
-	knobFraction = "0.4"
+	knobFraction = 0.4
+	// knobShare: the share of all calls that fail, one pod of three.
+	knobShare = knobFraction / 3
 )
+
+// errorPendingWithin bounds how long the error alert takes to go pending once the pod
+// fails: the rule's window is full of calls that did not fail, so the window's error share
+// crosses the alert's threshold once the failures fill threshold / knobShare of it (22.5 s
+// of the minute: 5 % / 13.3 %), then the alert lag.
+func errorPendingWithin() time.Duration {
+	return time.Duration(float64(h.RateWindow)*doctor.KitErrorRate().Ratio/knobShare) + h.AlertLag
+}
 
 func init() {
 	register(h.Scenario{Name: "metrics: scraped, rates agree, no imbalance alert", Order: 5, Needs: h.FeatureResilience, Run: metricsAgree})
@@ -118,8 +128,9 @@ func compareRates(t *testing.T, sum report.Summary, recorded map[string]float64)
 //     alert is pending within AlertLag (metricsAgree is the quiet side, under round robin).
 //     The doctor, reading the same Prometheus, names the idle pods.
 //   - GrpcServerErrorRateHigh: under round robin, one pod fails knobFraction of its calls
-//     with INVALID_ARGUMENT (a caller's mistake) for AlertLag: quiet; then with UNAVAILABLE:
-//     pending within AlertLag; the knob off, it clears within the rate window and AlertLag.
+//     with INVALID_ARGUMENT (a caller's mistake) for errorPendingWithin: quiet; then with
+//     UNAVAILABLE: pending within errorPendingWithin; the knob off, it clears within the
+//     rate window and AlertLag.
 //     The doctor's errorRate check agrees at each step.
 func alertsFire(t *testing.T, s *h.Suite, tp h.Topology) {
 	ns := tp.Namespace
@@ -146,18 +157,18 @@ func alertsFire(t *testing.T, s *h.Suite, tp h.Topology) {
 	victim := hello[0]
 	rr := s.StartLoad(t, tp, "alerts: round robin", append(h.LoadArgs(), fmt.Sprintf("-rate=%d", metricsRate))...)
 	t.Cleanup(func() { s.PostAdmin(t, ns, victim, "errors?fraction=0") })
-	s.PostAdmin(t, ns, victim, "errors?code=INVALID_ARGUMENT&fraction="+knobFraction)
+	s.PostAdmin(t, ns, victim, fmt.Sprintf("errors?code=INVALID_ARGUMENT&fraction=%g", knobFraction))
 	rr.WaitCalls(t, 1)
-	s.QuietAlert(t, alertErrors, h.AlertLag, ns)
-	s.Metrics.Add(tp.Name, alertErrors+" quiet: one pod of 3 answers INVALID_ARGUMENT", 0, h.AlertLag, "not pending at any poll (the control)")
+	s.QuietAlert(t, alertErrors, errorPendingWithin(), ns)
+	s.Metrics.Add(tp.Name, alertErrors+" quiet: one pod of 3 answers INVALID_ARGUMENT", 0, errorPendingWithin(), "not pending at any poll (the control)")
 	if f := metricsFinding(t, s, doctor.CheckErrorRate, doctorArgs...); f == nil || f.Severity == doctor.Error {
 		t.Errorf("doctor, INVALID_ARGUMENT only: want no errorRate error, got %+v", f)
 	} else {
 		t.Logf("doctor %s, INVALID_ARGUMENT only: %s %v", f.Check, f.Message, f.Evidence)
 	}
 
-	s.PostAdmin(t, ns, victim, "errors?code=UNAVAILABLE&fraction="+knobFraction)
-	took, a = s.AwaitAlert(t, alertErrors, ns, h.AlertLag, func(model.Metric) bool { return true })
+	s.PostAdmin(t, ns, victim, fmt.Sprintf("errors?code=UNAVAILABLE&fraction=%g", knobFraction))
+	took, a = s.AwaitAlert(t, alertErrors, ns, errorPendingWithin(), func(model.Metric) bool { return true })
 	s.Metrics.Add(tp.Name, alertErrors+" pending: one pod of 3 answers UNAVAILABLE", 1, took, fmt.Sprintf("%s, %s", a.Labels["grpc_service"], a.State))
 	t.Logf("%s %s for %s after %s", alertErrors, a.State, a.Labels["grpc_service"], took.Round(time.Second))
 	awaitMetricsFinding(t, s, doctor.CheckErrorRate, doctor.Error, "end in a server error", doctorArgs...)
