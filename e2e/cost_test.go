@@ -18,10 +18,6 @@ import (
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 )
 
-// prometheusURL is the kit's Prometheus as the host reaches it: deploy/kind/prometheus
-// publishes its HTTP API on this port of 127.0.0.1 (docs/cluster.md).
-const prometheusURL = "http://127.0.0.1:30083"
-
 // The cost lane's load: the same for every topology, one topology at a time.
 //   - 400 calls/s over 30 s, 12 000 calls: the rate, not the length, buys the calls. A
 //     component's CPU is read between the cAdvisor samples that bracket the load
@@ -49,11 +45,11 @@ const (
 // two more intervals for a late or missed scrape: a container that exits takes its series
 // with it. costScrapeWait is how long the lane waits for those samples after the lag.
 const (
-	costLinger     = h.CAdvisorLag + 3*h.ScrapeInterval
-	costScrapeWait = 2 * h.ScrapeInterval
+	costLinger     = h.CAdvisorLag + 3*h.CAdvisorScrape
+	costScrapeWait = 2 * h.CAdvisorScrape
 	// costFirstScrape bounds waiting for a pod just started to be scraped: cAdvisor's
 	// housekeeping, a scrape interval, and as much again for a late or missed scrape.
-	costFirstScrape = 2 * (h.CAdvisorLag + h.ScrapeInterval)
+	costFirstScrape = 2 * (h.CAdvisorLag + h.CAdvisorScrape)
 )
 
 // sharedComponents are the components the cost lane measures in every row, on the
@@ -92,10 +88,8 @@ const costOffPath = 0.10
 // proxy, the control plane. Table: e2e/out/cost.txt; picture: plots/cost/.
 func TestCost(t *testing.T) {
 	s := suite
-	prom, err := h.NewProm(prometheusURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prom := s.Prometheus
+	prom.Answers(t)
 	tps := nodeTopologies()
 	var nss []string
 	for _, tp := range tps {
@@ -112,20 +106,20 @@ func TestCost(t *testing.T) {
 	deployed := time.Now()
 	// Every container measured before a load must have a sample from before it.
 	for _, tp := range tps {
-		prom.WaitScraped(t, h.Containers{Namespace: tp.Namespace, Container: "hello", Pods: podNames(s.Kube.Pods(t, tp.Namespace, "app.kubernetes.io/name=hello"))}, costFirstScrape)
+		prom.WaitContainersScraped(t, h.Containers{Namespace: tp.Namespace, Container: "hello", Pods: podNames(s.Kube.Pods(t, tp.Namespace, "app.kubernetes.io/name=hello"))}, costFirstScrape)
 	}
 	for _, c := range sharedComponents() {
-		prom.WaitScraped(t, c, costFirstScrape)
+		prom.WaitContainersScraped(t, c, costFirstScrape)
 	}
 	rows := costRows(t, s, tps)
 	// The first load's window reaches back to a sample up to a scrape interval and
 	// cAdvisor's lag before it: the deploy's last work (Traefik loading the routes, the
 	// calls that waited for its backends) must be out of it.
-	time.Sleep(time.Until(deployed.Add(h.ScrapeInterval + h.CAdvisorLag)))
+	time.Sleep(time.Until(deployed.Add(h.CAdvisorScrape + h.CAdvisorLag)))
 	planned := int64(costRate * costDuration.Seconds())
 	s.Cost.SetLoad(fmt.Sprintf("Load: %d calls/s over %d callers for %s (%d calls) per topology, one topology at a time, from a Job on the control plane. "+
 		"CPU: increase of container_cpu_usage_seconds_total between the cAdvisor samples that bracket the load (up to %s of idle use on each side); memory: highest working set meanwhile.",
-		costRate, costCallers, costDuration, planned, h.ScrapeInterval+h.CAdvisorLag))
+		costRate, costCallers, costDuration, planned, h.CAdvisorScrape+h.CAdvisorLag))
 	var measured []measuredRow
 	for _, r := range rows {
 		m := runCostRow(t, s, prom, r)
@@ -229,7 +223,7 @@ type measuredRow struct {
 
 // runCostRow runs the row's load and reads its components' figures once Prometheus has
 // the samples after it. The next row starts after that, so no window holds another load.
-func runCostRow(t *testing.T, s *h.Suite, prom *h.Prom, r costRow) measuredRow {
+func runCostRow(t *testing.T, s *h.Suite, prom *h.Prometheus, r costRow) measuredRow {
 	t.Helper()
 	s.Progressf("cost", "%s: %d calls/s for %s", r.name, costRate, costDuration)
 	args := append([]string{"-duration=" + costDuration.String(), "-rate=" + strconv.Itoa(costRate), "-c=" + strconv.Itoa(costCallers),

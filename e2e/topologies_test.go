@@ -50,7 +50,8 @@ func topologies() []h.Topology {
 		// headless alone most of the suite's time.
 		{Name: "headless", Overlay: "headless-capacity", Namespace: headlessCapacityNS, Entry: headlessEntry(headlessCapacityNS),
 			Discovery: h.DiscoveryDNS, Balancer: h.BalancerClient, Spread: h.SpreadExact, Backends: 3,
-			Features: []h.Feature{h.FeatureSlowPod, h.FeatureConnectionAge},
+			// Its namespace is the one no scenario has sent calls to before the alerts fire.
+			Features: []h.Feature{h.FeatureAlerts, h.FeatureSlowPod, h.FeatureConnectionAge},
 			RetryOn:  kitRetry, FailoverTarget: time.Second, Deploy: deployHeadlessCapacity},
 		{Name: "proxyless-xds", Overlay: "proxyless-xds", Namespace: xdsNS,
 			Entry:     h.Entry{InCluster: true, JobOverlay: "proxyless-xds", Target: "xds:///hello-grpc." + xdsNS + ".svc.cluster.local:50051"},

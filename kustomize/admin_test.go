@@ -57,7 +57,8 @@ func TestAdminOffInTemplates(t *testing.T) {
 // TestAdminComponent: each e2e overlay is its kustomize/ overlay with ADMIN=true added to
 // the container of every server Deployment (hello, goodbye, hello-v2, in every
 // namespace), once, its CPU request set to e2e/components/shared-node's, and nothing else
-// changed but what the long-stream and silent-backend checks add (their components).
+// changed but what the long-stream and silent-backend checks add (their components) and
+// the metrics component in each namespace with servers.
 // sharedNodeCPU is the CPU request e2e/components/shared-node gives every server.
 const sharedNodeCPU = "20m"
 
@@ -83,6 +84,29 @@ func TestAdminComponent(t *testing.T) {
 				if len(withAdmin) != n-1 {
 					t.Errorf("no Ingress %s/%s (e2e/components/silent-backend)", ingressNS, stockDialIngress)
 				}
+			}
+			// The metrics component (prometheus-rule, with fast-alerts): its PodMonitor and
+			// PrometheusRule in every namespace with a server Deployment, and nowhere else.
+			withServers, withMetrics := map[string]bool{}, map[string]int{}
+			for _, o := range withAdmin {
+				if _, ok := o.Obj.(*appsv1.Deployment); ok {
+					withServers[o.Namespace] = true
+				}
+			}
+			withAdmin = slices.DeleteFunc(withAdmin, func(o object) bool {
+				if (o.GVK.Kind == "PodMonitor" || o.GVK.Kind == "PrometheusRule") && o.Name == "grpc-kit" {
+					withMetrics[o.Namespace]++
+					return true
+				}
+				return false
+			})
+			for ns := range withServers {
+				if withMetrics[ns] != 2 {
+					t.Errorf("namespace %s: %d of the PodMonitor and PrometheusRule grpc-kit (kustomize/components/prometheus-rule), want both", ns, withMetrics[ns])
+				}
+			}
+			if len(withMetrics) != len(withServers) {
+				t.Errorf("the metrics component in namespaces %v, want those with servers, %v", withMetrics, withServers)
 			}
 			for _, o := range withAdmin {
 				if g, ok := o.Obj.(*gatewayv1.Gateway); ok && longStreams {

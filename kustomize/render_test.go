@@ -210,6 +210,8 @@ var targets = []target{
 	{name: "e2e/overlays/headless-capacity", dir: "../e2e/overlays/headless-capacity", complete: true},
 	{name: "e2e/overlays/nginx-ingress", dir: "../e2e/overlays/nginx-ingress", complete: true},
 	{name: "e2e/overlays/gateway-api", dir: "../e2e/overlays/gateway-api", complete: true},
+	{name: "e2e/overlays/gateway-api/gateway", dir: "../e2e/overlays/gateway-api/gateway"},
+	{name: "e2e/overlays/gateway-api/backends", dir: "../e2e/overlays/gateway-api/backends"},
 	{name: "e2e/overlays/proxyless-xds", dir: "../e2e/overlays/proxyless-xds", complete: true},
 	{name: "e2e/overlays/proxyless-xds-least-request", dir: "../e2e/overlays/proxyless-xds-least-request"},
 	// The TLS topology and the probe styles (e2e only: no kustomize/overlays twin).

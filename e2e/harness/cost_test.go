@@ -79,7 +79,7 @@ type fakeCAdvisor struct {
 	cpu, mem map[string][]model.SamplePair // by pod
 }
 
-func (f *fakeCAdvisor) serve(t *testing.T) *Prom {
+func (f *fakeCAdvisor) serve(t *testing.T) *Prometheus {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
@@ -124,7 +124,7 @@ func (f *fakeCAdvisor) serve(t *testing.T) *Prom {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Prom{API: api, URL: srv.URL}
+	return &Prometheus{api: api, URL: srv.URL}
 }
 
 type rangeExpr struct {
@@ -132,7 +132,7 @@ type rangeExpr struct {
 	rng          time.Duration
 }
 
-// parseRange reads what Prom.samples sends: metric{namespace=..., container=..., pod=~"a|b"}[Ns].
+// parseRange reads what Prometheus.samples sends: metric{namespace=..., container=..., pod=~"a|b"}[Ns].
 func parseRange(q string) (rangeExpr, error) {
 	open, cl := strings.IndexByte(q, '{'), strings.LastIndexByte(q, '[')
 	if open < 0 || cl < 0 || !strings.HasSuffix(q, "]") {

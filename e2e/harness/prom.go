@@ -12,15 +12,15 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
 	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/promapi"
 )
 
 // What bounds the container figures the kit's Prometheus holds (deploy/kind/prometheus):
-//   - ScrapeInterval: it scrapes every kubelet's /metrics/cadvisor every 15 s
-//     (prometheus.yaml's scrapeInterval).
+//   - CAdvisorScrape: it scrapes every kubelet's /metrics/cadvisor every 15 s
+//     (prometheus.yaml's scrapeInterval; the servers' PodMonitor has its own,
+//     ScrapeInterval).
 //   - CAdvisorLag: a scrape returns the stats the kubelet's cAdvisor collected at its
 //     last housekeeping, every 10 s for a container whose stats change and backing off
 //     to at most 15 s for one whose do not (the kubelet's maxHousekeepingInterval,
@@ -31,9 +31,9 @@ import (
 // An interval [start, end] is bracketed by the last sample stored at or before start
 // (it holds nothing after start) and the first stored at or after end+CAdvisorLag (it holds
 // everything up to end): the CPU between them is the interval's, plus the idle use of at
-// most ScrapeInterval+CAdvisorLag on each side.
+// most CAdvisorScrape+CAdvisorLag on each side.
 const (
-	ScrapeInterval = 15 * time.Second
+	CAdvisorScrape = 15 * time.Second
 	CAdvisorLag    = 15 * time.Second
 )
 
@@ -82,26 +82,13 @@ type Usage struct {
 	From, To time.Time
 }
 
-// Prom reads container figures from the kit's Prometheus.
-type Prom struct {
-	API v1.API
-	URL string
-}
-
-// NewProm is a client of the Prometheus whose base URL is url, after checking that it
-// answers: a lane that needs it fails at once, with the fix, rather than at its first
-// figure.
-func NewProm(url string) (*Prom, error) {
-	api, err := promapi.New(url)
-	if err != nil {
-		return nil, err
+// Answers fails the test at once, with the fix, when the kit's Prometheus does not
+// answer: a lane that needs it should not fail at its first figure.
+func (p *Prometheus) Answers(t testing.TB) {
+	t.Helper()
+	if _, err := p.query("up"); err != nil {
+		t.Fatalf("the kit's Prometheus does not answer (make kind-up deploys it: deploy/kind/prometheus): %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
-	defer cancel()
-	if _, _, err := promapi.Vector(ctx, api, "up", time.Time{}); err != nil {
-		return nil, fmt.Errorf("the kit's Prometheus at %s does not answer (make kind-up deploys it, deploy/kind/prometheus): %w", url, err)
-	}
-	return &Prom{API: api, URL: url}, nil
 }
 
 // series is one container's samples of one metric, by the labels that name it.
@@ -112,12 +99,12 @@ type series struct {
 }
 
 // samples returns the raw samples of metric for c stored in [from, to].
-func (p *Prom) samples(ctx context.Context, metric string, c Containers, from, to time.Time) ([]series, error) {
+func (p *Prometheus) samples(ctx context.Context, metric string, c Containers, from, to time.Time) ([]series, error) {
 	rng := model.Duration(to.Sub(from).Round(time.Second) + time.Second)
 	q := fmt.Sprintf("%s%s[%s]", metric, c.selector(), rng)
 	ctx, cancel := context.WithTimeout(ctx, APIRequest)
 	defer cancel()
-	m, _, err := promapi.Matrix(ctx, p.API, q, to)
+	m, _, err := promapi.Matrix(ctx, p.api, q, to)
 	if err != nil {
 		return nil, err
 	}
@@ -139,11 +126,11 @@ func (p *Prom) samples(ctx context.Context, metric string, c Containers, from, t
 var errNotYet = errors.New("no sample after the interval yet")
 
 // usage computes Usage for c over [start, end] from what Prometheus holds now.
-func (p *Prom) usage(ctx context.Context, c Containers, start, end time.Time) (Usage, error) {
+func (p *Prometheus) usage(ctx context.Context, c Containers, start, end time.Time) (Usage, error) {
 	// A sample before start: one scrape interval back, more should scrapes be missed (the
 	// last one counts, however many there are). After the end: CAdvisorLag, then up to a
 	// scrape interval.
-	from, after := start.Add(-4*ScrapeInterval), end.Add(CAdvisorLag)
+	from, after := start.Add(-4*CAdvisorScrape), end.Add(CAdvisorLag)
 	to := time.Now()
 	cpu, err := p.samples(ctx, "container_cpu_usage_seconds_total", c, from, to)
 	if err != nil {
@@ -216,7 +203,7 @@ func (p *Prom) usage(ctx context.Context, c Containers, start, end time.Time) (U
 // scrape interval after end, and timeout (a few more intervals) for a scrape that is late
 // or missed. The containers must still run until then: a container that exits takes its
 // series with it.
-func (p *Prom) WaitUsage(t testing.TB, c Containers, start, end time.Time, timeout time.Duration) Usage {
+func (p *Prometheus) WaitUsage(t testing.TB, c Containers, start, end time.Time, timeout time.Duration) Usage {
 	t.Helper()
 	deadline := end.Add(CAdvisorLag + timeout)
 	for {
@@ -233,17 +220,17 @@ func (p *Prom) WaitUsage(t testing.TB, c Containers, start, end time.Time, timeo
 	}
 }
 
-// WaitScraped waits until Prometheus holds a CPU sample of every container of c (of at
+// WaitContainersScraped waits until Prometheus holds a CPU sample of every container of c (of at
 // least one when c names no pods), so that an interval starting now has a sample before
 // it: a pod that has just started is first scraped up to a scrape interval and cAdvisor's
 // next housekeeping later.
-func (p *Prom) WaitScraped(t testing.TB, c Containers, timeout time.Duration) {
+func (p *Prometheus) WaitContainersScraped(t testing.TB, c Containers, timeout time.Duration) {
 	t.Helper()
 	var seen []string
 	Eventually(t, timeout, time.Second, fmt.Sprintf("Prometheus has scraped %s", c), func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
 		defer cancel()
-		vec, _, err := promapi.Vector(ctx, p.API, "container_cpu_usage_seconds_total"+c.selector(), time.Time{})
+		vec, _, err := promapi.Vector(ctx, p.api, "container_cpu_usage_seconds_total"+c.selector(), time.Time{})
 		if err != nil {
 			t.Fatalf("container figures: %v", err)
 		}

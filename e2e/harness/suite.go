@@ -32,6 +32,8 @@ type Suite struct {
 	CertDir      string
 	// Keep leaves the deployed topologies in the cluster after the run (-keep).
 	Keep bool
+	// Prometheus is the kit's Prometheus (deploy/kind/prometheus), through its host port.
+	Prometheus *Prometheus
 
 	// The closing tables: calls per pod, the resilience scenarios, the streams, the slow pod.
 	Distribution *DistributionTable
@@ -42,6 +44,8 @@ type Suite struct {
 	Clients *ResultTable
 	// Nodes: the node events (drain, frozen, cut off), per topology and client settings.
 	Nodes *ResultTable
+	// Metrics: what the kit's Prometheus saw, and when its alerts went pending and cleared.
+	Metrics *ResultTable
 	// Cost: the cost lane's figures, per topology under one fixed load.
 	Cost  *CostTable
 	Plots *PlotIndex
@@ -114,11 +118,19 @@ func Setup(cfg Config) (*Suite, error) {
 		CertDir: filepath.Join(out, "certs"), ClientsImage: clientsImage, Docker: docker,
 		Distribution: &DistributionTable{}, Resilience: NewResultTable("failed calls"),
 		Streams: NewResultTable("messages lost"), Clients: NewResultTable("failed calls"),
-		Nodes: NewResultTable("failed calls"), Cost: &CostTable{}, Capacity: &CapacityTable{}, Plots: &PlotIndex{},
+		Nodes: NewResultTable("failed calls"), Metrics: NewResultTable("pods"), Cost: &CostTable{},
+		Capacity: &CapacityTable{}, Plots: &PlotIndex{},
 		Gate:  NewNodeGate(cfg.Slots, cfg.GateOrder...),
 		start: time.Now(), order: cfg.Order,
 		applied: map[string]bool{}, rendered: map[string]func() ([]byte, error){}}
 	s.CACert = filepath.Join(s.CertDir, "ca.crt")
+	promURL, err := prometheusURL(root)
+	if err != nil {
+		return nil, err
+	}
+	if s.Prometheus, err = NewPrometheus(promURL); err != nil {
+		return nil, err
+	}
 
 	if b, err := k.Exec("get", "--raw", "/readyz"); err != nil {
 		return nil, fmt.Errorf("the cluster's API server does not answer (%v: %s): run `make kind-up`", err, b)
@@ -170,6 +182,7 @@ func (s *Suite) Close() []error {
 		{"streams.txt", s.Streams.String(s.byTopology)},
 		{"clients.txt", s.Clients.String(s.byTopology)},
 		{"nodes.txt", s.Nodes.String(s.byTopology)},
+		{"metrics.txt", s.Metrics.String(s.byTopology)},
 		{"cost.txt", s.Cost.String()},
 	} {
 		if f.text == "" {

@@ -119,6 +119,9 @@ const (
 	FeatureClients Feature = "clients in other languages"
 	// FeatureClientsFromHost: the same clients on the host, calling through the proxy.
 	FeatureClientsFromHost Feature = "clients in other languages, from the host"
+	// FeatureAlerts: the kit's alerts made to fire (pick_first, a pod answering errors) in a
+	// namespace no other scenario has sent calls to yet.
+	FeatureAlerts Feature = "alerts"
 )
 
 // Supports says whether the deployment runs the scenarios of f.

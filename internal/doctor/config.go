@@ -33,6 +33,10 @@ type Config struct {
 	// Prometheus is the base URL of a Prometheus that scrapes the pods: the metrics checks
 	// read the live balance and error rate there. "" skips them.
 	Prometheus string
+	// PrometheusWindow is the window of the rates the metrics checks read; 0 = the kit's
+	// alert's (KitErrorRate). A rule that rates over another window (a test setup's
+	// shorter one) gets the doctor judging the same span.
+	PrometheusWindow time.Duration
 
 	ClusterDomain string
 	Timeout       time.Duration // per gRPC, DNS or Prometheus exchange
@@ -55,6 +59,7 @@ func ParseFlags(args []string, usage io.Writer) (Config, error) {
 	fs.BoolVar(&c.TLS, "tls", false, "the client uses TLS (a plaintext server is then reported as a mismatch)")
 	fs.StringVar(&c.LB, "lb", dialer.RoundRobin, "the client's LB policy: round_robin, pick_first, or xds for a proxyless client (xds:/// target, routes from istiod)")
 	fs.StringVar(&c.Prometheus, "prometheus", "", "base URL of a Prometheus that scrapes the pods (http://localhost:9090 through kubectl port-forward): checks the live balance, error rate and scrape targets from the servers' metrics")
+	fs.DurationVar(&c.PrometheusWindow, "prometheus-window", 0, "window of the call rates the -prometheus checks read, as your alert rule's (default: the kit's rule, 5m); pods Ready for less than it are not judged")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "bound of each gRPC, DNS or Prometheus exchange")
 	fs.BoolVar(&c.JSON, "json", false, "print the findings as JSON")
@@ -109,6 +114,12 @@ or kubeconfig, 3 at least one error finding.
 		if err := checkPrometheusURL(c.Prometheus); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	switch {
+	case c.PrometheusWindow < 0:
+		errs = append(errs, fmt.Errorf("-prometheus-window %s: must be positive", c.PrometheusWindow))
+	case c.PrometheusWindow > 0 && c.Prometheus == "":
+		errs = append(errs, errors.New("-prometheus-window needs -prometheus URL"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)

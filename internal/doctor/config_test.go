@@ -43,6 +43,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-service", "x", "-prometheus", "ftp://prom:9090"}, "want the server's base URL"},
 		{[]string{"-service", "x", "-prometheus", "http://prom:9090/api/v1/query?query=up"}, "want the server's base URL"},
 		{[]string{"-service", "x", "-prometheus", "http://prom:90 90"}, "-prometheus"},
+		{[]string{"-service", "x", "-prometheus", "http://prom:9090", "-prometheus-window", "-1m"}, "-prometheus-window -1m0s: must be positive"},
+		{[]string{"-service", "x", "-prometheus-window", "1m"}, "-prometheus-window needs -prometheus URL"},
 	} {
 		_, err := ParseFlags(tc.args, &bytes.Buffer{})
 		if !errors.Is(err, exitcode.ErrUsage) || exitcode.Of(err) != 2 || !strings.Contains(err.Error(), tc.want) {

@@ -193,6 +193,9 @@ func (d *Doctor) checkMetrics(ctx context.Context, st *state) error {
 		return nil
 	}
 	ns, rule := d.Cfg.Namespace, KitErrorRate()
+	if d.Cfg.PrometheusWindow > 0 {
+		rule.Window = d.Cfg.PrometheusWindow
+	}
 	up, warnings, err := d.query(ctx, upQuery(ns))
 	if err != nil {
 		if ctx.Err() != nil {

@@ -38,9 +38,12 @@ import (
 
 // The queries, written out here rather than with the doctor's query functions, so that a
 // change to what the doctor asks shows in a test. The services and window are the alert's.
-func wantQueries() (up, calls, streams string) {
+func wantQueries() (up, calls, streams string) { return wantQueriesOver(KitErrorRate().Window) }
+
+// wantQueriesOver are the doctor's queries with -prometheus-window window.
+func wantQueriesOver(window time.Duration) (up, calls, streams string) {
 	r := KitErrorRate()
-	svc, w := strconv.Quote(r.Services), model.Duration(r.Window).String()
+	svc, w := strconv.Quote(r.Services), model.Duration(window).String()
 	up = `up{namespace="kit"}`
 	calls = `sum by (pod, grpc_service, grpc_code) (rate(grpc_server_handled_total{namespace="kit", grpc_service=~` + svc + `}[` + w + `]))`
 	sel := `{namespace="kit", grpc_service=~` + svc + `, grpc_type!="unary"}`
@@ -70,7 +73,13 @@ type fakeProm struct {
 // newFakeProm serves the doctor's three queries for pods in namespace kit.
 func newFakeProm(t *testing.T, pods ...promPod) *fakeProm {
 	t.Helper()
-	up, callsQ, streamsQ := wantQueries()
+	return newFakePromOver(t, KitErrorRate().Window, pods...)
+}
+
+// newFakePromOver serves the queries of a doctor run with -prometheus-window window.
+func newFakePromOver(t *testing.T, window time.Duration, pods ...promPod) *fakeProm {
+	t.Helper()
+	up, callsQ, streamsQ := wantQueriesOver(window)
 	p := &fakeProm{t: t, answers: map[string]model.Vector{up: {}, callsQ: {}, streamsQ: {}}}
 	now := model.Now()
 	sample := func(v float64, kv ...string) *model.Sample {
@@ -167,6 +176,13 @@ func deployment(name string, pods ...*corev1.Pod) []runtime.Object {
 // fixture's pods in Deployment hello unless objs put them elsewhere.
 func promDiagnose(t *testing.T, f *fixture, addr string, objs ...runtime.Object) Report {
 	t.Helper()
+	return promDiagnoseCfg(t, f, Config{Prometheus: addr}, objs...)
+}
+
+// promDiagnoseCfg is promDiagnose with more of the doctor's flags than -prometheus.
+func promDiagnoseCfg(t *testing.T, f *fixture, cfg Config, objs ...runtime.Object) Report {
+	t.Helper()
+	addr := cfg.Prometheus
 	svc := headlessService("hello-grpc-headless")
 	f.records[fqdn(svc.Name)] = f.readyIPs()
 	if len(objs) == 0 {
@@ -174,7 +190,7 @@ func promDiagnose(t *testing.T, f *fixture, addr string, objs ...runtime.Object)
 	}
 	// The kit's budget: the pods now have a Deployment, and the pdb check wants one.
 	objs = append(objs, kitPDB(int32(len(f.pods)), int32(len(f.pods))))
-	d := f.doctor(svc.Name, Config{Prometheus: addr}, append(objs, svc, slice(svc.Name, f.pods...))...)
+	d := f.doctor(svc.Name, cfg, append(objs, svc, slice(svc.Name, f.pods...))...)
 	var err error
 	if d.Prometheus, err = promapi.New(addr); err != nil {
 		t.Fatal(err)
@@ -217,6 +233,21 @@ func TestMetricsBalanced(t *testing.T) {
 		if pm.Workload != "Deployment hello" || pm.Up != 1 || !pm.HasCalls || pm.Share == nil || *pm.Share < 0.29 || *pm.Share > 0.37 {
 			t.Errorf("pod metrics: %+v", pm)
 		}
+	}
+}
+
+// -prometheus-window: the rates over the window of the user's rule, and the pods judged
+// once Ready for that long.
+func TestMetricsWindow(t *testing.T) {
+	f := newFixture(t, 3, false)
+	p := newFakePromOver(t, 90*time.Second, promPod{name: "hello-1", calls: calls(30)}, promPod{name: "hello-2"}, promPod{name: "hello-3"})
+	rep := promDiagnoseCfg(t, f, Config{Prometheus: p.srv.URL, PrometheusWindow: 90 * time.Second})
+	onlyError(t, rep, CheckTraffic, "2 of 3 Ready pods get no calls")
+	if asked := p.queries(); len(asked) < 2 || !strings.Contains(asked[1], "[1m30s])") {
+		t.Errorf("queries asked:\n%s", strings.Join(asked, "\n"))
+	}
+	if rep.Metrics == nil || rep.Metrics.Window != "1m30s" {
+		t.Errorf("metrics: %+v", rep.Metrics)
 	}
 }
 
