@@ -93,8 +93,7 @@ func TestCost(t *testing.T) {
 	tps := nodeTopologies()
 	var nss []string
 	for _, tp := range tps {
-		nss = append(nss, tp.Namespace)
-		nss = append(nss, tp.AlsoDumped...)
+		nss = append(nss, tp.Namespaces()...)
 	}
 	defer s.DumpIfFailed(t, nss...)
 	began := time.Now()

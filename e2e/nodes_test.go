@@ -33,8 +33,7 @@ func TestNodes(t *testing.T) {
 	tps := nodeTopologies()
 	var nss []string
 	for _, tp := range tps {
-		nss = append(nss, tp.Namespace)
-		nss = append(nss, tp.AlsoDumped...)
+		nss = append(nss, tp.Namespaces()...)
 	}
 	defer s.DumpIfFailed(t, nss...)
 	for _, w := range workers {

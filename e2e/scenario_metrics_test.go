@@ -66,7 +66,7 @@ func init() {
 // makes it pending within AlertLag); and the per-pod rates the rules record agree with what
 // the greeter counted per pod.
 func metricsAgree(t *testing.T, s *h.Suite, tp h.Topology) {
-	nss := append([]string{tp.Namespace}, tp.AlsoDumped...)
+	nss := tp.Namespaces()
 	scraped := s.WaitScraped(t, nss...)
 	load := s.StartLoad(t, tp, "metrics: steady load", append(h.LoadArgs(), fmt.Sprintf("-rate=%d", metricsRate))...)
 	load.WaitCalls(t, 1)

@@ -124,6 +124,9 @@ const (
 	FeatureAlerts Feature = "alerts"
 )
 
+// Namespaces are the deployment's namespace and the others that explain it (AlsoDumped).
+func (tp Topology) Namespaces() []string { return append([]string{tp.Namespace}, tp.AlsoDumped...) }
+
 // Supports says whether the deployment runs the scenarios of f.
 func (tp Topology) Supports(f Feature) bool { return slices.Contains(tp.Features, f) }
 
