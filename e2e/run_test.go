@@ -53,7 +53,7 @@ func TestTopologies(t *testing.T) {
 		t.Run(tp.Overlay, func(t *testing.T) {
 			t.Parallel()
 			s.Gate.Enter(t)
-			defer s.DumpIfFailed(t, append([]string{tp.Namespace}, tp.AlsoDumped...)...)
+			defer s.DumpIfFailed(t, tp.Namespaces()...)
 			tp.Deploy(t, s, tp)
 			s.RunScenarios(t, tp, scenarios)
 		})
