@@ -94,13 +94,23 @@ func (p *Prometheus) Query(t testing.TB, q string) model.Vector {
 }
 
 func (p *Prometheus) query(q string) (model.Vector, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), APIRequest)
 	defer cancel()
 	vec, _, err := promapi.Vector(ctx, p.api, q, time.Time{})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus %s: %w", p.URL, err)
 	}
 	return vec, nil
+}
+
+// anyOf is a PromQL regular expression that matches exactly one of vals (label values such
+// as pod or namespace names, whose dots must not match any character).
+func anyOf(vals []string) string {
+	quoted := make([]string, len(vals))
+	for i, v := range vals {
+		quoted[i] = regexp.QuoteMeta(v)
+	}
+	return strings.Join(quoted, "|")
 }
 
 // ByPod is a query's values keyed by their pod label.
@@ -151,12 +161,8 @@ type AlertState struct {
 // Alerts are the alert's pending and firing instances in the namespaces now.
 func (s *Suite) Alerts(t testing.TB, alert string, namespaces ...string) []AlertState {
 	t.Helper()
-	quoted := make([]string, len(namespaces))
-	for i, ns := range namespaces {
-		quoted[i] = regexp.QuoteMeta(ns)
-	}
 	var out []AlertState
-	for _, smp := range s.Prometheus.Query(t, fmt.Sprintf("ALERTS{alertname=%q, namespace=~%q}", alert, strings.Join(quoted, "|"))) {
+	for _, smp := range s.Prometheus.Query(t, fmt.Sprintf("ALERTS{alertname=%q, namespace=~%q}", alert, anyOf(namespaces))) {
 		out = append(out, AlertState{State: string(smp.Metric["alertstate"]), Labels: smp.Metric})
 	}
 	return out

@@ -7,7 +7,7 @@ import "time"
 // The suite's timeouts, in one place. Each bounds a wait for the cluster, not a figure the
 // suite measures (those have their targets beside their scenarios).
 const (
-	// APIRequest bounds one request to the API server: a sample, not a wait.
+	// APIRequest bounds one request to the API server or to Prometheus: a sample, not a wait.
 	APIRequest = 30 * time.Second
 	// Kubectl bounds one kubectl process (apply, delete, scale ...).
 	Kubectl = 5 * time.Minute

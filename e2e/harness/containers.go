@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -52,11 +51,7 @@ type Containers struct {
 func (c Containers) selector() string {
 	sel := fmt.Sprintf(`namespace=%q, container=%q`, c.Namespace, c.Container)
 	if len(c.Pods) > 0 {
-		quoted := make([]string, len(c.Pods))
-		for i, p := range c.Pods {
-			quoted[i] = regexp.QuoteMeta(p)
-		}
-		sel += fmt.Sprintf(`, pod=~%q`, strings.Join(quoted, "|"))
+		sel += fmt.Sprintf(`, pod=~%q`, anyOf(c.Pods))
 	}
 	return "{" + sel + "}"
 }
