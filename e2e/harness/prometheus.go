@@ -180,15 +180,19 @@ func (s *Suite) AwaitAlert(t testing.TB, alert, ns string, timeout time.Duration
 	return took, found
 }
 
-// QuietAlert polls the alert in the namespaces for d and fails the test if any instance
-// is pending or firing meanwhile.
-func (s *Suite) QuietAlert(t testing.TB, alert string, d time.Duration, namespaces ...string) {
+// QuietAlert polls the alert in the namespaces for d and fails the test if an instance for
+// which match is true is pending or firing meanwhile. It watches for the whole of d either
+// way, so what the caller does next happens at the time it planned.
+func (s *Suite) QuietAlert(t testing.TB, alert string, d time.Duration, match func(model.Metric) bool, namespaces ...string) {
 	t.Helper()
 	end := time.Now().Add(d)
+	reported := false
 	for time.Now().Before(end) {
-		if as := s.Alerts(t, alert, namespaces...); len(as) > 0 {
-			t.Errorf("%s in %s: %s for %v, want none", alert, as[0].Labels["namespace"], as[0].State, as[0].Labels)
-			return
+		for _, a := range s.Alerts(t, alert, namespaces...) {
+			if !reported && match(a.Labels) {
+				t.Errorf("%s in %s: %s for %v, want none", alert, a.Labels["namespace"], a.State, a.Labels)
+				reported = true
+			}
 		}
 		time.Sleep(Poll)
 	}
