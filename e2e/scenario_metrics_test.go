@@ -25,8 +25,6 @@ const (
 	alertErrors    = "GrpcServerErrorRateHigh"
 	// loadGRPCService is the gRPC service the greeter's loads call (SayHello).
 	loadGRPCService = "helloworld.Hello"
-	// recordedRate is the rule that every pod's calls per second are recorded in.
-	recordedRate = "namespace_pod:grpc_server_handled:rate"
 	// metricsRate: calls per second of the metrics scenarios' loads; at 100/s each of three
 	// pods takes about 2 000 calls in the rate window, so the rate is steady to well under
 	// a percent, and the canary (10 %) still takes 10 calls/s, over the rule's 1 call/s.
@@ -83,7 +81,7 @@ func metricsAgree(t *testing.T, s *h.Suite, tp h.Topology) {
 	s.QuietAlert(t, alertImbalance, h.RateWindow+h.EvalInterval+h.ScrapeInterval-time.Since(start), loadService, nss...)
 	recorded := map[string]float64{}
 	for _, ns := range nss {
-		maps.Copy(recorded, h.ByPod(s.Prometheus.Query(t, fmt.Sprintf("sum by (pod) (%s{namespace=%q, grpc_service=%q})", recordedRate, ns, loadGRPCService))))
+		maps.Copy(recorded, h.ByPod(s.Prometheus.Query(t, fmt.Sprintf("sum by (pod) (%s{namespace=%q, grpc_service=%q})", h.RecordedRate, ns, loadGRPCService))))
 	}
 	load.StopNow()
 	sum := load.Result(t)
@@ -109,7 +107,7 @@ func compareRates(t *testing.T, sum report.Summary, recorded map[string]float64)
 		g := greeter[pod]
 		r, ok := recorded[pod]
 		if !ok {
-			t.Errorf("pod %s served %.1f calls/s, Prometheus recorded no rate for it (%s)", pod, g, recordedRate)
+			t.Errorf("pod %s served %.1f calls/s, Prometheus recorded no rate for it (%s)", pod, g, h.RecordedRate)
 			continue
 		}
 		gap := math.Abs(r - g)

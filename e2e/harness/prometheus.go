@@ -40,11 +40,18 @@ const (
 	// recording rules, then the alert, may fall in different rounds), plus a margin of 10 s
 	// for the reloads and the busy node (what the runs took is in docs/results/e2e.md).
 	AlertLag = 2*ScrapeInterval + 2*EvalInterval + 10*time.Second
-	// UpWithin bounds how long a new namespace's pods take to become scrape targets: the
-	// operator regenerates the configuration when the PodMonitor appears, the reloader
-	// reloads it (polling every few seconds), and the first scrape follows within an
-	// interval; a minute leaves that more than twice its usual 20-30 s.
-	UpWithin = 90 * time.Second
+	// RecordedRate is the recording rule that holds every server pod's calls per second
+	// (kustomize/components/prometheus-rule): every alert of the kit reads it.
+	RecordedRate = "namespace_pod:grpc_server_handled:rate"
+	// WatchedWithin bounds how long a new namespace's pods take to be watched: scraped, and
+	// their rates recorded by the namespace's own copy of the rules. The operator writes the
+	// scrape configuration (a Secret) and the rules (a ConfigMap) when the PodMonitor and the
+	// PrometheusRule appear; the kubelet projects each into Prometheus' pod at its next
+	// sync of the pod (every minute at most), the reloader reloads Prometheus within
+	// seconds, and a rate needs two scrapes and an evaluation (20 s). The two files may
+	// reach the pod a sync apart, so targets that are up do not mean the rules are loaded:
+	// the wait asks for both. Two minutes leave half a minute over the worst case.
+	WatchedWithin = 2 * time.Minute
 )
 
 // Prometheus is a client of the kit's Prometheus API, published on the host by kind-up.
@@ -123,11 +130,18 @@ func ByPod(v model.Vector) map[string]float64 {
 }
 
 // WaitScraped waits until every Running server pod of the namespaces is a target that is
-// up, and returns those pods.
+// up and has a RecordedRate (its counters start at zero, so an idle pod has one too), and
+// returns those pods.
 func (s *Suite) WaitScraped(t testing.TB, namespaces ...string) []string {
 	t.Helper()
 	var pods, missing []string
-	took := Eventually(t, UpWithin, Poll, "every server pod of "+strings.Join(namespaces, ", ")+" is an up target", func() bool {
+	watched := false
+	defer func() { // Eventually's Fatal runs this: say which pods were not watched
+		if !watched {
+			t.Logf("not watched: %s", strings.Join(missing, ", "))
+		}
+	}()
+	took := Eventually(t, WatchedWithin, Poll, "every server pod of "+strings.Join(namespaces, ", ")+" is an up target with a recorded rate", func() bool {
 		pods, missing = pods[:0], missing[:0]
 		for _, ns := range namespaces {
 			up, err := s.Prometheus.query(fmt.Sprintf("up{namespace=%q} == 1", ns))
@@ -135,20 +149,31 @@ func (s *Suite) WaitScraped(t testing.TB, namespaces ...string) []string {
 				t.Log(err)
 				return false
 			}
-			byPod := ByPod(up)
+			recorded, err := s.Prometheus.query(fmt.Sprintf("count by (pod) (%s{namespace=%q})", RecordedRate, ns))
+			if err != nil {
+				t.Log(err)
+				return false
+			}
+			isUp, isRecorded := ByPod(up), ByPod(recorded)
 			for _, p := range s.Kube.Pods(t, ns, ServerPods) {
 				if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
 					continue
 				}
 				pods = append(pods, p.Name)
-				if _, ok := byPod[p.Name]; !ok {
-					missing = append(missing, ns+"/"+p.Name)
+				_, u := isUp[p.Name]
+				_, r := isRecorded[p.Name]
+				switch {
+				case !u:
+					missing = append(missing, ns+"/"+p.Name+" (not an up target)")
+				case !r:
+					missing = append(missing, ns+"/"+p.Name+" (no "+RecordedRate+")")
 				}
 			}
 		}
 		return len(pods) > 0 && len(missing) == 0
 	})
-	t.Logf("%d server pods of %s are up targets after %s", len(pods), strings.Join(namespaces, ", "), took.Round(time.Second))
+	watched = true
+	t.Logf("%d server pods of %s are up targets with recorded rates after %s", len(pods), strings.Join(namespaces, ", "), took.Round(time.Second))
 	return slices.Sorted(slices.Values(pods))
 }
 

@@ -3,6 +3,7 @@
 package hint
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -76,6 +77,10 @@ func ForXDS(code codes.Code, msg string) string {
 		return "the control plane sent no endpoints or no listener for this target yet: check that the target is xds:///<service>.<namespace>.svc.cluster.local:<port>, that the Service port is named grpc (or has appProtocol kubernetes.io/h2c), and that its pods are Ready; a client started before istiod knows the route fails its first calls, -warmup waits."
 	case strings.Contains(msg, "xds") && (strings.Contains(msg, "connection") || strings.Contains(msg, "transport")):
 		return "the client cannot reach the xDS control plane named in its bootstrap (server_uri): is istiod running (kubectl -n istio-system get pods)?"
+	case code == codes.DeadlineExceeded && msg == context.DeadlineExceeded.Error():
+		// The bare message is the channel's wait for its first configuration; a call that
+		// reached a pod and timed out there says so too, hence "if every call".
+		return "the deadline passed before the client had a configuration from the control plane (or before the server answered). If every call from the client's start fails so, the xDS client is still waiting for istiod: it reports an unreachable control plane only when its first connection attempt fails, at once if the connection is refused, after up to 20 s (gRPC's minimum connect timeout) if nothing answers. Is istiod running (kubectl -n istio-system get pods)? A -timeout over 20 s shows the error."
 	}
 	return For(code, msg)
 }

@@ -1,6 +1,7 @@
 package hint
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -35,5 +36,27 @@ func TestForError(t *testing.T) {
 	}
 	if got := For(codes.Unimplemented, "x"); !strings.Contains(got, "routing") {
 		t.Errorf("For(Unimplemented): %q", got)
+	}
+}
+
+// TestForXDS: the xDS causes first, then For's. The messages are grpc-go's.
+func TestForXDS(t *testing.T) {
+	for _, tc := range []struct {
+		code      codes.Code
+		msg, want string
+	}{
+		{codes.Unavailable, `xds: error received from xDS stream: connection error: desc = "transport: Error while dialing: dial tcp 10.96.0.10:15010: connect: network is unreachable"`, "is istiod running"},
+		// The channel still waits for its first configuration (ClientConn's
+		// waitForResolvedAddrs): istiod unreachable, its connection attempt not failed yet.
+		{codes.DeadlineExceeded, context.DeadlineExceeded.Error(), "20 s (gRPC's minimum connect timeout)"},
+		// A pick that waited for a pod: not the control plane's doing.
+		{codes.DeadlineExceeded, "context deadline exceeded while waiting for connections to become ready", ""},
+		{codes.Unavailable, "no matched route was found", "GRPCRoute"},
+		{codes.Unavailable, "dial tcp 10.0.0.1:50051: connect: connection refused", "targetPort"},
+	} {
+		got := ForXDS(tc.code, tc.msg)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("ForXDS(%s, %q) = %q, want it to mention %q", tc.code, tc.msg, got, tc.want)
+		}
 	}
 }
