@@ -4,13 +4,17 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	h "github.com/grpc-k8s-kit/grpc-k8s-kit/e2e/harness"
 	"google.golang.org/grpc/codes"
+
+	h "github.com/grpc-k8s-kit/grpc-k8s-kit/e2e/harness"
+	"github.com/grpc-k8s-kit/grpc-k8s-kit/internal/report"
 )
 
 func init() {
@@ -42,26 +46,22 @@ func controlPlaneLost(t *testing.T, s *h.Suite, tp h.Topology) {
 	})
 	sc.Mark("istiod gone")
 
-	// The fresh client learns that istiod is unreachable when its first connection attempt
-	// to it fails: at once where the node refuses a connection to a Service with no
-	// endpoints (the kit's cluster does), after gRPC's minimum connect timeout (20 s) where
-	// the packets go nowhere. Until then its calls wait for a configuration and end with
-	// DEADLINE_EXCEEDED, whose hint names istiod too. freshCalls × freshTimeout holds the
-	// 20 s with a margin of 25 s, so the UNAVAILABLE is seen either way.
-	const freshCalls, freshTimeout = 3, 15 * time.Second
-	fresh := s.JobLoad(t, tp, "a client started without istiod", fmt.Sprintf("-n=%d", freshCalls), fmt.Sprintf("-timeout=%s", freshTimeout), "-json", "-quiet").Result(t)
-	var freshNotes []string
-	for _, e := range fresh.Errors {
-		freshNotes = append(freshNotes, fmt.Sprintf("%d %s", e.Count, e.Code))
-		if (e.Code != codes.Unavailable && e.Code != codes.DeadlineExceeded) || !strings.Contains(e.Hint, "istiod") {
-			t.Errorf("a client started without a control plane: %d calls %s (%s), want UNAVAILABLE or DEADLINE_EXCEEDED with a hint that names istiod, got the hint %q", e.Count, e.Code, e.Example, e.Hint)
-		}
+	// The node refuses the connection: its calls fail at once, as a rule (the time is in
+	// the note; the bound is freshClient's).
+	_, freshNote := freshClient(t, s, tp, "a client started without istiod")
+	// The control: where a connection to istiod's address goes nowhere (a blackhole route
+	// on every node, for that address only), the same client waits out its first
+	// connection attempt, longer than a call's deadline.
+	sc.Mark("istiod's address blackholed")
+	var silent report.Summary
+	var silentNote string
+	withIstiodBlackholed(t, s, func() {
+		silent, silentNote = freshClient(t, s, tp, "a client started without istiod, nothing answering")
+	})
+	if silent.Count(codes.DeadlineExceeded) == 0 {
+		t.Errorf("a client started without a control plane, nothing answering: want DEADLINE_EXCEEDED until its connection attempt times out, got %s", silentNote)
 	}
-	freshNote := fmt.Sprintf("%s in %.1f s", strings.Join(freshNotes, ", "), fresh.ElapsedS)
-	t.Logf("a client started while istiod was away: %d of %d calls failed: %s", fresh.Failed, fresh.Calls, freshNote)
-	if unavailable := fresh.Count(codes.Unavailable); fresh.Failed != fresh.Calls || unavailable == 0 {
-		t.Errorf("a client started without a control plane: want every call to fail and the last ones UNAVAILABLE, got %d of %d failed, %d UNAVAILABLE", fresh.Failed, fresh.Calls, unavailable)
-	}
+	freshNote += "; nothing answering: " + silentNote
 
 	sc.Mark("scale hello to 4")
 	s.Kube.Run(t, "-n", tp.Namespace, "scale", "deploy/hello", "--replicas=4")
@@ -93,11 +93,75 @@ func controlPlaneLost(t *testing.T, s *h.Suite, tp h.Topology) {
 		recovery = first.Sub(back)
 		sc.MarkAt(first, "new pod served")
 	}
-	note := fmt.Sprintf("%d calls; the clients sent the pod added meanwhile calls %.1f s after istiod was Ready again; a client started meanwhile: %d of %d failed (%s)",
-		sum.Calls, recovery.Seconds(), fresh.Failed, fresh.Calls, freshNote)
+	note := fmt.Sprintf("%d calls; the clients sent the pod added meanwhile calls %.1f s after istiod was Ready again; a client started meanwhile: %s",
+		sum.Calls, recovery.Seconds(), freshNote)
 	sc.Record(t, "control plane lost: istiod scaled to 0 under load", sum, recovery, note)
 	h.NoFailures(t, "control plane lost", sum)
 
 	s.Kube.Run(t, "-n", tp.Namespace, "scale", "deploy/hello", "--replicas=3")
 	s.WaitPodsReady(t, tp.Namespace, 3)
+}
+
+// A client started while istiod is away learns it when its xDS client's first connection
+// attempt to istiod fails: at once where the node refuses a connection to a Service with
+// no endpoints (the kit's cluster does: deploy/kube-router), after gRPC's minimum connect
+// timeout where nothing answers (20 s: grpc-go's clientconn.go minConnectTimeout, which
+// its xDS client's channel keeps). Until then its calls wait for a configuration and
+// end with DEADLINE_EXCEEDED, whose hint names istiod too. freshCalls × freshTimeout
+// holds the 20 s with a margin of 25 s, so the UNAVAILABLE comes within the client's run
+// either way.
+const (
+	freshCalls   = 3
+	freshTimeout = 15 * time.Second
+)
+
+// freshClient runs a proxyless client Job while istiod is away and checks that every call
+// fails, each UNAVAILABLE or DEADLINE_EXCEEDED with a hint that names istiod, and at least
+// one UNAVAILABLE. It returns the client's summary and a line saying what it got.
+func freshClient(t *testing.T, s *h.Suite, tp h.Topology, name string) (report.Summary, string) {
+	t.Helper()
+	sum := s.JobLoad(t, tp, name, fmt.Sprintf("-n=%d", freshCalls), fmt.Sprintf("-timeout=%s", freshTimeout), "-json", "-quiet").Result(t)
+	var got []string
+	for _, e := range sum.Errors {
+		got = append(got, fmt.Sprintf("%d %s", e.Count, e.Code))
+		if (e.Code != codes.Unavailable && e.Code != codes.DeadlineExceeded) || !strings.Contains(e.Hint, "istiod") {
+			t.Errorf("%s: %d calls %s (%s), want UNAVAILABLE or DEADLINE_EXCEEDED with a hint that names istiod, got the hint %q", name, e.Count, e.Code, e.Example, e.Hint)
+		}
+	}
+	note := fmt.Sprintf("%d of %d failed, %s in %.1f s", sum.Failed, sum.Calls, strings.Join(got, ", "), sum.ElapsedS)
+	t.Logf("%s: %s", name, note)
+	if sum.Failed != sum.Calls || sum.Count(codes.Unavailable) == 0 {
+		t.Errorf("%s: want every call to fail and the last ones UNAVAILABLE, got %s", name, note)
+	}
+	return sum, note
+}
+
+// withIstiodBlackholed runs f while every node discards what its pods send to istiod's
+// Service address (an ip rule ahead of deploy/kube-router's, which makes the Service range
+// unreachable): packets to it go nowhere and nothing answers, as on a network that drops
+// them. Nothing leaves the node. The rules go when f returns, or fails the test.
+func withIstiodBlackholed(t *testing.T, s *h.Suite, f func()) {
+	t.Helper()
+	ip := s.Kube.Run(t, "-n", istiodNS, "get", "service", "istiod", "-o", "jsonpath={.spec.clusterIP}")
+	rule := func(node, op string) []string {
+		return []string{"exec", node, "ip", "rule", op, "to", ip + "/32", "iif", "kube-bridge", "blackhole", "priority", "99"}
+	}
+	var added []string
+	var once sync.Once
+	remove := func() {
+		once.Do(func() {
+			for _, node := range added {
+				if out, err := exec.Command(s.Docker, rule(node, "del")...).CombinedOutput(); err != nil {
+					t.Errorf("remove the blackhole rule on %s: %v: %s", node, err, out)
+				}
+			}
+		})
+	}
+	t.Cleanup(remove)
+	defer remove()
+	for _, node := range s.Kube.Nodes(t) {
+		s.NodeDocker(t, rule(node, "add")...)
+		added = append(added, node)
+	}
+	f()
 }
