@@ -47,11 +47,13 @@ const (
 	// their rates recorded by the namespace's own copy of the rules. The operator writes the
 	// scrape configuration (a Secret) and the rules (a ConfigMap) when the PodMonitor and the
 	// PrometheusRule appear; the kubelet projects each into Prometheus' pod at its next
-	// sync of the pod (every minute at most), the reloader reloads Prometheus within
-	// seconds, and a rate needs two scrapes and an evaluation (20 s). The two files may
-	// reach the pod a sync apart, so targets that are up do not mean the rules are loaded:
-	// the wait asks for both. Two minutes leave half a minute over the worst case.
-	WatchedWithin = 2 * time.Minute
+	// periodic sync of the pod (every minute plus a jitter of up to half of it:
+	// pkg/kubelet/pod_workers.go, workerResyncIntervalJitterFactor), the reloader reloads
+	// Prometheus within seconds, and a rate needs two scrapes and an evaluation (20 s). The
+	// two files may reach the pod a sync apart (a sync that falls between the operator's
+	// two writes), so targets that are up do not mean the rules are loaded: the wait asks
+	// for both, and allows two syncs: 2 × 90 + 5 + 20 s, and 35 s of margin.
+	WatchedWithin = 4 * time.Minute
 )
 
 // Prometheus is a client of the kit's Prometheus API, published on the host by kind-up.
