@@ -74,8 +74,13 @@ func TestStreamMaxAgeReconnects(t *testing.T) {
 			if s.Reconnects < 12 || s.EndCount(codes.Unavailable) != s.Reconnects {
 				t.Fatalf("%d reconnects in 3.5s of 6 streams with a 1s max age, want at least 12", s.Reconnects)
 			}
-			if s.Opened != 6+s.Reconnects && s.Opened != 6+s.Reconnects-1 {
-				t.Errorf("%d streams opened for %d reconnects of 6 streams", s.Opened, s.Reconnects)
+			// Opened counts a stream at its first message, so a stream reopened in the
+			// last moments of the run (within one interval and a round trip of its end)
+			// is not counted yet. The 6 streams' ages are drawn together, so several can
+			// be caught so at once: at most one each. Reconnects ≥ 12 already shows that
+			// ended streams came back (a stream not reopened cannot end twice).
+			if s.Opened > 6+s.Reconnects || s.Opened < s.Reconnects {
+				t.Errorf("%d streams opened for %d reconnects of 6 streams: want %d, or up to 6 fewer (reopened at the run's end, no message yet)", s.Opened, s.Reconnects, 6+s.Reconnects)
 			}
 			if s.Messages < 6*3500/50/2 {
 				t.Errorf("%d messages: far fewer than 6 streams × 70", s.Messages)
