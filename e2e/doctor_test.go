@@ -102,14 +102,25 @@ func TestDoctor(t *testing.T) {
 
 	// The ClusterIP Services as backends of the proxy topologies' Gateway and Ingress, and
 	// those objects' own faults (doctor_routes_test.go).
-	t.Run("gateway-api", func(t *testing.T) { doctorGatewayAPI(t, s, transcript) })
-	t.Run("nginx-ingress", func(t *testing.T) { doctorNginxIngress(t, s, transcript) })
+	// Each rewrites Traefik's routes (and deploys a namespace's pods): churn for the
+	// proxies' timed failovers, held until its objects are deleted.
+	t.Run("gateway-api", func(t *testing.T) {
+		s.Churning(t)
+		doctorGatewayAPI(t, s, transcript)
+	})
+	t.Run("nginx-ingress", func(t *testing.T) {
+		s.Churning(t)
+		doctorNginxIngress(t, s, transcript)
+	})
 
 	t.Run("TLS client against plaintext server", func(t *testing.T) {
 		awaitDoctor(t, s, transcript, "TLS client against a plaintext server", doctor.CheckTLS, "TLS client against a plaintext", append(headless, "-tls")...)
 	})
 
 	t.Run("NetworkPolicy denies the client", func(t *testing.T) {
+		// Two pods start and the policy makes kube-router rewrite every node's rules:
+		// churn, held until the subtest's cleanup has deleted them.
+		s.Churning(t)
 		clientPod(t, s, "doctor-client", "doctor-client")
 		clientPod(t, s, "greeter-client", "greeter")
 		// The negative control of the traffic: before the policy, both callers get through.
@@ -184,6 +195,8 @@ func deployDoctorKit(t *testing.T, s *h.Suite) {
 			t.Fatal(err)
 		}
 	}
+	release := s.Churning(t) // its pods start: no failover is timed meanwhile
+	defer release()
 	s.Kube.Run(t, "apply", "-k", dir)
 	if !s.Keep {
 		t.Cleanup(func() { s.Kube.Cleanup(t, "delete", "namespace", doctorNS, "--ignore-not-found", "--wait=false") })
@@ -198,7 +211,7 @@ func patchService(t *testing.T, s *h.Suite, svc, patch string) {
 }
 
 // clientPod runs a greeter in doctorNS labelled app.kubernetes.io/name=app: a real caller
-// whose labels the NetworkPolicy check evaluates.
+// whose labels the NetworkPolicy check evaluates. The caller holds the churn lock.
 func clientPod(t *testing.T, s *h.Suite, name, app string) {
 	t.Helper()
 	pod := fmt.Sprintf(`apiVersion: v1

@@ -54,7 +54,10 @@ func TestTopologies(t *testing.T) {
 			t.Parallel()
 			s.Gate.Enter(t)
 			defer s.DumpIfFailed(t, tp.Namespaces()...)
+			// Its pods start: churn, which no timed failover of another topology may overlap.
+			release := s.Churning(t)
 			tp.Deploy(t, s, tp)
+			release()
 			s.RunScenarios(t, tp, scenarios)
 		})
 	}
