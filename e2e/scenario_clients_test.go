@@ -112,10 +112,7 @@ func firstAnswers(sum report.Summary) float64 {
 		}
 		first, last = min(first, b.FirstUnix), max(last, b.FirstUnix)
 	}
-	if len(sum.Backends) < 2 {
-		return 0
-	}
-	return last - first
+	return max(last-first, 0) // 0 for one backend, and for none (-Inf - +Inf)
 }
 
 // startAllowance is the skew the start can cause, as a share of the even share: the calls

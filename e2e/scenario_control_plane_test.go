@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -151,9 +150,7 @@ func withIstiodBlackholed(t *testing.T, s *h.Suite, f func()) {
 	remove := func() {
 		once.Do(func() {
 			for _, node := range added {
-				if out, err := exec.Command(s.Docker, rule(node, "del")...).CombinedOutput(); err != nil {
-					t.Errorf("remove the blackhole rule on %s: %v: %s", node, err, out)
-				}
+				s.NodeDockerCleanup(t, "remove the blackhole rule on "+node, rule(node, "del")...)
 			}
 		})
 	}

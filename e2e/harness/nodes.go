@@ -202,6 +202,15 @@ func (s *Suite) NodeDocker(t testing.TB, args ...string) {
 	}
 }
 
+// NodeDockerCleanup runs docker with args as a step of a cleanup: a failure is reported
+// with what the step was for, and the steps after it still run.
+func (s *Suite) NodeDockerCleanup(t testing.TB, what string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(s.Docker, args...).CombinedOutput(); err != nil {
+		t.Errorf("%s: %s %v: %v: %s", what, s.Docker, args, err, out)
+	}
+}
+
 // cutOffRule is one iptables rule of CutOffRules, for the binary of its address family.
 type cutOffRule struct {
 	cmd          string // iptables or ip6tables
@@ -248,15 +257,11 @@ func (s *Suite) CutOff(t testing.TB, node string, restore bool) {
 func (s *Suite) RestoreNode(t testing.TB, node string) {
 	t.Helper()
 	if out, err := exec.Command(s.Docker, "inspect", "-f", "{{.State.Paused}}", node).Output(); err == nil && string(out) == "true\n" {
-		if o, err := exec.Command(s.Docker, "unpause", node).CombinedOutput(); err != nil {
-			t.Errorf("unpause %s: %v: %s", node, err, o)
-		}
+		s.NodeDockerCleanup(t, "unpause "+node, "unpause", node)
 	}
 	for _, r := range CutOffRules {
 		if exec.Command(s.Docker, r.args(node, "-C")...).Run() == nil {
-			if o, err := exec.Command(s.Docker, r.args(node, "-D")...).CombinedOutput(); err != nil {
-				t.Errorf("restore %s's traffic: %v: %s", node, err, o)
-			}
+			s.NodeDockerCleanup(t, "restore "+node+"'s traffic", r.args(node, "-D")...)
 		}
 	}
 	s.Kube.Cleanup(t, "uncordon", node)
