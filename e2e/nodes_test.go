@@ -377,7 +377,7 @@ type silentEvent struct {
 var silentEvents = []silentEvent{
 	// docker pause: the cgroup freezer stops every process of the node (kubelet, the
 	// servers); its kernel still ACKs TCP, so peers see open connections with no answers.
-	{"frozen", func(t *testing.T, s *h.Suite, node string) { s.NodeDocker(t, "pause", node) },
+	{"frozen", func(t *testing.T, s *h.Suite, node string) { s.Pause(t, node) },
 		func(t *testing.T, s *h.Suite, node string) { s.NodeDocker(t, "unpause", node) }},
 	// Every packet of the node dropped in its network namespace: a partition.
 	{"cut off", func(t *testing.T, s *h.Suite, node string) { s.CutOff(t, node, false) },

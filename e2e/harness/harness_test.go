@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -117,12 +119,75 @@ type fakeT struct {
 	testing.TB
 	failed bool
 	msg    string
+	logs   []string
 }
 
 func (f *fakeT) Helper() {}
+func (f *fakeT) Logf(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+}
 func (f *fakeT) Fatalf(format string, args ...any) {
 	f.failed, f.msg = true, fmt.Sprintf(format, args...)
 	runtime.Goexit()
+}
+
+// fakeDocker is a docker CLI whose pause fails with out for its first fails calls (each
+// call appends a line to a file beside it), then succeeds.
+func fakeDocker(t *testing.T, fails int, out string) (path string, calls func() int) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\n[ $(wc -l < %s) -gt %d ] && exit 0\necho '%s' >&2\nexit 1\n", log, log, fails, out)
+	path = filepath.Join(dir, "docker")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path, func() int {
+		b, _ := os.ReadFile(log)
+		return bytes.Count(b, []byte("\n"))
+	}
+}
+
+// runc's message when the cgroup v1 freezer gives up, as docker prints it.
+const unableToFreeze = "Error response from daemon: Cannot pause container 29e6: OCI runtime pause failed: unable to freeze: unknown"
+
+func TestPauseRetriesWhenTheFreezerGivesUp(t *testing.T) {
+	docker, calls := fakeDocker(t, 2, unableToFreeze)
+	var ft fakeT
+	runFake(&ft, func() { (&Suite{Docker: docker}).Pause(&ft, "node") })
+	if ft.failed || calls() != 3 || len(ft.logs) != 3 || !strings.Contains(ft.logs[2], "frozen at attempt 3") {
+		t.Errorf("pause that froze at the third try: failed=%v %q, %d calls, logs %q", ft.failed, ft.msg, calls(), ft.logs)
+	}
+}
+
+// The negative controls: another failure is not retried, and the tries are bounded.
+func TestPauseFailsOtherwise(t *testing.T) {
+	for _, c := range []struct {
+		name, out string
+		fails     int
+		calls     int
+	}{
+		{"no such container", "Error response from daemon: No such container: node", 1, 1},
+		{"freezer gives up every time", unableToFreeze, 100, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			docker, calls := fakeDocker(t, c.fails, c.out)
+			var ft fakeT
+			runFake(&ft, func() { (&Suite{Docker: docker}).Pause(&ft, "node") })
+			if !ft.failed || calls() != c.calls || !strings.Contains(ft.msg, c.out) {
+				t.Errorf("failed=%v after %d calls (want %d): %q", ft.failed, calls(), c.calls, ft.msg)
+			}
+		})
+	}
+}
+
+// runFake runs f, which may end its goroutine through ft.Fatalf, and waits for it.
+func runFake(ft *fakeT, f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 func TestResultTableOrder(t *testing.T) {

@@ -3,6 +3,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
@@ -201,6 +202,38 @@ func (s *Suite) NodeDocker(t testing.TB, args ...string) {
 		t.Fatalf("%s %v: %v: %s", s.Docker, args, err, out)
 	}
 }
+
+// Pause freezes node with docker pause, trying again when the freezer gives up.
+//
+// On cgroup v1 (this kit's CI kernel) the freezer cannot reliably freeze a cgroup while
+// new processes keep appearing in it, and a kind node forks all the time (runc for each
+// exec, the kubelet's helpers). runc (libcontainer/cgroups/fs/freezer.go, v1.1) writes
+// FROZEN up to 1000 times, thawing every 50th, then fails with "unable to freeze" and
+// thaws the cgroup back; its own comment calls the freeze "a game of chances" that only
+// cgroup v2 fixes. So a failed attempt leaves the node running and another try is safe.
+// pauseAttempts bounds the tries: each takes well under a second.
+func (s *Suite) Pause(t testing.TB, node string) {
+	t.Helper()
+	const pauseAttempts = 5
+	for i := 1; ; i++ {
+		out, err := exec.Command(s.Docker, "pause", node).CombinedOutput()
+		if err == nil {
+			if i > 1 {
+				t.Logf("%s frozen at attempt %d of %d", node, i, pauseAttempts)
+			}
+			return
+		}
+		if !freezeGaveUp(out) || i == pauseAttempts {
+			t.Fatalf("%s pause %s (attempt %d of %d): %v: %s", s.Docker, node, i, pauseAttempts, err, out)
+		}
+		t.Logf("%s pause %s (attempt %d of %d): the freezer gave up, the node runs on; again: %s", s.Docker, node, i, pauseAttempts, bytes.TrimSpace(out))
+		time.Sleep(time.Second)
+	}
+}
+
+// freezeGaveUp tells runc's "unable to freeze" (the cgroup thawed back, safe to retry)
+// from every other failure of docker pause.
+func freezeGaveUp(out []byte) bool { return bytes.Contains(out, []byte("unable to freeze")) }
 
 // NodeDockerCleanup runs docker with args as a step of a cleanup: a failure is reported
 // with what the step was for, and the steps after it still run.
